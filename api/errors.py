@@ -1,0 +1,128 @@
+"""The API's error tree, translated once into OpenAI's envelope.
+
+    APIError                      {"error": {"message", "type", "param", "code"}}
+    ├── BadRequest        400     invalid_request_error (a bad parameter, a wrong state)
+    ├── Unauthorized      401     invalid_request_error / invalid_api_key
+    ├── NotFound          404     invalid_request_error
+    └── ServerError       500     server_error
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger("assistd.api")
+
+
+class APIError(Exception):
+    status = 500
+    type = "server_error"
+
+    def __init__(self, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "param": self.param, "code": self.code}}
+
+
+class BadRequest(APIError):
+    status = 400
+    type = "invalid_request_error"
+
+
+class Unauthorized(APIError):
+    status = 401
+    type = "invalid_request_error"
+
+
+class NotFound(APIError):
+    status = 404
+    type = "invalid_request_error"
+
+    @classmethod
+    def of(cls, kind: str, object_id: str) -> NotFound:
+        return cls(f"No {kind} found with id '{object_id}'.")
+
+
+class ServerError(APIError):
+    pass
+
+
+def _param(loc: tuple[Any, ...]) -> str | None:
+    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif not _is_union_tag(p):
+            out += f".{p}" if out else str(p)
+    return out or None
+
+
+def _is_union_tag(part: Any) -> bool:
+    # pydantic adds the matched union member ("str", "list[...]", "function") to locations
+    return isinstance(part, str) and (part in ("str", "int", "dict", "list") or "[" in part or "-" in part)
+
+
+def validation_error(exc: RequestValidationError) -> BadRequest:
+    err = exc.errors()[0]
+    param = _param(tuple(err.get("loc", ())))
+    kind = err.get("type", "")
+    if kind == "json_invalid" or (kind == "missing" and param is None):
+        return BadRequest(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
+            "using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
+        )
+    if kind == "missing":
+        return BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+    if kind == "extra_forbidden":
+        return BadRequest(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
+    if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type", "list_type"):
+        return BadRequest(
+            f"Invalid type for '{param}': {err.get('msg', 'wrong type')}.", param=param, code="invalid_type"
+        )
+    msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+    return BadRequest(f"Invalid value for '{param}': {msg}", param=param, code="invalid_value")
+
+
+def install(app: FastAPI) -> None:
+    """Every error leaves the API in OpenAI's envelope with OpenAI's status."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        err = validation_error(exc)
+        return JSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            err: APIError = NotFound(f"Invalid URL ({request.method} {request.url.path})")
+        elif exc.status_code == 405:
+            err = BadRequest(f"Invalid method for URL ({request.method} {request.url.path})")
+        else:
+            err = BadRequest(str(exc.detail))
+            err.status = exc.status_code
+        return JSONResponse(err.body(), status_code=err.status)
+
+    @app.exception_handler(json.JSONDecodeError)
+    async def _bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
+        err = BadRequest("We could not parse the JSON body of your request.")
+        return JSONResponse(err.body(), status_code=400)
+
+    @app.exception_handler(Exception)
+    async def _crash(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error")
+        err = ServerError("The server had an error while processing your request.")
+        return JSONResponse(err.body(), status_code=500)

@@ -1,0 +1,55 @@
+"""The FastAPI application: stores objects and enqueues runs; never calls a model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import text
+
+from api import errors
+from api.routes import assistants, messages, runs, steps, threads
+from core.config import Settings, get_settings
+from core.db import async_engine, sessionmaker
+
+log = logging.getLogger("assistd.api")
+
+
+def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] | None = None) -> FastAPI:
+    """The API app. `enqueue` hands a run id to the workers (the broker's by default)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = async_engine(settings.database_url)
+        app.state.sessions = sessionmaker(engine)
+        yield
+        await engine.dispose()
+
+    app = FastAPI(title="Assistd", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.api_keys = settings.keys()
+    if enqueue is None:
+        from core.broker import enqueue_run as enqueue
+    app.state.enqueue = enqueue
+    errors.install(app)
+
+    v1 = APIRouter(prefix="/v1")
+    # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
+    for module in (runs, steps, messages, threads, assistants):
+        v1.include_router(module.router)
+    app.include_router(v1)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> dict[str, str]:
+        async with app.state.sessions() as session:
+            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        return {"status": "ready"}
+
+    return app

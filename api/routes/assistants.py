@@ -1,0 +1,83 @@
+"""Assistants: create, retrieve, modify, delete, list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlmodel import col
+
+from api.deps import Project, Session
+from api.pagination import Listing, page
+from api.responses import deleted, wire
+from api.schemas import AssistantCreate, AssistantUpdate
+from api.store import dumped, dumped_one, owned, resources
+from core.models import Assistant
+
+router = APIRouter(prefix="/assistants", tags=["assistants"])
+
+
+@router.post("")
+async def create_assistant(body: AssistantCreate, project: Project, session: Session) -> dict[str, Any]:
+    """Create an assistant."""
+    row = Assistant(
+        project=project,
+        model=body.model,
+        name=body.name,
+        description=body.description,
+        instructions=body.instructions,
+        tools=dumped(body.tools) or [],
+        tool_resources=resources(body.tool_resources),
+        meta=body.metadata,
+        temperature=body.temperature,
+        top_p=body.top_p,
+        response_format=dumped_one(body.response_format),
+        reasoning_effort=body.reasoning_effort,
+    )
+    session.add(row)
+    await session.commit()
+    return wire(row.to_openai())
+
+
+@router.get("")
+async def list_assistants(params: Listing, project: Project, session: Session) -> dict[str, Any]:
+    """List assistants."""
+    return await page(session, Assistant, params, col(Assistant.project) == project)
+
+
+@router.get("/{assistant_id}")
+async def retrieve_assistant(assistant_id: str, project: Project, session: Session) -> dict[str, Any]:
+    """Retrieve an assistant."""
+    return wire((await owned(session, Assistant, assistant_id, project)).to_openai())
+
+
+@router.post("/{assistant_id}")
+async def modify_assistant(
+    assistant_id: str, body: AssistantUpdate, project: Project, session: Session
+) -> dict[str, Any]:
+    """Modify an assistant: only the fields sent change."""
+    row = await owned(session, Assistant, assistant_id, project)
+    sent = body.model_fields_set
+    for field in ("model", "name", "description", "instructions", "temperature", "top_p", "reasoning_effort"):
+        if field in sent:
+            setattr(row, field, getattr(body, field))
+    if "tools" in sent:
+        row.tools = dumped(body.tools) or []
+    if "tool_resources" in sent:
+        row.tool_resources = resources(body.tool_resources)
+    if "metadata" in sent:
+        row.meta = body.metadata
+    if "response_format" in sent:
+        row.response_format = dumped_one(body.response_format)
+    session.add(row)
+    await session.commit()
+    return wire(row.to_openai())
+
+
+@router.delete("/{assistant_id}")
+async def delete_assistant(assistant_id: str, project: Project, session: Session) -> dict[str, Any]:
+    """Delete an assistant."""
+    row = await owned(session, Assistant, assistant_id, project)
+    await session.delete(row)
+    await session.commit()
+    return deleted(assistant_id, "assistant")

@@ -1,0 +1,83 @@
+"""Messages: create, retrieve, modify, delete, list (with a run_id filter)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import Project, Session
+from api.errors import BadRequest
+from api.pagination import Listing, page
+from api.responses import deleted, wire
+from api.schemas import MessageCreate, MessageUpdate
+from api.store import message_row, owned
+from core.models import ACTIVE_RUN_STATUSES, Message, Run, Thread
+
+router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
+
+
+async def refuse_if_run_active(session: AsyncSession, thread_id: str) -> None:
+    """OpenAI does not let messages be added while a run works on the thread."""
+    active = (
+        await session.exec(
+            select(Run.id).where(Run.thread_id == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
+        )
+    ).first()
+    if active:
+        raise BadRequest(f"Can't add messages to {thread_id} while a run {active} is active.")
+
+
+@router.post("")
+async def create_message(
+    thread_id: str, body: MessageCreate, project: Project, session: Session
+) -> dict[str, Any]:
+    """Create a message."""
+    await owned(session, Thread, thread_id, project)
+    await refuse_if_run_active(session, thread_id)
+    row = message_row(project, thread_id, body)
+    session.add(row)
+    await session.commit()
+    return wire(row.to_openai())
+
+
+@router.get("")
+async def list_messages(
+    thread_id: str, params: Listing, project: Project, session: Session, run_id: str | None = None
+) -> dict[str, Any]:
+    """List a thread's messages."""
+    await owned(session, Thread, thread_id, project)
+    where = [col(Message.thread_id) == thread_id]
+    if run_id is not None:
+        where.append(col(Message.run_id) == run_id)
+    return await page(session, Message, params, *where)
+
+
+@router.get("/{message_id}")
+async def retrieve_message(thread_id: str, message_id: str, project: Project, session: Session) -> dict[str, Any]:
+    """Retrieve a message."""
+    return wire((await owned(session, Message, message_id, project, thread_id=thread_id)).to_openai())
+
+
+@router.post("/{message_id}")
+async def modify_message(
+    thread_id: str, message_id: str, body: MessageUpdate, project: Project, session: Session
+) -> dict[str, Any]:
+    """Modify a message's metadata."""
+    row = await owned(session, Message, message_id, project, thread_id=thread_id)
+    if "metadata" in body.model_fields_set:
+        row.meta = body.metadata
+    session.add(row)
+    await session.commit()
+    return wire(row.to_openai())
+
+
+@router.delete("/{message_id}")
+async def delete_message(thread_id: str, message_id: str, project: Project, session: Session) -> dict[str, Any]:
+    """Delete a message."""
+    row = await owned(session, Message, message_id, project, thread_id=thread_id)
+    await session.delete(row)
+    await session.commit()
+    return deleted(message_id, "thread.message")

@@ -1,0 +1,165 @@
+"""Runs: create (and create thread and run), retrieve, list, modify, cancel."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select, update
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.deps import Project, Session
+from api.errors import BadRequest
+from api.pagination import Listing, page
+from api.responses import run_response
+from api.routes.threads import thread_rows
+from api.schemas import RunCreate, RunUpdate, ThreadAndRunCreate, _RunParams
+from api.store import dumped, dumped_one, message_row, owned, resources
+from core.ids import now
+from core.models import ACTIVE_RUN_STATUSES, Assistant, Run, Thread
+
+log = logging.getLogger("assistd.api")
+router = APIRouter(tags=["runs"])
+
+
+def run_row(request: Request, project: str, thread_id: str, assistant: Assistant, body: _RunParams) -> Run:
+    """A queued run: the run's overrides, else the assistant's settings."""
+    if body.stream:
+        raise BadRequest("Streaming runs are not supported by this server yet.", param="stream")
+    sent = body.model_fields_set
+    instructions = body.instructions if "instructions" in sent else assistant.instructions
+    extra = getattr(body, "additional_instructions", None)
+    if extra:
+        instructions = f"{instructions}\n\n{extra}" if instructions else extra
+    created = now()
+    return Run(
+        project=project,
+        thread_id=thread_id,
+        assistant_id=assistant.id,
+        created_at=created,
+        model=body.model or assistant.model,
+        instructions=instructions or "",
+        tools=dumped(body.tools) if body.tools is not None else list(assistant.tools or []),
+        tool_choice=dumped_one(body.tool_choice) if body.tool_choice is not None else "auto",
+        temperature=body.temperature if body.temperature is not None else assistant.temperature,
+        top_p=body.top_p if body.top_p is not None else assistant.top_p,
+        response_format=dumped_one(body.response_format) if body.response_format else assistant.response_format,
+        parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
+        truncation_strategy=(body.truncation_strategy.model_dump() if body.truncation_strategy else None),
+        max_prompt_tokens=body.max_prompt_tokens,
+        max_completion_tokens=body.max_completion_tokens,
+        reasoning_effort=body.reasoning_effort or assistant.reasoning_effort,
+        meta=body.metadata,
+        expires_at=created + request.app.state.settings.run_timeout_seconds,
+        enqueued_at=created,
+    )
+
+
+async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) -> JSONResponse:
+    """Store the run, then hand its id to the workers (the sweeper re-sends it if this fails)."""
+    try:
+        await session.commit()
+    except IntegrityError:
+        await session.rollback()
+        active = (
+            await session.exec(
+                select(Run.id).where(Run.thread_id == run.thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
+            )
+        ).first()
+        raise BadRequest(f"Thread {run.thread_id} already has an active run {active}.") from None
+    try:
+        request.app.state.enqueue(run.id)
+    except Exception:
+        log.warning("could not enqueue %s now; the sweeper will", run.id, exc_info=True)
+    return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
+
+
+@router.post("/threads/runs")
+async def create_thread_and_run(
+    request: Request, body: ThreadAndRunCreate, project: Project, session: Session
+) -> JSONResponse:
+    """Create a thread and run it in one request."""
+    assistant = await owned(session, Assistant, body.assistant_id, project)
+    thread, messages = thread_rows(project, body.thread)
+    run = run_row(request, project, thread.id, assistant, body)
+    run.tool_resources = resources(body.tool_resources)
+    session.add(thread)
+    session.add_all(messages)
+    session.add(run)
+    return await commit_and_enqueue(request, session, run)
+
+
+@router.post("/threads/{thread_id}/runs")
+async def create_run(
+    request: Request,
+    thread_id: str,
+    body: RunCreate,
+    project: Project,
+    session: Session,
+    include: list[str] | None = Query(None, alias="include[]"),
+) -> JSONResponse:
+    """Create a run."""
+    await owned(session, Thread, thread_id, project)
+    assistant = await owned(session, Assistant, body.assistant_id, project)
+    run = run_row(request, project, thread_id, assistant, body)
+    session.add_all([message_row(project, thread_id, m) for m in body.additional_messages or []])
+    session.add(run)
+    return await commit_and_enqueue(request, session, run)
+
+
+@router.get("/threads/{thread_id}/runs")
+async def list_runs(thread_id: str, params: Listing, project: Project, session: Session) -> dict[str, Any]:
+    """List a thread's runs."""
+    await owned(session, Thread, thread_id, project)
+    return await page(session, Run, params, col(Run.thread_id) == thread_id)
+
+
+@router.get("/threads/{thread_id}/runs/{run_id}")
+async def retrieve_run(
+    request: Request, thread_id: str, run_id: str, project: Project, session: Session
+) -> JSONResponse:
+    """Retrieve a run."""
+    run = await owned(session, Run, run_id, project, thread_id=thread_id)
+    return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}")
+async def modify_run(
+    request: Request, thread_id: str, run_id: str, body: RunUpdate, project: Project, session: Session
+) -> JSONResponse:
+    """Modify a run's metadata."""
+    run = await owned(session, Run, run_id, project, thread_id=thread_id)
+    if "metadata" in body.model_fields_set:
+        await session.exec(update(Run).where(col(Run.id) == run_id).values(meta=body.metadata))  # type: ignore[call-overload]
+        await session.commit()
+        await session.refresh(run)
+    return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/cancel")
+async def cancel_run(
+    request: Request, thread_id: str, run_id: str, project: Project, session: Session
+) -> JSONResponse:
+    """Cancel a run: `cancelling` until the worker stops at its next boundary."""
+    run = await owned(session, Run, run_id, project, thread_id=thread_id)
+    moves = (("requires_action", "cancelled"), ("queued", "cancelling"), ("in_progress", "cancelling"))
+    for source, target in moves:
+        values: dict[str, Any] = {"status": target}
+        if target == "cancelled":
+            values.update(cancelled_at=now(), required_action=None)
+        result = await session.exec(  # type: ignore[call-overload]
+            update(Run).where(col(Run.id) == run_id, col(Run.status) == source).values(**values)
+        )
+        if result.rowcount:
+            await session.commit()
+            break
+    else:
+        await session.refresh(run)
+        raise BadRequest(f"Cannot cancel run with status '{run.status}'.")
+    await session.refresh(run)
+    if run.status == "cancelling":
+        request.app.state.enqueue(run_id)  # a queued run is finished off by whichever worker gets this
+    return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)

@@ -1,0 +1,40 @@
+"""Run steps: list and retrieve."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query
+from sqlmodel import col
+
+from api.deps import Project, Session
+from api.pagination import Listing, page
+from api.responses import wire
+from api.store import owned
+from core.models import Run, RunStep
+
+router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
+
+Include = Query(None, alias="include[]")
+
+
+@router.get("")
+async def list_run_steps(
+    thread_id: str,
+    run_id: str,
+    params: Listing,
+    project: Project,
+    session: Session,
+    include: list[str] | None = Include,
+) -> dict[str, Any]:
+    """List a run's steps."""
+    await owned(session, Run, run_id, project, thread_id=thread_id)
+    return await page(session, RunStep, params, col(RunStep.run_id) == run_id)
+
+
+@router.get("/{step_id}")
+async def retrieve_run_step(
+    thread_id: str, run_id: str, step_id: str, project: Project, session: Session, include: list[str] | None = Include
+) -> dict[str, Any]:
+    """Retrieve a run step."""
+    return wire((await owned(session, RunStep, step_id, project, run_id=run_id, thread_id=thread_id)).to_openai())

@@ -1,0 +1,64 @@
+"""Threads: create (with initial messages), retrieve, modify, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from sqlmodel import col, delete
+
+from api.deps import Project, Session
+from api.responses import deleted, wire
+from api.schemas import ThreadCreate, ThreadUpdate
+from api.store import message_row, owned, resources
+from core.models import Message, Run, RunStep, Thread
+
+router = APIRouter(prefix="/threads", tags=["threads"])
+
+
+def thread_rows(project: str, body: ThreadCreate | None) -> tuple[Thread, list[Message]]:
+    """A new thread and its initial messages, in order."""
+    body = body or ThreadCreate()
+    thread = Thread(project=project, meta=body.metadata, tool_resources=resources(body.tool_resources))
+    messages = [message_row(project, thread.id, m) for m in body.messages or []]
+    return thread, messages
+
+
+@router.post("")
+async def create_thread(project: Project, session: Session, body: ThreadCreate | None = None) -> dict[str, Any]:
+    """Create a thread."""
+    thread, messages = thread_rows(project, body)
+    session.add(thread)
+    session.add_all(messages)
+    await session.commit()
+    return wire(thread.to_openai())
+
+
+@router.get("/{thread_id}")
+async def retrieve_thread(thread_id: str, project: Project, session: Session) -> dict[str, Any]:
+    """Retrieve a thread."""
+    return wire((await owned(session, Thread, thread_id, project)).to_openai())
+
+
+@router.post("/{thread_id}")
+async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, session: Session) -> dict[str, Any]:
+    """Modify a thread's metadata and tool resources."""
+    row = await owned(session, Thread, thread_id, project)
+    if "metadata" in body.model_fields_set:
+        row.meta = body.metadata
+    if "tool_resources" in body.model_fields_set:
+        row.tool_resources = resources(body.tool_resources)
+    session.add(row)
+    await session.commit()
+    return wire(row.to_openai())
+
+
+@router.delete("/{thread_id}")
+async def delete_thread(thread_id: str, project: Project, session: Session) -> dict[str, Any]:
+    """Delete a thread with its messages, runs and run steps."""
+    row = await owned(session, Thread, thread_id, project)
+    for table in (RunStep, Run, Message):
+        await session.exec(delete(table).where(col(table.thread_id) == thread_id))  # type: ignore[call-overload]
+    await session.delete(row)
+    await session.commit()
+    return deleted(thread_id, "thread")

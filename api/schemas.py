@@ -1,0 +1,242 @@
+"""Request bodies, validated as OpenAI validates them (unknown parameters are errors)."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+_FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
+    if value is None:
+        return None
+    if len(value) > 16:
+        raise ValueError("metadata can have at most 16 key-value pairs.")
+    for key, val in value.items():
+        if len(key) > 64:
+            raise ValueError(f"metadata keys can be at most 64 characters long ('{key[:20]}...').")
+        if len(val) > 512:
+            raise ValueError(f"metadata values can be at most 512 characters long (key '{key}').")
+    return value
+
+
+Metadata = Annotated[dict[str, str] | None, Field(default=None)]
+
+
+class FunctionDefinition(Body):
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _FUNCTION_NAME.match(v):
+            raise ValueError("function names must match ^[a-zA-Z0-9_-]{1,64}$.")
+        return v
+
+
+class FunctionTool(Body):
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class CodeInterpreterTool(Body):
+    type: Literal["code_interpreter"]
+
+
+class FileSearchTool(Body):
+    type: Literal["file_search"]
+    file_search: dict[str, Any] | None = None
+
+
+Tool = Annotated[Union[FunctionTool, CodeInterpreterTool, FileSearchTool], Field(discriminator="type")]
+
+
+class JSONSchemaFormat(Body):
+    name: str
+    description: str | None = None
+    schema_: dict[str, Any] | None = Field(default=None, alias="schema")
+    strict: bool | None = None
+
+
+class ResponseFormatText(Body):
+    type: Literal["text"]
+
+
+class ResponseFormatJSONObject(Body):
+    type: Literal["json_object"]
+
+
+class ResponseFormatJSONSchema(Body):
+    type: Literal["json_schema"]
+    json_schema: JSONSchemaFormat
+
+
+ResponseFormat = Union[
+    Literal["auto"],
+    Annotated[
+        Union[ResponseFormatText, ResponseFormatJSONObject, ResponseFormatJSONSchema], Field(discriminator="type")
+    ],
+]
+
+
+class ToolChoiceFunctionName(Body):
+    name: str
+
+
+class ToolChoiceObject(Body):
+    type: Literal["function", "code_interpreter", "file_search"]
+    function: ToolChoiceFunctionName | None = None
+
+
+ToolChoice = Union[Literal["none", "auto", "required"], ToolChoiceObject]
+
+
+class TruncationStrategy(Body):
+    type: Literal["auto", "last_messages"]
+    last_messages: Annotated[int, Field(ge=1)] | None = None
+
+
+class FileIds(Body):
+    file_ids: Annotated[list[str], Field(max_length=20)] | None = None
+
+
+class FileSearchResources(Body):
+    vector_store_ids: Annotated[list[str], Field(max_length=1)] | None = None
+
+
+class ToolResources(Body):
+    code_interpreter: FileIds | None = None
+    file_search: FileSearchResources | None = None
+
+
+class AttachmentTool(Body):
+    type: Literal["code_interpreter", "file_search"]
+
+
+class Attachment(Body):
+    file_id: str
+    tools: list[AttachmentTool] | None = None
+
+
+class TextPart(Body):
+    type: Literal["text"]
+    text: str
+
+
+class ImageFile(Body):
+    file_id: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageFilePart(Body):
+    type: Literal["image_file"]
+    image_file: ImageFile
+
+
+class ImageURL(Body):
+    url: str
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImageURLPart(Body):
+    type: Literal["image_url"]
+    image_url: ImageURL
+
+
+ContentPart = Annotated[Union[TextPart, ImageFilePart, ImageURLPart], Field(discriminator="type")]
+
+
+class _HasMetadata(Body):
+    metadata: Metadata
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(v)
+
+
+class MessageCreate(_HasMetadata):
+    role: Literal["user", "assistant"]
+    content: Union[str, Annotated[list[ContentPart], Field(min_length=1)]]
+    attachments: list[Attachment] | None = None
+
+    def stored_content(self) -> list[dict[str, Any]]:
+        if isinstance(self.content, str):
+            return [{"type": "text", "text": {"value": self.content, "annotations": []}}]
+        out: list[dict[str, Any]] = []
+        for part in self.content:
+            if isinstance(part, TextPart):
+                out.append({"type": "text", "text": {"value": part.text, "annotations": []}})
+            else:
+                out.append(part.model_dump(exclude_none=True))
+        return out
+
+
+class MessageUpdate(_HasMetadata):
+    pass
+
+
+class _Sampling(_HasMetadata):
+    model: str | None = None
+    instructions: Annotated[str, Field(max_length=256_000)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+    temperature: Annotated[float, Field(ge=0, le=2)] | None = None
+    top_p: Annotated[float, Field(ge=0, le=1)] | None = None
+    response_format: ResponseFormat | None = None
+    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+
+
+class AssistantCreate(_Sampling):
+    model: str
+    name: Annotated[str, Field(max_length=256)] | None = None
+    description: Annotated[str, Field(max_length=512)] | None = None
+    tool_resources: ToolResources | None = None
+
+
+class AssistantUpdate(_Sampling):
+    name: Annotated[str, Field(max_length=256)] | None = None
+    description: Annotated[str, Field(max_length=512)] | None = None
+    tool_resources: ToolResources | None = None
+
+
+class ThreadCreate(_HasMetadata):
+    messages: Annotated[list[MessageCreate], Field(max_length=32)] | None = None
+    tool_resources: ToolResources | None = None
+
+
+class ThreadUpdate(_HasMetadata):
+    tool_resources: ToolResources | None = None
+
+
+class _RunParams(_Sampling):
+    assistant_id: str
+    stream: bool | None = None
+    max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    truncation_strategy: TruncationStrategy | None = None
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool | None = None
+
+
+class RunCreate(_RunParams):
+    additional_instructions: str | None = None
+    additional_messages: list[MessageCreate] | None = None
+
+
+class ThreadAndRunCreate(_RunParams):
+    thread: ThreadCreate | None = None
+    tool_resources: ToolResources | None = None
+
+
+class RunUpdate(_HasMetadata):
+    pass

@@ -1,0 +1,5 @@
+import sys
+
+from assistd.cli import main
+
+sys.exit(main())

@@ -1,0 +1,114 @@
+"""`assistd`: serve (embedded, one process), api, worker, migrate."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from core.config import get_settings
+from core.db import NotMigrated, check_migrated, migrate
+
+log = logging.getLogger("assistd")
+
+
+def _serve(args: argparse.Namespace) -> int:
+    """Embedded mode: migrate, then API and worker in this one process."""
+    settings = get_settings()
+    migrate(settings.database_url)
+    if not settings.keys():
+        log.warning("ASSISTD_API_KEYS is not set: accepting any API key as project 'default'")
+    import uvicorn
+    from dramatiq.asyncio import get_event_loop_thread
+
+    from api.main import create_app
+    from workers.main import start_worker
+    from workers.middleware import runner
+
+    worker = start_worker(settings)
+    # whatever this process left unfinished last time is picked up again now
+    get_event_loop_thread().run_coroutine(runner().sweep(orphans_now=True))  # type: ignore[union-attr]
+    try:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False, log_level="warning")
+    finally:
+        worker.stop()
+    return 0
+
+
+def _require_distributed(need_keys: bool) -> None:
+    settings = get_settings()
+    if not settings.redis_url:
+        sys.exit("assistd: REDIS_URL is required in distributed mode (use `assistd serve` for one process)")
+    if need_keys and not settings.keys():
+        sys.exit("assistd: ASSISTD_API_KEYS is required in distributed mode (format: key=project,key2=project2)")
+    try:
+        check_migrated(settings.database_url)
+    except NotMigrated as exc:
+        sys.exit(f"assistd: {exc}")
+
+
+def _api(args: argparse.Namespace) -> int:
+    """Distributed mode: the HTTP API only; runs go to the workers through Redis."""
+    _require_distributed(need_keys=True)
+    import uvicorn
+
+    from api.main import create_app
+
+    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, log_level="warning")
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Distributed mode: execute runs from the Redis queue until SIGTERM/SIGINT."""
+    _require_distributed(need_keys=False)
+    from workers.main import start_worker
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    worker = start_worker(get_settings())
+    log.info("worker started")
+    stop.wait()
+    log.info("worker stopping: handing back runs in flight")
+    worker.stop()
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    """Apply the database migrations."""
+    migrate(get_settings().database_url)
+    print("assistd: database is up to date")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="assistd", description="A self-hosted OpenAI Assistants API server.")
+    sub = p.add_subparsers(dest="command", required=True)
+    for name, fn, helptext, listens in (
+        ("serve", _serve, "embedded mode: API, worker, SQLite and queue in one process", True),
+        ("api", _api, "distributed mode: the HTTP API (needs REDIS_URL, DATABASE_URL)", True),
+        ("worker", _worker, "distributed mode: a run worker (needs REDIS_URL, DATABASE_URL)", False),
+        ("migrate", _migrate, "apply database migrations", False),
+    ):
+        cmd = sub.add_parser(name, help=helptext, description=helptext)
+        if listens:
+            cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+            cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+        cmd.set_defaults(fn=fn)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("alembic", "httpx", "httpx2", "dramatiq"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,81 @@
+"""The one Settings class: nothing else in Assistd reads the environment."""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from typing import Any
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ModelEndpoint(BaseModel):
+    """Where requests for one model name go (an OpenAI-compatible base URL)."""
+
+    base_url: str
+    api_key: str = "none"
+    context_window: int | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ASSISTD_", extra="ignore")
+
+    # storage and broker
+    database_url: str = Field(
+        "sqlite:///./data/assistd.db", validation_alias=AliasChoices("ASSISTD_DATABASE_URL", "DATABASE_URL")
+    )
+    redis_url: str | None = Field(None, validation_alias=AliasChoices("ASSISTD_REDIS_URL", "REDIS_URL"))
+    redis_namespace: str = "assistd"
+    files_dir: str = "./data/files"
+
+    # authentication: "key=project,key2=project2"; a key without "=project" is in project "default"
+    api_keys: str | None = None
+
+    # models: the default endpoint is the one the openai client itself reads
+    openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
+    openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))
+    # JSON object: model name -> {"base_url", "api_key", "context_window"}
+    model_endpoints: dict[str, ModelEndpoint] = {}
+    context_window: int = 128_000
+    model_timeout_seconds: float = 600.0
+    model_max_retries: int = 2
+
+    # runs
+    run_lease_seconds: float = 30.0
+    run_timeout_seconds: int = 600
+    requeue_after_seconds: float = 30.0
+    sweep_interval_seconds: float = 2.0
+    cancel_check_seconds: float = 0.5
+    poll_after_ms: int = 25
+
+    # workers
+    worker_concurrency: int = 500
+    worker_threads: int = 8
+    worker_poll_ms: int = 10
+
+    # metrics and logs
+    log_level: str = "INFO"
+
+    @field_validator("model_endpoints", mode="before")
+    @classmethod
+    def _parse_endpoints(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else {}
+        return value
+
+    def keys(self) -> dict[str, str]:
+        """API key -> project, parsed from `api_keys`."""
+        out: dict[str, str] = {}
+        for item in (self.api_keys or "").split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, _, project = item.partition("=")
+            out[key.strip()] = project.strip() or "default"
+        return out
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

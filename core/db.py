@@ -1,0 +1,101 @@
+"""Database engines (async for the service, sync for migrations) and the migration check."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlmodel import create_engine
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class NotMigrated(RuntimeError):
+    """The database schema is behind the code: run `assistd migrate`."""
+
+
+def _driver_url(url: str, *, sync: bool) -> str:
+    u = make_url(url)
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        u = u.set(drivername="sqlite" if sync else "sqlite+aiosqlite")
+        if u.database and u.database != ":memory:":
+            Path(u.database).parent.mkdir(parents=True, exist_ok=True)
+    elif backend == "postgresql":
+        u = u.set(drivername="postgresql+psycopg" if sync else "postgresql+asyncpg")
+    return u.render_as_string(hide_password=False)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:  # type: ignore[no-untyped-def]
+    # WAL lets the API read while the worker writes; busy_timeout waits instead of failing.
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.close()
+
+
+def async_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+    if is_sqlite(url):
+        engine = create_async_engine(_driver_url(url, sync=False))
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_async_engine(
+        _driver_url(url, sync=False), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+    )
+
+
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, class_=AsyncSession, expire_on_commit=False)
+
+
+def sync_engine(url: str) -> Engine:
+    engine = create_engine(_driver_url(url, sync=True))
+    if is_sqlite(url):
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def _alembic_config(url: str):  # type: ignore[no-untyped-def]
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.set_main_option("sqlalchemy.url", _driver_url(url, sync=True).replace("%", "%%"))
+    return cfg
+
+
+def migrate(url: str) -> None:
+    """Apply every migration (`alembic upgrade head`)."""
+    from alembic import command
+
+    os.environ.setdefault("ALEMBIC_QUIET", "1")
+    command.upgrade(_alembic_config(url), "head")
+
+
+def check_migrated(url: str) -> None:
+    """Raise NotMigrated unless the database is at the newest revision."""
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(_alembic_config(url)).get_current_head()
+    engine = sync_engine(url)
+    try:
+        with engine.connect() as conn:
+            current = MigrationContext.configure(conn).get_current_revision()
+    finally:
+        engine.dispose()
+    if current != head:
+        raise NotMigrated(
+            f"database {make_url(url).render_as_string()} is at revision {current or 'none'}, "
+            f"the code needs {head}: run `assistd migrate` first"
+        )

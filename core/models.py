@@ -1,0 +1,275 @@
+"""Tables. Each stores data; one `to_openai()` per table maps it to the wire type.
+
+Timestamps are floats here (sub-second, for measuring) and integer seconds on the wire.
+`seq` is a strictly increasing nanosecond counter that orders lists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from openai.types.beta import Assistant as WireAssistant
+from openai.types.beta import Thread as WireThread
+from openai.types.beta.threads import Message as WireMessage
+from openai.types.beta.threads import Run as WireRun
+from openai.types.beta.threads.runs import RunStep as WireRunStep
+from sqlalchemy import JSON, BigInteger, Column, Index, String, text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlmodel import Field, SQLModel
+
+from core.ids import new_id, now, seq
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
+TERMINAL_RUN_STATUSES = ("completed", "failed", "cancelled", "expired", "incomplete")
+
+
+def _json(**kw: Any) -> Any:
+    return Field(default=None, sa_column=Column(JSONType, nullable=True, **kw))
+
+
+def _meta() -> Any:
+    # `metadata` is taken by SQLAlchemy; the column keeps the wire name.
+    return Field(default=None, sa_column=Column("metadata", JSONType, nullable=True))
+
+
+def _seq() -> Any:
+    return Field(default_factory=seq, sa_column_kwargs={"nullable": False}, sa_type=BigInteger)
+
+
+def ts(value: float | None) -> int | None:
+    return None if value is None else int(value)
+
+
+class Assistant(SQLModel, table=True):
+    __tablename__ = "assistants"
+    __table_args__ = (Index("ix_assistants_project_seq", "project", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("asst"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    model: str
+    name: str | None = None
+    description: str | None = None
+    instructions: str | None = None
+    tools: list[dict[str, Any]] | None = _json()
+    tool_resources: dict[str, Any] | None = _json()
+    meta: dict[str, str] | None = _meta()
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = _json()
+    reasoning_effort: str | None = None
+
+    def to_openai(self) -> WireAssistant:
+        return WireAssistant.model_validate(
+            {
+                "id": self.id,
+                "object": "assistant",
+                "created_at": ts(self.created_at),
+                "model": self.model,
+                "name": self.name,
+                "description": self.description,
+                "instructions": self.instructions,
+                "tools": self.tools or [],
+                "tool_resources": self.tool_resources or {},
+                "metadata": self.meta or {},
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "response_format": self.response_format or "auto",
+            }
+        )
+
+
+class Thread(SQLModel, table=True):
+    __tablename__ = "threads"
+
+    id: str = Field(default_factory=lambda: new_id("thread"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    tool_resources: dict[str, Any] | None = _json()
+    meta: dict[str, str] | None = _meta()
+
+    def to_openai(self) -> WireThread:
+        return WireThread.model_validate(
+            {
+                "id": self.id,
+                "object": "thread",
+                "created_at": ts(self.created_at),
+                "tool_resources": self.tool_resources or {},
+                "metadata": self.meta or {},
+            }
+        )
+
+
+class Message(SQLModel, table=True):
+    __tablename__ = "messages"
+    __table_args__ = (Index("ix_messages_thread_seq", "thread_id", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("msg"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    thread_id: str = Field(max_length=64)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    role: str = Field(max_length=16)
+    content: list[dict[str, Any]] | None = _json()
+    attachments: list[dict[str, Any]] | None = _json()
+    meta: dict[str, str] | None = _meta()
+    assistant_id: str | None = Field(default=None, max_length=64)
+    run_id: str | None = Field(default=None, max_length=64, index=True)
+    status: str = Field(default="completed", max_length=16)
+    completed_at: float | None = None
+    incomplete_at: float | None = None
+    incomplete_details: dict[str, Any] | None = _json()
+
+    def to_openai(self) -> WireMessage:
+        return WireMessage.model_validate(
+            {
+                "id": self.id,
+                "object": "thread.message",
+                "created_at": ts(self.created_at),
+                "thread_id": self.thread_id,
+                "role": self.role,
+                "content": self.content or [],
+                "attachments": self.attachments or [],
+                "metadata": self.meta or {},
+                "assistant_id": self.assistant_id,
+                "run_id": self.run_id,
+                "status": self.status,
+                "completed_at": ts(self.completed_at),
+                "incomplete_at": ts(self.incomplete_at),
+                "incomplete_details": self.incomplete_details,
+            }
+        )
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_thread_seq", "thread_id", "seq"),
+        Index("ix_runs_status", "status"),
+        # One active run per thread, enforced by the database (no check-then-insert race).
+        Index(
+            "ux_runs_one_active",
+            "thread_id",
+            unique=True,
+            sqlite_where=text("status IN ('queued','in_progress','requires_action','cancelling')"),
+            postgresql_where=text("status IN ('queued','in_progress','requires_action','cancelling')"),
+        ),
+    )
+
+    id: str = Field(default_factory=lambda: new_id("run"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    thread_id: str = Field(max_length=64)
+    assistant_id: str = Field(max_length=64)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    status: str = Field(default="queued", sa_column_kwargs={"nullable": False}, sa_type=String(16))
+    model: str
+    instructions: str = ""
+    tools: list[dict[str, Any]] | None = _json()
+    tool_choice: Any = _json()
+    tool_resources: dict[str, Any] | None = _json()
+    temperature: float | None = None
+    top_p: float | None = None
+    response_format: Any = _json()
+    parallel_tool_calls: bool = True
+    truncation_strategy: dict[str, Any] | None = _json()
+    max_prompt_tokens: int | None = None
+    max_completion_tokens: int | None = None
+    reasoning_effort: str | None = None
+    meta: dict[str, str] | None = _meta()
+    usage: dict[str, int] | None = _json()
+    last_error: dict[str, str] | None = _json()
+    incomplete_details: dict[str, Any] | None = _json()
+    required_action: dict[str, Any] | None = _json()
+    started_at: float | None = None
+    completed_at: float | None = None
+    cancelled_at: float | None = None
+    failed_at: float | None = None
+    expires_at: float | None = None
+    # execution bookkeeping, never on the wire
+    owner: str | None = Field(default=None, max_length=128)
+    lease_until: float | None = None
+    enqueued_at: float | None = None
+    attempts: int = 0
+
+    def to_openai(self) -> WireRun:
+        return WireRun.model_validate(
+            {
+                "id": self.id,
+                "object": "thread.run",
+                "created_at": ts(self.created_at),
+                "thread_id": self.thread_id,
+                "assistant_id": self.assistant_id,
+                "status": self.status,
+                "model": self.model,
+                "instructions": self.instructions,
+                "tools": self.tools or [],
+                "tool_choice": self.tool_choice or "auto",
+                "temperature": self.temperature,
+                "top_p": self.top_p,
+                "response_format": self.response_format or "auto",
+                "parallel_tool_calls": self.parallel_tool_calls,
+                "truncation_strategy": self.truncation_strategy or {"type": "auto", "last_messages": None},
+                "max_prompt_tokens": self.max_prompt_tokens,
+                "max_completion_tokens": self.max_completion_tokens,
+                "metadata": self.meta or {},
+                "usage": self.usage,
+                "last_error": self.last_error,
+                "incomplete_details": self.incomplete_details,
+                "required_action": self.required_action,
+                "started_at": ts(self.started_at),
+                "completed_at": ts(self.completed_at),
+                "cancelled_at": ts(self.cancelled_at),
+                "failed_at": ts(self.failed_at),
+                "expires_at": ts(self.expires_at) if self.status in ACTIVE_RUN_STATUSES else None,
+            }
+        )
+
+
+class RunStep(SQLModel, table=True):
+    __tablename__ = "run_steps"
+    __table_args__ = (Index("ix_run_steps_run_seq", "run_id", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("step"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    run_id: str = Field(max_length=64)
+    thread_id: str = Field(max_length=64)
+    assistant_id: str = Field(max_length=64)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    type: str = Field(max_length=32)
+    status: str = Field(default="in_progress", max_length=16)
+    step_details: dict[str, Any] | None = _json()
+    usage: dict[str, int] | None = _json()
+    last_error: dict[str, str] | None = _json()
+    meta: dict[str, str] | None = _meta()
+    completed_at: float | None = None
+    cancelled_at: float | None = None
+    failed_at: float | None = None
+    expired_at: float | None = None
+
+    def to_openai(self) -> WireRunStep:
+        return WireRunStep.model_validate(
+            {
+                "id": self.id,
+                "object": "thread.run.step",
+                "created_at": ts(self.created_at),
+                "run_id": self.run_id,
+                "thread_id": self.thread_id,
+                "assistant_id": self.assistant_id,
+                "type": self.type,
+                "status": self.status,
+                "step_details": self.step_details,
+                "usage": self.usage,
+                "last_error": self.last_error,
+                "metadata": self.meta or {},
+                "completed_at": ts(self.completed_at),
+                "cancelled_at": ts(self.cancelled_at),
+                "failed_at": ts(self.failed_at),
+                "expired_at": ts(self.expired_at),
+            }
+        )

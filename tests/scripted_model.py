@@ -1,0 +1,202 @@
+"""A scripted OpenAI-compatible model server, run as a real process by tests and benchmarks.
+
+`python -m tests.scripted_model --port 9100 [--latency-ms 0]`
+
+The model name picks the script:
+  echo (or any other name)  "You said: <last user message>"
+  text:<reply>              always <reply>
+  slow:<ms>                 echo after <ms> milliseconds
+  error:<status>            an OpenAI-shaped error with that HTTP status
+  flaky:<n>                 HTTP 500 for the first <n> requests carrying the same last message, then echo
+  length                    a reply cut off by the token limit (finish_reason "length")
+  queue:<key>               the next response pushed with POST /_script {"key", "responses": [...]};
+                            a response is {"content": str} | {"tool_calls": [{"name", "arguments"}]}
+                            | {"error": status}
+Both `stream: true` (with `stream_options.include_usage`) and plain responses are served.
+GET /_requests lists what was received (body, received_at, done_at); DELETE /_requests clears it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import time
+from collections import defaultdict, deque
+from typing import Any
+
+_ids = itertools.count(1)
+LOG: deque[dict[str, Any]] = deque(maxlen=20_000)
+QUEUES: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
+FLAKY: dict[str, int] = defaultdict(int)
+LATENCY_MS = 0.0
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    for msg in reversed(body.get("messages", [])):
+        if msg.get("role") == "user":
+            content = msg.get("content")
+            if isinstance(content, list):
+                return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+            return str(content or "")
+    return ""
+
+
+def _tokens(text: str) -> int:
+    return len(text) // 4 + 1
+
+
+def plan(body: dict[str, Any]) -> dict[str, Any]:
+    """What to answer: {"content"} | {"tool_calls"} | {"error"} | {"content", "finish": "length"}."""
+    model = str(body.get("model", "echo"))
+    kind, _, arg = model.partition(":")
+    last = _last_user_text(body)
+    if kind == "text":
+        return {"content": arg}
+    if kind == "error":
+        return {"error": int(arg or 500)}
+    if kind == "slow":
+        return {"content": f"You said: {last}", "delay_ms": float(arg or 0)}
+    if kind == "flaky":
+        FLAKY[last] += 1
+        return {"error": 500} if FLAKY[last] <= int(arg or 1) else {"content": f"You said: {last}"}
+    if kind == "length":
+        limit = body.get("max_completion_tokens") or body.get("max_tokens") or 16
+        return {"content": "word " * int(limit), "finish": "length"}
+    if kind == "queue":
+        queue = QUEUES[arg]
+        return queue.popleft() if queue else {"error": 500, "message": f"script queue {arg!r} is empty"}
+    return {"content": f"You said: {last}"}
+
+
+def completion(body: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
+    prompt_tokens = sum(_tokens(json.dumps(m.get("content"))) for m in body.get("messages", []))
+    message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
+    finish = step.get("finish", "stop")
+    if step.get("tool_calls"):
+        message["tool_calls"] = [
+            {"id": c.get("id") or f"call_{next(_ids)}", "type": "function",
+             "function": {"name": c["name"], "arguments": c.get("arguments", "{}")}}
+            for c in step["tool_calls"]
+        ]
+        finish = "tool_calls"
+    completion_tokens = _tokens(json.dumps(message))
+    return {
+        "id": f"chatcmpl-{next(_ids)}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "echo"),
+        "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def chunks(full: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+    """The streamed form of a completion: role, content pieces, tool call pieces, finish, usage."""
+    base = {k: full[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    choice = full["choices"][0]
+    message = choice["message"]
+    out = [{"role": "assistant", "content": ""}]
+    content = message.get("content") or ""
+    words = content.split(" ")
+    out += [{"content": w if i == 0 else " " + w} for i, w in enumerate(words) if content]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        out.append({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                    "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        args = call["function"]["arguments"]
+        for i in range(0, len(args), 8):
+            out.append({"tool_calls": [{"index": index, "function": {"arguments": args[i:i + 8]}}]})
+    events = [base | {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in out]
+    events.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    if include_usage:
+        events.append(base | {"choices": [], "usage": full["usage"]})
+    return events
+
+
+async def _read(receive: Any) -> bytes:
+    body = b""
+    while True:
+        event = await receive()
+        body += event.get("body", b"")
+        if not event.get("more_body"):
+            return body
+
+
+async def _send_json(send: Any, status: int, payload: Any) -> None:
+    data = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    if scope["type"] == "lifespan":
+        while (await receive())["type"] != "lifespan.shutdown":
+            await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    path, method = scope["path"], scope["method"]
+    raw = await _read(receive)
+    if path == "/_requests":
+        if method == "DELETE":
+            LOG.clear()
+            FLAKY.clear()
+            QUEUES.clear()
+        return await _send_json(send, 200, list(LOG))
+    if path == "/_script":
+        data = json.loads(raw)
+        QUEUES[data["key"]].extend(data["responses"])
+        return await _send_json(send, 200, {"queued": len(QUEUES[data["key"]])})
+    if path == "/health":
+        return await _send_json(send, 200, {"ok": True})
+    if not path.endswith("/chat/completions"):
+        return await _send_json(send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
+    await chat(json.loads(raw), send)
+
+
+async def chat(body: dict[str, Any], send: Any) -> None:
+    entry = {"body": body, "received_at": time.time(), "done_at": None}
+    LOG.append(entry)
+    step = plan(body)
+    delay = step.get("delay_ms", LATENCY_MS)
+    if delay:
+        await asyncio.sleep(delay / 1000)
+    if "error" in step:
+        status = int(step["error"])
+        message = step.get("message") or f"scripted error {status}"
+        await _send_json(send, status, {"error": {"message": message, "type": "invalid_request_error"
+                                                  if status < 500 else "server_error", "param": None, "code": None}})
+        entry["done_at"] = time.time()
+        return
+    full = completion(body, step)
+    if not body.get("stream"):
+        await _send_json(send, 200, full)
+        entry["done_at"] = time.time()
+        return
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+    for event in chunks(full, include_usage):
+        await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
+                    "more_body": True})
+    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+    entry["done_at"] = time.time()
+
+
+def main() -> None:
+    global LATENCY_MS
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every answer")
+    args = parser.parse_args()
+    LATENCY_MS = args.latency_ms
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, backlog=4096)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""One Runner per worker process: hundreds of runs in flight on one event loop.
+
+A dramatiq message only claims its run and starts a task; the message is acknowledged once
+the run is claimed (the database lease, not the message, keeps the run safe from then on).
+Housekeeping on the same loop renews leases, notices cancellations, and sweeps: runs whose
+owner died go back to the queue, lost queue messages are re-sent, and runs past their time
+budget fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Callable
+
+from sqlalchemy import update
+from sqlmodel import col, select
+
+from core.config import Settings
+from core.db import async_engine, sessionmaker
+from core.ids import new_id, now
+from core.models import Run
+from workers import runs
+from workers.models import ModelClients
+
+log = logging.getLogger("assistd.worker")
+
+
+class Runner:
+    def __init__(self, settings: Settings, enqueue: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.enqueue = enqueue
+        self.engine = async_engine(settings.database_url, pool_size=40)
+        owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
+        self.ctx = runs.Context(settings, sessionmaker(self.engine), ModelClients(settings), owner)
+        self.slots = asyncio.Semaphore(settings.worker_concurrency)
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.stopping = False
+        self._housekeeping = asyncio.create_task(self._housekeep())
+
+    async def start(self, run_id: str) -> None:
+        """Claim `run_id` and start it; returns as soon as the run is ours (or not ours to run)."""
+        await self.slots.acquire()
+        try:
+            run = await runs.claim(self.ctx, run_id)
+        except BaseException:
+            self.slots.release()
+            raise
+        if run is None:
+            self.slots.release()
+            return
+        task = asyncio.create_task(self._drive(run))
+        self.tasks[run_id] = task
+        task.add_done_callback(lambda _: (self.tasks.pop(run_id, None), self.slots.release()))
+
+    async def _drive(self, run: Run) -> None:
+        try:
+            await runs.execute(self.ctx, run)
+        except asyncio.CancelledError:
+            if self.stopping:
+                if await runs.release(self.ctx, run.id):
+                    self._send(run.id)
+            else:
+                await runs.stop(self.ctx, run.id)
+        except Exception as exc:
+            log.exception("run %s crashed", run.id)
+            await runs.fail(self.ctx, run, "server_error", f"Internal error while executing the run: {exc}")
+
+    def _send(self, run_id: str) -> None:
+        try:
+            self.enqueue(run_id)
+        except Exception:
+            log.warning("could not enqueue %s; the sweeper will retry", run_id, exc_info=True)
+
+    async def _housekeep(self) -> None:
+        s = self.settings
+        last_renew = last_sweep = 0.0
+        while True:
+            await asyncio.sleep(s.cancel_check_seconds)
+            try:
+                await self._check_cancelled()
+                if now() - last_renew >= s.run_lease_seconds / 3:
+                    last_renew = now()
+                    await self._renew()
+                if now() - last_sweep >= s.sweep_interval_seconds:
+                    last_sweep = now()
+                    await self.sweep()
+            except Exception:
+                log.warning("housekeeping failed; retrying", exc_info=True)
+
+    async def _check_cancelled(self) -> None:
+        """Stop tasks whose run was cancelled, expired or taken over."""
+        if not self.tasks:
+            return
+        async with self.ctx.sessions() as session:
+            rows = await session.exec(
+                select(Run.id).where(
+                    col(Run.id).in_(list(self.tasks)),
+                    (col(Run.status) != "in_progress") | (col(Run.owner) != self.ctx.owner),
+                )
+            )
+            for run_id in rows.all():
+                task = self.tasks.get(run_id)
+                if task is not None:
+                    task.cancel()
+
+    async def _renew(self) -> None:
+        if not self.tasks:
+            return
+        async with self.ctx.sessions() as session:
+            await session.exec(  # type: ignore[call-overload]
+                update(Run)
+                .where(col(Run.owner) == self.ctx.owner, col(Run.status).in_(("in_progress", "cancelling")))
+                .values(lease_until=now() + self.settings.run_lease_seconds)
+            )
+            await session.commit()
+
+    async def sweep(self, *, orphans_now: bool = False) -> None:
+        """Re-queue runs whose worker died, re-send lost messages, end runs past their budget.
+
+        `orphans_now` treats every in_progress run as orphaned (embedded mode at start-up,
+        where this process is the only worker there is).
+        """
+        t = now()
+        requeue: list[str] = []
+        async with self.ctx.sessions() as session:
+            lapsed = col(Run.lease_until) < t
+            if orphans_now:
+                lapsed = lapsed | col(Run.lease_until).is_not(None)
+            budget = col(Run.status).in_(("queued", "in_progress", "cancelling")) & (col(Run.expires_at) < t)
+            await session.exec(  # type: ignore[call-overload]
+                update(Run)
+                .where(budget)
+                .values(
+                    status="failed",
+                    failed_at=t,
+                    owner=None,
+                    lease_until=None,
+                    expires_at=None,
+                    last_error={"code": "server_error", "message": "The run did not finish within its time budget."},
+                )
+            )
+            result = await session.exec(  # type: ignore[call-overload]
+                update(Run)
+                .where(col(Run.status) == "in_progress", lapsed)
+                .values(status="queued", owner=None, lease_until=None, enqueued_at=t)
+                .returning(Run.id)
+            )
+            requeue += list(result.scalars().all())
+            await session.exec(  # type: ignore[call-overload]
+                update(Run)
+                .where(col(Run.status) == "cancelling", col(Run.owner).is_not(None), lapsed)
+                .values(status="cancelled", cancelled_at=t, owner=None, lease_until=None, expires_at=None)
+            )
+            stale = t if orphans_now else t - self.settings.requeue_after_seconds
+            result = await session.exec(  # type: ignore[call-overload]
+                update(Run)
+                .where(
+                    col(Run.status).in_(("queued", "cancelling")),
+                    col(Run.owner).is_(None),
+                    col(Run.enqueued_at) <= stale,
+                )
+                .values(enqueued_at=t)
+                .returning(Run.id)
+            )
+            requeue += list(result.scalars().all())
+            await session.commit()
+        for run_id in requeue:
+            self._send(run_id)
+        if requeue:
+            log.info("sweeper re-sent %d run(s)", len(requeue))
+
+    async def close(self) -> None:
+        """Hand back every run in flight, then release connections."""
+        self.stopping = True
+        self._housekeeping.cancel()
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.ctx.clients.close()
+        await self.engine.dispose()
