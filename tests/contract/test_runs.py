@@ -1,0 +1,160 @@
+"""Runs through the queue: lifecycle, overrides, limits, failures, cancel, steps."""
+
+import time
+from typing import Any
+
+import pytest
+from openai import BadRequestError, NotFoundError, OpenAI
+
+from tests.conftest import ScriptedModel
+
+
+def _thread(client: OpenAI, text: str) -> Any:
+    return client.beta.threads.create(messages=[{"role": "user", "content": text}])
+
+
+def test_run_lifecycle_and_steps(client: OpenAI, assistant: Any) -> None:
+    thread = _thread(client, "lifecycle")
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, metadata={"m": "1"})
+    assert run.status == "queued" and run.id.startswith("run_") and run.expires_at
+    assert run.model == "echo" and run.instructions == assistant.instructions and run.tool_choice == "auto"
+    assert run.truncation_strategy.type == "auto" and run.parallel_tool_calls is True
+    run = client.beta.threads.runs.poll(run.id, thread_id=thread.id)
+    assert run.status == "completed" and run.metadata == {"m": "1"}
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=thread.id)
+    assert len(steps.data) == 1
+    step = steps.data[0]
+    assert step.type == "message_creation" and step.status == "completed" and step.id.startswith("step_")
+    assert step.usage is not None and step.usage.total_tokens == run.usage.total_tokens
+    got = client.beta.threads.runs.steps.retrieve(step.id, thread_id=thread.id, run_id=run.id,
+                                                   include=["step_details.tool_calls[*].file_search.results[*].content"])
+    msg = client.beta.threads.messages.retrieve(got.step_details.message_creation.message_id, thread_id=thread.id)
+    assert msg.run_id == run.id and msg.content[0].text.value == "You said: lifecycle"
+    assert [m.id for m in client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id)] == [msg.id]
+    assert client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"m": "2"}).metadata == {"m": "2"}
+    assert [r.id for r in client.beta.threads.runs.list(thread_id=thread.id)] == [run.id]
+    with pytest.raises(NotFoundError):
+        client.beta.threads.runs.retrieve("run_nope", thread_id=thread.id)
+
+
+def test_create_thread_and_run(client: OpenAI, assistant: Any) -> None:
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "combined"}]}
+    )
+    assert run.status == "completed"
+    msgs = client.beta.threads.messages.list(thread_id=run.thread_id)
+    assert msgs.data[0].content[0].text.value == "You said: combined"
+
+
+def test_prompt_is_built_from_run_settings(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
+    thread = client.beta.threads.create(
+        messages=[{"role": "user", "content": f"old {i}"} for i in range(5)]
+    )
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, model="text:prompt-check",
+        additional_instructions="Be brief.", additional_messages=[{"role": "user", "content": "extra"}],
+        temperature=0.3, top_p=0.8, max_completion_tokens=500,
+        truncation_strategy={"type": "last_messages", "last_messages": 2},
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
+    )
+    assert run.status == "completed"
+    sent = [r for r in model_server.requests("text:prompt-check")
+            if any(m["content"] == "extra" for m in r["body"]["messages"])][-1]["body"]
+    assert sent["messages"][0] == {"role": "system", "content": "You are a test assistant.\n\nBe brief."}
+    assert [m["content"] for m in sent["messages"][1:]] == ["old 4", "extra"]
+    assert sent["temperature"] == 0.3 and sent["top_p"] == 0.8 and sent["max_completion_tokens"] == 500
+    assert sent["response_format"]["type"] == "json_schema"
+    texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread_id=thread.id, order="asc")]
+    assert texts[-2:] == ["extra", "prompt-check"]
+
+
+def test_one_active_run_per_thread(client: OpenAI, assistant: Any) -> None:
+    thread = _thread(client, "busy")
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, model="slow:1500")
+    with pytest.raises(BadRequestError) as info:
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.id in info.value.message
+    with pytest.raises(BadRequestError):
+        client.beta.threads.messages.create(thread_id=thread.id, role="user", content="not now")
+    assert client.beta.threads.runs.poll(run.id, thread_id=thread.id).status == "completed"
+    assert len(client.beta.threads.runs.list(thread_id=thread.id).data) == 1
+
+
+def test_bad_run_requests(client: OpenAI, assistant: Any) -> None:
+    thread = _thread(client, "x")
+    with pytest.raises(NotFoundError):
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id="asst_nope")
+    with pytest.raises(BadRequestError) as info:
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, tool_choice="sometimes")  # type: ignore[arg-type]
+    assert info.value.body["param"].startswith("tool_choice")
+    with pytest.raises(BadRequestError):
+        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id,
+                                        truncation_strategy={"type": "last_messages", "last_messages": 0})
+    assert client.beta.threads.runs.list(thread_id=thread.id).data == []
+
+
+@pytest.mark.parametrize(
+    ("model", "code"),
+    [("error:429", "rate_limit_exceeded"), ("error:400", "invalid_prompt"), ("error:503", "server_error")],
+)
+def test_model_errors_fail_the_run(client: OpenAI, assistant: Any, model: str, code: str) -> None:
+    thread = _thread(client, f"fail {model}")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, model=model)
+    assert run.status == "failed" and run.failed_at and run.last_error is not None
+    assert run.last_error.code == code and run.last_error.message
+    assert [m.role for m in client.beta.threads.messages.list(thread_id=thread.id)] == ["user"]
+
+
+def test_transient_errors_are_retried(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
+    thread = _thread(client, "flaky once")
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, model="flaky:1")
+    assert run.status == "completed"
+    assert len([r for r in model_server.requests("flaky:1")
+                if r["body"]["messages"][-1]["content"] == "flaky once"]) == 2
+
+
+def test_completion_token_limit_makes_run_incomplete(client: OpenAI, assistant: Any) -> None:
+    thread = _thread(client, "long story")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, model="length", max_completion_tokens=20
+    )
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_completion_tokens"
+    msg = client.beta.threads.messages.list(thread_id=thread.id).data[0]
+    assert msg.status == "incomplete" and msg.incomplete_details.reason == "max_tokens"
+
+
+def test_prompt_token_limit_makes_run_incomplete(client: OpenAI, assistant: Any) -> None:
+    thread = _thread(client, "word " * 400)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, max_prompt_tokens=50
+    )
+    assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
+
+
+def test_cancel_in_progress_run(client: OpenAI, assistant: Any) -> None:
+    thread = _thread(client, "cancel me")
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, model="slow:20000")
+    deadline = time.time() + 10
+    while client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "queued" and time.time() < deadline:
+        time.sleep(0.05)
+    cancelling = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    assert cancelling.status == "cancelling"
+    started = time.time()
+    done = client.beta.threads.runs.poll(run.id, thread_id=thread.id)
+    assert done.status == "cancelled" and done.cancelled_at and time.time() - started < 5
+    assert [m.role for m in client.beta.threads.messages.list(thread_id=thread.id)] == ["user"]
+    with pytest.raises(BadRequestError):
+        client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
+    # the thread is free again
+    assert client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id).status == "completed"
+
+
+def test_many_runs_each_one_message(client: OpenAI, assistant: Any) -> None:
+    runs = [client.beta.threads.create_and_run(assistant_id=assistant.id,
+                                               thread={"messages": [{"role": "user", "content": f"n{i}"}]})
+            for i in range(20)]
+    for run in runs:
+        done = client.beta.threads.runs.poll(run.id, thread_id=run.thread_id)
+        assert done.status == "completed"
+        msgs = client.beta.threads.messages.list(thread_id=run.thread_id)
+        assert [m.role for m in msgs.data] == ["assistant", "user"]

@@ -1,0 +1,58 @@
+"""Threads and messages through the official SDK."""
+
+import pytest
+from openai import BadRequestError, NotFoundError, OpenAI
+
+
+def test_thread_with_initial_messages(client: OpenAI) -> None:
+    thread = client.beta.threads.create(
+        messages=[
+            {"role": "user", "content": "first", "attachments": [{"file_id": "file-abc", "tools": [{"type": "file_search"}]}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "second"}]},
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+        ],
+        metadata={"user": "42"},
+    )
+    assert thread.id.startswith("thread_") and thread.metadata == {"user": "42"}
+    msgs = client.beta.threads.messages.list(thread_id=thread.id, order="asc")
+    assert [m.role for m in msgs.data] == ["user", "assistant", "user"]
+    assert msgs.data[0].attachments[0].file_id == "file-abc"
+    assert msgs.data[1].content[0].text.value == "second" and msgs.data[1].content[0].text.annotations == []
+    assert msgs.data[2].content[0].type == "image_url"
+    assert all(m.run_id is None and m.status == "completed" for m in msgs.data)
+
+
+def test_thread_modify_delete(client: OpenAI) -> None:
+    thread = client.beta.threads.create()
+    assert client.beta.threads.update(thread.id, metadata={"a": "b"}).metadata == {"a": "b"}
+    assert client.beta.threads.retrieve(thread.id).metadata == {"a": "b"}
+    msg = client.beta.threads.messages.create(thread_id=thread.id, role="user", content="x")
+    gone = client.beta.threads.delete(thread.id)
+    assert gone.deleted and gone.object == "thread.deleted"
+    with pytest.raises(NotFoundError):
+        client.beta.threads.retrieve(thread.id)
+    with pytest.raises(NotFoundError):
+        client.beta.threads.messages.retrieve(msg.id, thread_id=thread.id)
+
+
+def test_message_crud(client: OpenAI) -> None:
+    thread = client.beta.threads.create()
+    m = client.beta.threads.messages.create(thread_id=thread.id, role="user", content="hello", metadata={"x": "1"})
+    assert m.id.startswith("msg_") and m.thread_id == thread.id and m.content[0].text.value == "hello"
+    assert client.beta.threads.messages.retrieve(m.id, thread_id=thread.id).id == m.id
+    assert client.beta.threads.messages.update(m.id, thread_id=thread.id, metadata={"x": "2"}).metadata == {"x": "2"}
+    d = client.beta.threads.messages.delete(m.id, thread_id=thread.id)
+    assert d.deleted and d.object == "thread.message.deleted"
+    assert client.beta.threads.messages.list(thread_id=thread.id).data == []
+
+
+def test_message_validation(client: OpenAI) -> None:
+    thread = client.beta.threads.create()
+    with pytest.raises(BadRequestError) as info:
+        client.beta.threads.messages.create(thread_id=thread.id, role="system", content="x")  # type: ignore[arg-type]
+    assert info.value.body["param"] == "role"
+    with pytest.raises(BadRequestError):
+        client.beta.threads.messages.create(thread_id=thread.id, role="user", content=[])
+    with pytest.raises(NotFoundError):
+        client.beta.threads.messages.create(thread_id="thread_nope", role="user", content="x")
+    assert client.beta.threads.messages.list(thread_id=thread.id).data == []
