@@ -1,6 +1,7 @@
 """Runs through the queue: lifecycle, overrides, limits, failures, cancel, steps."""
 
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -106,11 +107,11 @@ def test_model_errors_fail_the_run(client: OpenAI, assistant: Any, model: str, c
 
 
 def test_transient_errors_are_retried(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
-    thread = _thread(client, "flaky once")
+    text = f"flaky once {uuid.uuid4()}"  # the script counts failures per message text
+    thread = _thread(client, text)
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, model="flaky:1")
     assert run.status == "completed"
-    assert len([r for r in model_server.requests("flaky:1")
-                if r["body"]["messages"][-1]["content"] == "flaky once"]) == 2
+    assert len([r for r in model_server.requests("flaky:1") if r["body"]["messages"][-1]["content"] == text]) == 2
 
 
 def test_completion_token_limit_makes_run_incomplete(client: OpenAI, assistant: Any) -> None:

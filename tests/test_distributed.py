@@ -1,0 +1,118 @@
+"""Distributed mode with real processes: many concurrent runs, dead workers, restarts."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from tests.conftest import ScriptedModel, Server, spawn, start_distributed, start_embedded, stop
+
+
+def test_200_concurrent_runs_each_one_message(distributed: Server) -> None:
+    client = distributed.client(max_retries=0)
+    assistant = client.beta.assistants.create(model="echo", instructions="be quick")
+
+    def one(i: int) -> tuple[str, str]:
+        run = client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": f"run {i}"}]}
+        )
+        return run.id, run.thread_id
+
+    with ThreadPoolExecutor(16) as pool:
+        created = list(pool.map(one, range(200)))
+
+    def check(ids: tuple[str, str]) -> list[Any]:
+        run = client.beta.threads.runs.poll(ids[0], thread_id=ids[1], poll_interval_ms=100)
+        assert run.status == "completed", run
+        return client.beta.threads.messages.list(thread_id=ids[1]).data
+
+    with ThreadPoolExecutor(16) as pool:
+        threads = list(pool.map(check, created))
+    for i, messages in enumerate(threads):
+        assert [m.role for m in messages] == ["assistant", "user"]
+        assert messages[0].content[0].text.value == f"You said: run {i}"
+
+
+def _wait_status(client: OpenAI, run: Any, status: str, timeout: float = 30) -> Any:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        got = client.beta.threads.runs.retrieve(run.id, thread_id=run.thread_id)
+        if got.status == status:
+            return got
+        time.sleep(0.05)
+    raise AssertionError(f"{run.id} never reached {status} (last: {got.status})")
+
+
+def test_killed_worker_run_is_finished_by_another(model_server: ScriptedModel, tmp_path: Path) -> None:
+    server = start_distributed(model_server, tmp_path, workers=1)
+    try:
+        client = server.client()
+        assistant = client.beta.assistants.create(model="slow:1500")
+        run = client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "survive"}]}
+        )
+        _wait_status(client, run, "in_progress")
+        server.procs[1].send_signal(signal.SIGKILL)
+        server.procs[1].wait()
+        # with no worker at all, the API keeps accepting runs; they wait in the queue
+        queued = client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "waiting"}]}
+        )
+        time.sleep(0.5)
+        assert client.beta.threads.runs.retrieve(queued.id, thread_id=queued.thread_id).status == "queued"
+        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        for r in (run, queued):
+            done = client.beta.threads.runs.poll(r.id, thread_id=r.thread_id, poll_interval_ms=100)
+            assert done.status == "completed"
+            msgs = client.beta.threads.messages.list(thread_id=r.thread_id)
+            assert [m.role for m in msgs.data] == ["assistant", "user"]
+    finally:
+        stop(server.procs)
+
+
+def test_sigterm_hands_runs_back(model_server: ScriptedModel, tmp_path: Path) -> None:
+    server = start_distributed(model_server, tmp_path, workers=1)
+    try:
+        client = server.client()
+        assistant = client.beta.assistants.create(model="slow:3000")
+        run = client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hand back"}]}
+        )
+        _wait_status(client, run, "in_progress")
+        server.procs[1].send_signal(signal.SIGTERM)
+        assert server.procs[1].wait(timeout=15) == 0
+        _wait_status(client, run, "queued", timeout=2)  # released at once, not after the lease
+        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        assert client.beta.threads.runs.poll(run.id, thread_id=run.thread_id).status == "completed"
+    finally:
+        stop(server.procs)
+
+
+def test_embedded_restart_picks_up_unfinished_runs(model_server: ScriptedModel, tmp_path: Path) -> None:
+    server = start_embedded(model_server, tmp_path)
+    try:
+        client = server.client()
+        assistant = client.beta.assistants.create(model="slow:2000")
+        run = client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "again"}]}
+        )
+        _wait_status(client, run, "in_progress")
+        server.procs[0].send_signal(signal.SIGKILL)
+        server.procs[0].wait()
+    finally:
+        stop(server.procs)
+    again = start_embedded(model_server, tmp_path)
+    try:
+        client = again.client()
+        done = client.beta.threads.runs.poll(run.id, thread_id=run.thread_id, poll_interval_ms=100)
+        assert done.status == "completed"
+        assert [m.role for m in client.beta.threads.messages.list(thread_id=run.thread_id).data] == ["assistant", "user"]
+    finally:
+        stop(again.procs)
