@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # JSON object: model name -> {"base_url", "api_key", "context_window"}
     model_endpoints: dict[str, ModelEndpoint] = {}
     context_window: int = 128_000
-    model_timeout_seconds: float = 600.0
+    model_timeout_seconds: float = 180.0
     model_max_retries: int = 2
 
     # runs

@@ -23,7 +23,12 @@ def runner() -> Runner:
 
 
 class RunnerMiddleware(dramatiq.Middleware):
-    """Creates the Runner on the worker's event loop at boot and hands back its runs at shutdown."""
+    """Creates the Runner on the worker's event loop at boot and hands back its runs at shutdown.
+
+    Added after dramatiq's AsyncIO middleware, whose "after" hooks run later (in reverse order):
+    so at shutdown this runs once the consumers have stopped (nothing new is claimed) and
+    before the event loop stops.
+    """
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         async def boot() -> None:
@@ -32,7 +37,7 @@ class RunnerMiddleware(dramatiq.Middleware):
 
         get_event_loop_thread().run_coroutine(boot())  # type: ignore[union-attr]
 
-    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         global _runner
         if _runner is None:
             return

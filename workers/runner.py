@@ -15,6 +15,8 @@ import os
 import socket
 from collections.abc import Callable
 
+import dramatiq
+
 from sqlalchemy import update
 from sqlmodel import col, select
 
@@ -42,6 +44,8 @@ class Runner:
 
     async def start(self, run_id: str) -> None:
         """Claim `run_id` and start it; returns as soon as the run is ours (or not ours to run)."""
+        if self.stopping:  # leave it to another worker
+            raise dramatiq.Retry(delay=100)
         await self.slots.acquire()
         try:
             run = await runs.claim(self.ctx, run_id)
@@ -59,6 +63,7 @@ class Runner:
         try:
             await runs.execute(self.ctx, run)
         except asyncio.CancelledError:
+            log.info("run %s: stopped (%s)", run.id, "handing back" if self.stopping else "cancelled")
             if self.stopping:
                 if await runs.release(self.ctx, run.id):
                     self._send(run.id)
@@ -177,6 +182,7 @@ class Runner:
         self.stopping = True
         self._housekeeping.cancel()
         tasks = list(self.tasks.values())
+        log.info("handing back %d run(s)", len(tasks))
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,170 @@
+"""Real processes shared by tests and benchmarks: the scripted model, `assistd serve`, api + workers."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from openai import OpenAI
+
+ROOT = Path(__file__).resolve().parent.parent
+REDIS_URL = os.environ.get("ASSISTD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+PG_URL = os.environ.get("ASSISTD_TEST_PG_URL", "postgresql://assistd:assistd@127.0.0.1:5432/assistd")
+KEY_A, KEY_B = "sk-test-project-a", "sk-test-project-b"
+API_KEYS = f"{KEY_A}=proj_a,{KEY_B}=proj_b"
+
+
+class ServiceMissing(RuntimeError):
+    """Redis or PostgreSQL is not reachable."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {proc.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{url} did not come up")
+
+
+def spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("ASSISTD_", "OPENAI_"))}
+    full_env.update(env)
+    with open(log, "ab") as handle:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(args, env=full_env, stdout=handle, stderr=subprocess.STDOUT, cwd=ROOT)
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+class ScriptedModel:
+    """Handle on the scripted model process: its URL, what it received, scripts to queue."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def requests(self, model: str | None = None) -> list[dict[str, Any]]:
+        got = httpx.get(f"{self.url}/_requests", timeout=10).json()
+        return [r for r in got if model is None or r["body"].get("model") == model]
+
+    def script(self, key: str, responses: list[dict[str, Any]]) -> str:
+        httpx.post(f"{self.url}/_script", json={"key": key, "responses": responses}, timeout=10)
+        return f"queue:{key}"
+
+
+def start_model(tmp: Path, latency_ms: float = 0) -> tuple[ScriptedModel, subprocess.Popen[bytes]]:
+    port = free_port()
+    args = [sys.executable, "-m", "tests.scripted_model", "--port", str(port), "--latency-ms", str(latency_ms)]
+    proc = spawn(args, {}, tmp / "model.log")
+    wait_http(f"http://127.0.0.1:{port}/health", proc)
+    return ScriptedModel(f"http://127.0.0.1:{port}"), proc
+
+
+def redis_available() -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping())
+    except redis.RedisError:
+        return False
+
+
+def fresh_pg_database() -> str:
+    """A new empty PostgreSQL database for one test session; its URL."""
+    import psycopg
+
+    name = "assistd_test_" + secrets.token_hex(4)
+    try:
+        with psycopg.connect(PG_URL, autocommit=True, connect_timeout=3) as c:
+            c.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        raise ServiceMissing("PostgreSQL") from exc
+    return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+SERVERS: list[Server] = []
+
+
+class Server:
+    def __init__(self, mode: str, url: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> None:
+        self.mode, self.url, self.env, self.procs = mode, url, env, procs
+        self.clients: list[OpenAI] = []
+        SERVERS.append(self)
+
+    def client(self, key: str = KEY_A, **kw: Any) -> OpenAI:
+        client = OpenAI(base_url=f"{self.url}/v1", api_key=key, **kw)
+        self.clients.append(client)
+        return client
+
+    def close_clients(self) -> None:
+        while self.clients:
+            self.clients.pop().close()
+
+
+def base_env(model: ScriptedModel) -> dict[str, str]:
+    return {
+        "OPENAI_BASE_URL": f"{model.url}/v1",
+        "OPENAI_API_KEY": "sk-scripted",
+        "ASSISTD_API_KEYS": API_KEYS,
+        "ASSISTD_RUN_LEASE_SECONDS": "3",
+        "ASSISTD_SWEEP_INTERVAL_SECONDS": "0.5",
+        "ASSISTD_REQUEUE_AFTER_SECONDS": "3",
+        "ASSISTD_CANCEL_CHECK_SECONDS": "0.2",
+        "ASSISTD_MODEL_MAX_RETRIES": "1",
+        "ASSISTD_POLL_AFTER_MS": "20",
+    }
+
+
+def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None = None) -> Server:
+    port = free_port()
+    env = base_env(model) | {"ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db", "ASSISTD_FILES_DIR": str(tmp)}
+    env |= extra or {}
+    proc = spawn([sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log")
+    wait_http(f"http://127.0.0.1:{port}/healthz", proc)
+    return Server("embedded", f"http://127.0.0.1:{port}", env, [proc])
+
+
+def start_distributed(
+    model: ScriptedModel, tmp: Path, workers: int = 2, extra: dict[str, str] | None = None
+) -> Server:
+    if not redis_available():
+        raise ServiceMissing("Redis")
+    env = base_env(model) | {
+        "ASSISTD_DATABASE_URL": fresh_pg_database(),
+        "ASSISTD_REDIS_URL": REDIS_URL,
+        "ASSISTD_REDIS_NAMESPACE": "assistd-test-" + secrets.token_hex(4),
+    } | (extra or {})
+    subprocess.run([sys.executable, "-m", "assistd", "migrate"], env=os.environ | env, check=True, cwd=ROOT,
+                   capture_output=True)
+    port = free_port()
+    procs = [spawn([sys.executable, "-m", "assistd", "api", "--port", str(port)], env, tmp / "api.log")]
+    procs += [spawn([sys.executable, "-m", "assistd", "worker"], env, tmp / f"worker{i}.log") for i in range(workers)]
+    wait_http(f"http://127.0.0.1:{port}/healthz", procs[0])
+    return Server("distributed", f"http://127.0.0.1:{port}", env, procs)
