@@ -11,7 +11,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.errors import Unauthorized
 
 
-def project_of(request: Request) -> str:
+async def project_of(request: Request) -> str:
     """The project that owns the presented key; 401 in OpenAI's words otherwise."""
     header = request.headers.get("authorization", "")
     scheme, _, key = header.partition(" ")

@@ -12,7 +12,9 @@ from sqlmodel import SQLModel
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import BadRequest
-from api.responses import wire
+from fastapi.responses import Response
+
+from api.responses import listing
 
 
 class ListParams(BaseModel):
@@ -29,7 +31,7 @@ Listing = Annotated[ListParams, Query()]
 
 async def page(
     session: AsyncSession, table: type[SQLModel], params: ListParams, *where: ColumnElement[bool]
-) -> dict[str, Any]:
+) -> Response:
     """One page of `table` rows matching `where`, ordered by creation."""
     seq: Any = table.seq  # type: ignore[attr-defined]
     query = select(table).where(*where)
@@ -50,11 +52,4 @@ async def page(
     rows = rows[: params.limit]
     if backwards:
         rows.reverse()
-    data = [wire(r.to_openai()) for r in rows]
-    return {
-        "object": "list",
-        "data": data,
-        "first_id": data[0]["id"] if data else None,
-        "last_id": data[-1]["id"] if data else None,
-        "has_more": has_more,
-    }
+    return listing([r.to_openai() for r in rows], has_more)

@@ -12,6 +12,9 @@ from core.config import get_settings
 from core.db import NotMigrated, check_migrated, migrate
 
 log = logging.getLogger("assistd")
+# Longer than clients' idle-connection expiry (httpx: 5 s): otherwise the server may close a
+# kept-alive connection just as a client reuses it, and that request fails with a read error.
+KEEP_ALIVE_SECONDS = 75
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -31,7 +34,14 @@ def _serve(args: argparse.Namespace) -> int:
     # whatever this process left unfinished last time is picked up again now
     get_event_loop_thread().run_coroutine(runner().sweep(orphans_now=True))  # type: ignore[union-attr]
     try:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, access_log=False, log_level="warning")
+        uvicorn.run(
+            create_app(settings),
+            host=args.host,
+            port=args.port,
+            access_log=False,
+            log_level="warning",
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        )
     finally:
         worker.stop()
     return 0
@@ -56,7 +66,14 @@ def _api(args: argparse.Namespace) -> int:
 
     from api.main import create_app
 
-    uvicorn.run(create_app(), host=args.host, port=args.port, access_log=False, log_level="warning")
+    uvicorn.run(
+        create_app(),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
     return 0
 
 

@@ -51,7 +51,7 @@ class Settings(BaseSettings):
 
     # workers
     worker_concurrency: int = 500
-    worker_threads: int = 8
+    worker_threads: int = 4
     worker_poll_ms: int = 10
 
     # metrics and logs

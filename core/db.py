@@ -49,8 +49,10 @@ def async_engine(url: str, pool_size: int = 20) -> AsyncEngine:
         engine = create_async_engine(_driver_url(url, sync=False))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
+    # No pre-ping: it would add a round trip to every transaction on the hot path; a connection
+    # broken by a database restart is invalidated on first use and the pool reconnects.
     return create_async_engine(
-        _driver_url(url, sync=False), pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        _driver_url(url, sync=False), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
     )
 
 

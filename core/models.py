@@ -42,6 +42,14 @@ def ts(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+def new_row(prefix: str, **values: Any) -> dict[str, Any]:
+    """Column values for a Core insert on a hot path (no ORM object): id, seq and created_at filled."""
+    out = {"id": new_id(prefix), "seq": seq(), "created_at": now(), "metadata": None} | values
+    if "meta" in out:
+        out["metadata"] = out.pop("meta")
+    return out
+
+
 class Assistant(SQLModel, table=True):
     __tablename__ = "assistants"
     __table_args__ = (Index("ix_assistants_project_seq", "project", "seq"),)

@@ -195,7 +195,8 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every answer")
     args = parser.parse_args()
     LATENCY_MS = args.latency_ms
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, backlog=4096)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, backlog=4096,
+                timeout_keep_alive=75)
 
 
 if __name__ == "__main__":

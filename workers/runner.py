@@ -14,17 +14,17 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 
-from sqlalchemy import update
-from sqlmodel import col, select
+from sqlalchemy import Row, select, update
 
 from core.config import Settings
-from core.db import async_engine, sessionmaker
+from core.db import async_engine
 from core.ids import new_id, now
-from core.models import Run
 from workers import runs
+from workers.runs import RUNS
 from workers.models import ModelClients
 
 log = logging.getLogger("assistd.worker")
@@ -36,7 +36,7 @@ class Runner:
         self.enqueue = enqueue
         self.engine = async_engine(settings.database_url, pool_size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.ctx = runs.Context(settings, sessionmaker(self.engine), ModelClients(settings), owner)
+        self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner)
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -48,20 +48,20 @@ class Runner:
             raise dramatiq.Retry(delay=100)
         await self.slots.acquire()
         try:
-            run = await runs.claim(self.ctx, run_id)
+            claimed = await runs.claim(self.ctx, run_id)
         except BaseException:
             self.slots.release()
             raise
-        if run is None:
+        if claimed is None:
             self.slots.release()
             return
-        task = asyncio.create_task(self._drive(run))
+        task = asyncio.create_task(self._drive(*claimed))
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: (self.tasks.pop(run_id, None), self.slots.release()))
 
-    async def _drive(self, run: Run) -> None:
+    async def _drive(self, run: Row[Any], thread: list[Row[Any]]) -> None:
         try:
-            await runs.execute(self.ctx, run)
+            await runs.execute(self.ctx, run, thread)
         except asyncio.CancelledError:
             log.info("run %s: stopped (%s)", run.id, "handing back" if self.stopping else "cancelled")
             if self.stopping:
@@ -99,14 +99,12 @@ class Runner:
         """Stop tasks whose run was cancelled, expired or taken over."""
         if not self.tasks:
             return
-        async with self.ctx.sessions() as session:
-            rows = await session.exec(
-                select(Run.id).where(
-                    col(Run.id).in_(list(self.tasks)),
-                    (col(Run.status) != "in_progress") | (col(Run.owner) != self.ctx.owner),
-                )
+        c = RUNS.c
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(c.id).where(c.id.in_(list(self.tasks)), (c.status != "in_progress") | (c.owner != self.ctx.owner))
             )
-            for run_id in rows.all():
+            for (run_id,) in rows.all():
                 task = self.tasks.get(run_id)
                 if task is not None:
                     task.cancel()
@@ -114,13 +112,13 @@ class Runner:
     async def _renew(self) -> None:
         if not self.tasks:
             return
-        async with self.ctx.sessions() as session:
-            await session.exec(  # type: ignore[call-overload]
-                update(Run)
-                .where(col(Run.owner) == self.ctx.owner, col(Run.status).in_(("in_progress", "cancelling")))
+        c = RUNS.c
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(RUNS)
+                .where(c.owner == self.ctx.owner, c.status.in_(("in_progress", "cancelling")))
                 .values(lease_until=now() + self.settings.run_lease_seconds)
             )
-            await session.commit()
 
     async def sweep(self, *, orphans_now: bool = False) -> None:
         """Re-queue runs whose worker died, re-send lost messages, end runs past their budget.
@@ -128,50 +126,40 @@ class Runner:
         `orphans_now` treats every in_progress run as orphaned (embedded mode at start-up,
         where this process is the only worker there is).
         """
-        t = now()
-        requeue: list[str] = []
-        async with self.ctx.sessions() as session:
-            lapsed = col(Run.lease_until) < t
-            if orphans_now:
-                lapsed = lapsed | col(Run.lease_until).is_not(None)
-            budget = col(Run.status).in_(("queued", "in_progress", "cancelling")) & (col(Run.expires_at) < t)
-            await session.exec(  # type: ignore[call-overload]
-                update(Run)
-                .where(budget)
-                .values(
-                    status="failed",
-                    failed_at=t,
-                    owner=None,
-                    lease_until=None,
-                    expires_at=None,
-                    last_error={"code": "server_error", "message": "The run did not finish within its time budget."},
+        t, c = now(), RUNS.c
+        lapsed = (c.lease_until < t) | c.lease_until.is_not(None) if orphans_now else c.lease_until < t
+        stale = t if orphans_now else t - self.settings.requeue_after_seconds
+        over_budget = {"code": "server_error", "message": "The run did not finish within its time budget."}
+        released = {"owner": None, "lease_until": None}
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(RUNS)
+                .where(c.status.in_(("queued", "in_progress", "cancelling")), c.expires_at < t)
+                .values(status="failed", failed_at=t, expires_at=None, last_error=over_budget, **released)
+            )
+            requeue = list(
+                (
+                    await conn.execute(
+                        update(RUNS)
+                        .where(c.status == "in_progress", lapsed)
+                        .values(status="queued", enqueued_at=t, **released)
+                        .returning(c.id)
+                    )
+                ).scalars()
+            )
+            await conn.execute(
+                update(RUNS)
+                .where(c.status == "cancelling", c.owner.is_not(None), lapsed)
+                .values(status="cancelled", cancelled_at=t, expires_at=None, **released)
+            )
+            requeue += (
+                await conn.execute(
+                    update(RUNS)
+                    .where(c.status.in_(("queued", "cancelling")), c.owner.is_(None), c.enqueued_at <= stale)
+                    .values(enqueued_at=t)
+                    .returning(c.id)
                 )
-            )
-            result = await session.exec(  # type: ignore[call-overload]
-                update(Run)
-                .where(col(Run.status) == "in_progress", lapsed)
-                .values(status="queued", owner=None, lease_until=None, enqueued_at=t)
-                .returning(Run.id)
-            )
-            requeue += list(result.scalars().all())
-            await session.exec(  # type: ignore[call-overload]
-                update(Run)
-                .where(col(Run.status) == "cancelling", col(Run.owner).is_not(None), lapsed)
-                .values(status="cancelled", cancelled_at=t, owner=None, lease_until=None, expires_at=None)
-            )
-            stale = t if orphans_now else t - self.settings.requeue_after_seconds
-            result = await session.exec(  # type: ignore[call-overload]
-                update(Run)
-                .where(
-                    col(Run.status).in_(("queued", "cancelling")),
-                    col(Run.owner).is_(None),
-                    col(Run.enqueued_at) <= stale,
-                )
-                .values(enqueued_at=t)
-                .returning(Run.id)
-            )
-            requeue += list(result.scalars().all())
-            await session.commit()
+            ).scalars()
         for run_id in requeue:
             self._send(run_id)
         if requeue:

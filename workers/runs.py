@@ -3,6 +3,8 @@
 Every write that ends a turn is one transaction guarded by `owner = me AND status = ...`:
 if the lease lapsed and another worker took the run over, the guard fails and nothing of
 this attempt is written, so each model turn leaves exactly one message.
+
+This is the hot path of every run, so it speaks SQLAlchemy Core (no ORM unit of work).
 """
 
 from __future__ import annotations
@@ -12,66 +14,78 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import async_sessionmaker
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
+from openai.types.chat import ChatCompletion
+from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.ids import now
-from core.models import Message, Run, RunStep
+from core.models import Message, Run, RunStep, new_row
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
 
 log = logging.getLogger("assistd.worker")
+RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
 class Context:
     settings: Settings
-    sessions: async_sessionmaker[AsyncSession]
+    engine: AsyncEngine
     clients: ModelClients
     owner: str
 
 
 def _mine(ctx: Context, run_id: str, *statuses: str) -> Any:
-    return update(Run).where(col(Run.id) == run_id, col(Run.owner) == ctx.owner, col(Run.status).in_(statuses))
+    c = RUNS.c
+    return update(RUNS).where(c.id == run_id, c.owner == ctx.owner, c.status.in_(statuses))
 
 
-async def claim(ctx: Context, run_id: str) -> Run | None:
-    """Atomically move a queued run to in_progress under our lease; None if someone else has it."""
+# Statements built once: SQLAlchemy memoizes their cache keys, which matters on the hot path.
+_c = RUNS.c
+CLAIM = (
+    update(RUNS)
+    .where(_c.id == bindparam("run_id"), _c.status == "queued")
+    .values(
+        status="in_progress",
+        owner=bindparam("owner"),
+        lease_until=bindparam("lease_until"),
+        started_at=bindparam("t"),
+        attempts=_c.attempts + 1,
+    )
+    .returning(*RUNS.c)
+)
+CANCEL_QUEUED = (
+    update(RUNS)
+    .where(_c.id == bindparam("run_id"), _c.status == "cancelling", _c.owner.is_(None))
+    .values(status="cancelled", cancelled_at=bindparam("t"), expires_at=None)
+)
+THREAD = (
+    select(MESSAGES.c.role, MESSAGES.c.content)
+    .where(MESSAGES.c.thread_id == bindparam("thread_id"))
+    .order_by(MESSAGES.c.seq)
+)
+
+
+async def claim(ctx: Context, run_id: str) -> tuple[Row[Any], list[Row[Any]]] | None:
+    """Atomically move a queued run to in_progress under our lease, with its thread's messages.
+
+    None if the run is not ours to execute (someone else has it, or it is over).
+    """
     t = now()
-    async with ctx.sessions() as s:
-        stmt = (
-            update(Run)
-            .where(col(Run.id) == run_id, col(Run.status) == "queued")
-            .values(
-                status="in_progress",
-                owner=ctx.owner,
-                lease_until=t + ctx.settings.run_lease_seconds,
-                started_at=t,
-                attempts=col(Run.attempts) + 1,
-            )
-            .returning(Run)
-        )
-        run = (await s.exec(stmt)).scalar_one_or_none()  # type: ignore[call-overload]
+    async with ctx.engine.begin() as conn:
+        lease = t + ctx.settings.run_lease_seconds
+        run = (await conn.execute(CLAIM, {"run_id": run_id, "owner": ctx.owner, "lease_until": lease, "t": t})).first()
         if run is None:
             # a run cancelled while queued is finished off by whoever receives its id
-            await s.exec(  # type: ignore[call-overload]
-                update(Run)
-                .where(col(Run.id) == run_id, col(Run.status) == "cancelling", col(Run.owner).is_(None))
-                .values(status="cancelled", cancelled_at=t, expires_at=None)
-            )
-        await s.commit()
-        return run  # type: ignore[no-any-return]
+            await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})
+            return None
+        thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+        return run, thread
 
 
-async def execute(ctx: Context, run: Run) -> None:
+async def execute(ctx: Context, run: Row[Any], thread: list[Row[Any]]) -> None:
     """One model turn for a claimed run, ending in completed, incomplete or failed."""
-    async with ctx.sessions() as s:
-        thread = list(
-            (await s.exec(select(Message).where(Message.thread_id == run.thread_id).order_by(col(Message.seq)))).all()
-        )
     try:
         prompt = build_prompt(run, thread, ctx.clients.context_window(run.model))
     except PromptTooLong as exc:
@@ -82,7 +96,10 @@ async def execute(ctx: Context, run: Run) -> None:
         return
     started = now()
     try:
-        completion = await ctx.clients.client(run.model).chat.completions.create(**request_for(run, prompt.messages))
+        # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
+        completion = await ctx.clients.client(run.model).post(
+            "/chat/completions", body=request_for(run, prompt.messages), cast_to=ChatCompletion
+        )
     except openai.APIStatusError as exc:
         code = {429: "rate_limit_exceeded"}.get(exc.status_code)
         if code is None:
@@ -95,7 +112,7 @@ async def execute(ctx: Context, run: Run) -> None:
     await record_turn(ctx, run, completion, started)
 
 
-def request_for(run: Run, messages: list[dict[str, Any]]) -> dict[str, Any]:
+def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
     """Chat-completions arguments from the run's settings."""
     req: dict[str, Any] = {"model": run.model, "messages": messages}
     if run.temperature is not None:
@@ -111,14 +128,14 @@ def request_for(run: Run, messages: list[dict[str, Any]]) -> dict[str, Any]:
     return req
 
 
-def _usage(completion: Any) -> dict[str, int]:
+def _usage(completion: ChatCompletion) -> dict[str, int]:
     u = completion.usage
     if u is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
 
 
-async def record_turn(ctx: Context, run: Run, completion: Any, started: float) -> None:
+async def record_turn(ctx: Context, run: Row[Any], completion: ChatCompletion, started: float) -> None:
     """Write the assistant message, its message_creation step and the run's end, in one transaction."""
     choice = completion.choices[0]
     usage = _usage(completion)
@@ -128,79 +145,85 @@ async def record_turn(ctx: Context, run: Run, completion: Any, started: float) -
         reason = "max_completion_tokens"
     elif run.max_prompt_tokens and usage["prompt_tokens"] > run.max_prompt_tokens:
         reason = "max_prompt_tokens"
-    message = Message(
-        project=run.project,
-        thread_id=run.thread_id,
+    owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
+    message = new_row(
+        "msg",
+        **owned,
         created_at=started,
         role="assistant",
         content=[{"type": "text", "text": {"value": choice.message.content or "", "annotations": []}}],
         attachments=[],
-        assistant_id=run.assistant_id,
         run_id=run.id,
         status="incomplete" if reason else "completed",
         completed_at=None if reason else t,
         incomplete_at=t if reason else None,
         incomplete_details={"reason": "max_tokens"} if reason else None,
     )
-    step = RunStep(
-        project=run.project,
+    step = new_row(
+        "step",
+        **owned,
         run_id=run.id,
-        thread_id=run.thread_id,
-        assistant_id=run.assistant_id,
         created_at=started,
         type="message_creation",
         status="completed",
-        step_details={"type": "message_creation", "message_creation": {"message_id": message.id}},
+        step_details={"type": "message_creation", "message_creation": {"message_id": message["id"]}},
         usage=usage,
+        last_error=None,
         completed_at=t,
+        cancelled_at=None,
+        failed_at=None,
+        expired_at=None,
     )
     status = "incomplete" if reason else "completed"
     extra = {"incomplete_details": {"reason": reason}} if reason else {}
-    await finish(ctx, run, status, usage=usage, completed_at=t, rows=[message, step], **extra)
+    await finish(ctx, run, status, usage=usage, completed_at=t, inserts=[(MESSAGES, message), (STEPS, step)], **extra)
 
 
-async def finish(ctx: Context, run: Run, status: str, rows: list[Any] | None = None, **values: Any) -> bool:
-    """End the run (and add `rows`) only if we still own it in_progress; False if we lost it."""
+async def finish(
+    ctx: Context, run: Row[Any], status: str, inserts: list[tuple[Any, dict[str, Any]]] | None = None, **values: Any
+) -> bool:
+    """End the run (and insert `inserts`) only if we still own it in_progress; False if we lost it."""
     if status in ("completed", "incomplete"):
         values.setdefault("completed_at", now())
-    async with ctx.sessions() as s:
-        result = await s.exec(  # type: ignore[call-overload]
+    async with ctx.engine.begin() as conn:
+        result = await conn.execute(
             _mine(ctx, run.id, "in_progress").values(
                 status=status, owner=None, lease_until=None, expires_at=None, **values
             )
         )
         if result.rowcount != 1:
-            await s.rollback()
+            await conn.rollback()
             log.info("run %s: no longer ours, dropping this attempt's result", run.id)
             return False
-        s.add_all(rows or [])
-        await s.commit()
+        for table, row in inserts or []:
+            await conn.execute(INSERTS[table], row)
     return True
 
 
-async def fail(ctx: Context, run: Run, code: str, message: str) -> None:
+INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
+
+
+async def fail(ctx: Context, run: Row[Any], code: str, message: str) -> None:
     log.warning("run %s failed: %s", run.id, message)
     await finish(ctx, run, "failed", failed_at=now(), last_error={"code": code, "message": message})
 
 
 async def stop(ctx: Context, run_id: str) -> None:
     """After our task was cancelled: a cancelling run becomes cancelled; anything else is left alone."""
-    async with ctx.sessions() as s:
-        await s.exec(  # type: ignore[call-overload]
+    async with ctx.engine.begin() as conn:
+        await conn.execute(
             _mine(ctx, run_id, "cancelling").values(
                 status="cancelled", cancelled_at=now(), owner=None, lease_until=None, expires_at=None
             )
         )
-        await s.commit()
 
 
 async def release(ctx: Context, run_id: str) -> bool:
     """Hand a run back to the queue (graceful shutdown); True if it should be re-enqueued."""
-    async with ctx.sessions() as s:
-        result = await s.exec(  # type: ignore[call-overload]
+    async with ctx.engine.begin() as conn:
+        result = await conn.execute(
             _mine(ctx, run_id, "in_progress").values(status="queued", owner=None, lease_until=None, enqueued_at=now())
         )
-        await s.commit()
     if result.rowcount != 1:
         await stop(ctx, run_id)
     return bool(result.rowcount)

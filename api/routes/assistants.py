@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from fastapi.responses import Response
 from sqlmodel import col
 
 from api.deps import Project, Session
@@ -18,7 +17,7 @@ router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 @router.post("")
-async def create_assistant(body: AssistantCreate, project: Project, session: Session) -> dict[str, Any]:
+async def create_assistant(body: AssistantCreate, project: Project, session: Session) -> Response:
     """Create an assistant."""
     row = Assistant(
         project=project,
@@ -40,13 +39,13 @@ async def create_assistant(body: AssistantCreate, project: Project, session: Ses
 
 
 @router.get("")
-async def list_assistants(params: Listing, project: Project, session: Session) -> dict[str, Any]:
+async def list_assistants(params: Listing, project: Project, session: Session) -> Response:
     """List assistants."""
     return await page(session, Assistant, params, col(Assistant.project) == project)
 
 
 @router.get("/{assistant_id}")
-async def retrieve_assistant(assistant_id: str, project: Project, session: Session) -> dict[str, Any]:
+async def retrieve_assistant(assistant_id: str, project: Project, session: Session) -> Response:
     """Retrieve an assistant."""
     return wire((await owned(session, Assistant, assistant_id, project)).to_openai())
 
@@ -54,7 +53,7 @@ async def retrieve_assistant(assistant_id: str, project: Project, session: Sessi
 @router.post("/{assistant_id}")
 async def modify_assistant(
     assistant_id: str, body: AssistantUpdate, project: Project, session: Session
-) -> dict[str, Any]:
+) -> Response:
     """Modify an assistant: only the fields sent change."""
     row = await owned(session, Assistant, assistant_id, project)
     sent = body.model_fields_set
@@ -75,7 +74,7 @@ async def modify_assistant(
 
 
 @router.delete("/{assistant_id}")
-async def delete_assistant(assistant_id: str, project: Project, session: Session) -> dict[str, Any]:
+async def delete_assistant(assistant_id: str, project: Project, session: Session) -> Response:
     """Delete an assistant."""
     row = await owned(session, Assistant, assistant_id, project)
     await session.delete(row)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from fastapi.responses import Response
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -33,7 +32,7 @@ async def refuse_if_run_active(session: AsyncSession, thread_id: str) -> None:
 @router.post("")
 async def create_message(
     thread_id: str, body: MessageCreate, project: Project, session: Session
-) -> dict[str, Any]:
+) -> Response:
     """Create a message."""
     await owned(session, Thread, thread_id, project)
     await refuse_if_run_active(session, thread_id)
@@ -46,7 +45,7 @@ async def create_message(
 @router.get("")
 async def list_messages(
     thread_id: str, params: Listing, project: Project, session: Session, run_id: str | None = None
-) -> dict[str, Any]:
+) -> Response:
     """List a thread's messages."""
     await owned(session, Thread, thread_id, project)
     where = [col(Message.thread_id) == thread_id]
@@ -56,7 +55,7 @@ async def list_messages(
 
 
 @router.get("/{message_id}")
-async def retrieve_message(thread_id: str, message_id: str, project: Project, session: Session) -> dict[str, Any]:
+async def retrieve_message(thread_id: str, message_id: str, project: Project, session: Session) -> Response:
     """Retrieve a message."""
     return wire((await owned(session, Message, message_id, project, thread_id=thread_id)).to_openai())
 
@@ -64,7 +63,7 @@ async def retrieve_message(thread_id: str, message_id: str, project: Project, se
 @router.post("/{message_id}")
 async def modify_message(
     thread_id: str, message_id: str, body: MessageUpdate, project: Project, session: Session
-) -> dict[str, Any]:
+) -> Response:
     """Modify a message's metadata."""
     row = await owned(session, Message, message_id, project, thread_id=thread_id)
     if "metadata" in body.model_fields_set:
@@ -75,7 +74,7 @@ async def modify_message(
 
 
 @router.delete("/{message_id}")
-async def delete_message(thread_id: str, message_id: str, project: Project, session: Session) -> dict[str, Any]:
+async def delete_message(thread_id: str, message_id: str, project: Project, session: Session) -> Response:
     """Delete a message."""
     row = await owned(session, Message, message_id, project, thread_id=thread_id)
     await session.delete(row)

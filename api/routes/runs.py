@@ -6,7 +6,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -58,7 +58,7 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
     )
 
 
-async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) -> JSONResponse:
+async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) -> Response:
     """Store the run, then hand its id to the workers (the sweeper re-sends it if this fails)."""
     try:
         await session.commit()
@@ -80,7 +80,7 @@ async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) 
 @router.post("/threads/runs")
 async def create_thread_and_run(
     request: Request, body: ThreadAndRunCreate, project: Project, session: Session
-) -> JSONResponse:
+) -> Response:
     """Create a thread and run it in one request."""
     assistant = await owned(session, Assistant, body.assistant_id, project)
     thread, messages = thread_rows(project, body.thread)
@@ -100,7 +100,7 @@ async def create_run(
     project: Project,
     session: Session,
     include: list[str] | None = Query(None, alias="include[]"),
-) -> JSONResponse:
+) -> Response:
     """Create a run."""
     await owned(session, Thread, thread_id, project)
     assistant = await owned(session, Assistant, body.assistant_id, project)
@@ -111,7 +111,7 @@ async def create_run(
 
 
 @router.get("/threads/{thread_id}/runs")
-async def list_runs(thread_id: str, params: Listing, project: Project, session: Session) -> dict[str, Any]:
+async def list_runs(thread_id: str, params: Listing, project: Project, session: Session) -> Response:
     """List a thread's runs."""
     await owned(session, Thread, thread_id, project)
     return await page(session, Run, params, col(Run.thread_id) == thread_id)
@@ -120,7 +120,7 @@ async def list_runs(thread_id: str, params: Listing, project: Project, session: 
 @router.get("/threads/{thread_id}/runs/{run_id}")
 async def retrieve_run(
     request: Request, thread_id: str, run_id: str, project: Project, session: Session
-) -> JSONResponse:
+) -> Response:
     """Retrieve a run."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
@@ -129,7 +129,7 @@ async def retrieve_run(
 @router.post("/threads/{thread_id}/runs/{run_id}")
 async def modify_run(
     request: Request, thread_id: str, run_id: str, body: RunUpdate, project: Project, session: Session
-) -> JSONResponse:
+) -> Response:
     """Modify a run's metadata."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
     if "metadata" in body.model_fields_set:
@@ -142,7 +142,7 @@ async def modify_run(
 @router.post("/threads/{thread_id}/runs/{run_id}/cancel")
 async def cancel_run(
     request: Request, thread_id: str, run_id: str, project: Project, session: Session
-) -> JSONResponse:
+) -> Response:
     """Cancel a run: `cancelling` until the worker stops at its next boundary."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
     moves = (("requires_action", "cancelled"), ("queued", "cancelling"), ("in_progress", "cancelling"))

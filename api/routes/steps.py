@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
+from fastapi.responses import Response
 from sqlmodel import col
 
 from api.deps import Project, Session
@@ -17,7 +16,6 @@ router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run
 
 Include = Query(None, alias="include[]")
 
-
 @router.get("")
 async def list_run_steps(
     thread_id: str,
@@ -26,15 +24,14 @@ async def list_run_steps(
     project: Project,
     session: Session,
     include: list[str] | None = Include,
-) -> dict[str, Any]:
+) -> Response:
     """List a run's steps."""
     await owned(session, Run, run_id, project, thread_id=thread_id)
     return await page(session, RunStep, params, col(RunStep.run_id) == run_id)
 
-
 @router.get("/{step_id}")
 async def retrieve_run_step(
     thread_id: str, run_id: str, step_id: str, project: Project, session: Session, include: list[str] | None = Include
-) -> dict[str, Any]:
+) -> Response:
     """Retrieve a run step."""
     return wire((await owned(session, RunStep, step_id, project, run_id=run_id, thread_id=thread_id)).to_openai())

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
+from fastapi.responses import Response
 from sqlmodel import col, delete
 
 from api.deps import Project, Session
@@ -25,7 +24,7 @@ def thread_rows(project: str, body: ThreadCreate | None) -> tuple[Thread, list[M
 
 
 @router.post("")
-async def create_thread(project: Project, session: Session, body: ThreadCreate | None = None) -> dict[str, Any]:
+async def create_thread(project: Project, session: Session, body: ThreadCreate | None = None) -> Response:
     """Create a thread."""
     thread, messages = thread_rows(project, body)
     session.add(thread)
@@ -35,13 +34,13 @@ async def create_thread(project: Project, session: Session, body: ThreadCreate |
 
 
 @router.get("/{thread_id}")
-async def retrieve_thread(thread_id: str, project: Project, session: Session) -> dict[str, Any]:
+async def retrieve_thread(thread_id: str, project: Project, session: Session) -> Response:
     """Retrieve a thread."""
     return wire((await owned(session, Thread, thread_id, project)).to_openai())
 
 
 @router.post("/{thread_id}")
-async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, session: Session) -> dict[str, Any]:
+async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, session: Session) -> Response:
     """Modify a thread's metadata and tool resources."""
     row = await owned(session, Thread, thread_id, project)
     if "metadata" in body.model_fields_set:
@@ -54,7 +53,7 @@ async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, se
 
 
 @router.delete("/{thread_id}")
-async def delete_thread(thread_id: str, project: Project, session: Session) -> dict[str, Any]:
+async def delete_thread(thread_id: str, project: Project, session: Session) -> Response:
     """Delete a thread with its messages, runs and run steps."""
     row = await owned(session, Thread, thread_id, project)
     for table in (RunStep, Run, Message):

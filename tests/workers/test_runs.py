@@ -13,7 +13,7 @@ from sqlmodel import select
 from core.config import Settings
 from core.db import async_engine, migrate, sessionmaker
 from core.ids import now
-from core.models import Assistant, Message, Run, Thread
+from core.models import Assistant, Message, Run, Thread, new_row
 from tests.conftest import fresh_pg_database
 from workers import runs
 from workers.models import ModelClients
@@ -30,11 +30,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def ctx_for(url: str, owner: str) -> tuple[runs.Context, Any]:
     settings = Settings(database_url=url, run_lease_seconds=30)
     engine = async_engine(url)
-    return runs.Context(settings, sessionmaker(engine), ModelClients(settings), owner), engine
+    return runs.Context(settings, engine, ModelClients(settings), owner), engine
+
+
+def sessions(ctx: runs.Context) -> Any:
+    return sessionmaker(ctx.engine)()
 
 
 async def new_run(ctx: runs.Context, **kw: Any) -> Run:
-    async with ctx.sessions() as s:
+    async with sessions(ctx) as s:
         a = Assistant(project="p", model="echo")
         t = Thread(project="p")
         r = Run(project="p", thread_id=t.id, assistant_id=a.id, model="echo", enqueued_at=now(), **kw)
@@ -45,7 +49,7 @@ async def new_run(ctx: runs.Context, **kw: Any) -> Run:
 
 
 async def messages_of(ctx: runs.Context, run_id: str) -> list[Message]:
-    async with ctx.sessions() as s:
+    async with sessions(ctx) as s:
         return list((await s.exec(select(Message).where(Message.run_id == run_id))).all())
 
 
@@ -69,19 +73,23 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
         a, ea = ctx_for(database_url, "worker-a")
         b, eb = ctx_for(database_url, "worker-b")
         run = await new_run(a)
-        claimed = await runs.claim(a, run.id)
-        assert claimed is not None
-        async with a.sessions() as s:  # the lease lapses and the sweeper hands the run to b
+        got_a = await runs.claim(a, run.id)
+        assert got_a is not None
+        claimed = got_a[0]
+        async with sessions(a) as s:  # the lease lapses and the sweeper hands the run to b
             row = await s.get(Run, run.id)
             row.status, row.owner = "queued", None
             s.add(row)
             await s.commit()
-        claimed_b = await runs.claim(b, run.id)
-        assert claimed_b is not None
-        assert not await runs.finish(a, claimed, "completed", rows=[Message(
-            project="p", thread_id=run.thread_id, role="assistant", run_id=run.id)])
-        assert await runs.finish(b, claimed_b, "completed", rows=[Message(
-            project="p", thread_id=run.thread_id, role="assistant", run_id=run.id)])
+        got_b = await runs.claim(b, run.id)
+        assert got_b is not None
+        claimed_b = got_b[0]
+        def reply() -> list[tuple[Any, dict[str, Any]]]:
+            return [(runs.MESSAGES, new_row("msg", project="p", thread_id=run.thread_id, role="assistant",
+                                            run_id=run.id, status="completed"))]
+
+        assert not await runs.finish(a, claimed, "completed", inserts=reply())
+        assert await runs.finish(b, claimed_b, "completed", inserts=reply())
         assert len(await messages_of(a, run.id)) == 1
         await ea.dispose()
         await eb.dispose()
@@ -99,14 +107,14 @@ def test_sweeper(database_url: str) -> None:
         lost = await new_run(ctx, expires_at=now() + 60)
         lost_old = await new_run(ctx, expires_at=now() + 60)
         over = await new_run(ctx, status="in_progress", owner="slow", lease_until=now() + 60, expires_at=now() - 1)
-        async with ctx.sessions() as s:
+        async with sessions(ctx) as s:
             row = await s.get(Run, lost_old.id)
             row.enqueued_at = now() - 10
             s.add(row)
             await s.commit()
         await runner.sweep()
         assert sorted(sent) == sorted([lapsed.id, lost_old.id])
-        async with ctx.sessions() as s:
+        async with sessions(ctx) as s:
             assert (await s.get(Run, lapsed.id)).status == "queued"
             assert (await s.get(Run, lost.id)).status == "queued"
             failed = await s.get(Run, over.id)
@@ -121,7 +129,7 @@ def test_cancelled_while_queued(database_url: str) -> None:
         ctx, engine = ctx_for(database_url, "w")
         run = await new_run(ctx, status="cancelling")
         assert await runs.claim(ctx, run.id) is None
-        async with ctx.sessions() as s:
+        async with sessions(ctx) as s:
             row = await s.get(Run, run.id)
             assert row.status == "cancelled" and row.cancelled_at
         await engine.dispose()
