@@ -29,4 +29,4 @@ bench: install
 
 lint: install
 	$(BIN)/pip install -q ruff mypy
-	$(BIN)/ruff check .
+	$(BIN)/ruff check api core workers assistd tests bench

@@ -32,7 +32,9 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.state.settings = settings
     app.state.api_keys = settings.keys()
     if enqueue is None:
-        from core.broker import enqueue_run as enqueue
+        from core.broker import BackgroundSender
+
+        enqueue = BackgroundSender()
     app.state.enqueue = enqueue
     errors.install(app)
 

@@ -240,3 +240,13 @@ class ThreadAndRunCreate(_RunParams):
 
 class RunUpdate(_HasMetadata):
     pass
+
+
+class ToolOutput(Body):
+    tool_call_id: str
+    output: str
+
+
+class SubmitToolOutputs(Body):
+    tool_outputs: list[ToolOutput]
+    stream: bool | None = None

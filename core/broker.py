@@ -7,6 +7,10 @@ never imports worker code.
 
 from __future__ import annotations
 
+import logging
+import queue
+import threading
+
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware.asyncio import AsyncIO
@@ -42,3 +46,30 @@ def enqueue_run(run_id: str) -> None:
             queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, args=(run_id,), kwargs={}, options={}
         )
     )
+
+
+log = logging.getLogger("assistd.broker")
+
+
+class BackgroundSender:
+    """Enqueues run ids from a thread of its own, so a request never waits on the broker.
+
+    The run is already committed when its id is handed over: if the broker is unreachable
+    the id is dropped with a warning and the workers' sweeper re-sends it later.
+    """
+
+    def __init__(self) -> None:
+        self._ids: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name="assistd-enqueue", daemon=True)
+        self._thread.start()
+
+    def __call__(self, run_id: str) -> None:
+        self._ids.put(run_id)
+
+    def _loop(self) -> None:
+        while True:
+            run_id = self._ids.get()
+            try:
+                enqueue_run(run_id)
+            except Exception:
+                log.warning("could not enqueue %s; the sweeper will re-send it", run_id, exc_info=True)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
     # runs
     run_lease_seconds: float = 30.0
     run_timeout_seconds: int = 600
+    requires_action_expiry_seconds: int = 600
     requeue_after_seconds: float = 30.0
     sweep_interval_seconds: float = 2.0
     cancel_check_seconds: float = 0.5

@@ -139,6 +139,7 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
         "ASSISTD_CANCEL_CHECK_SECONDS": "0.2",
         "ASSISTD_MODEL_MAX_RETRIES": "1",
         "ASSISTD_POLL_AFTER_MS": "20",
+        "ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "6",
     }
 
 

@@ -10,8 +10,10 @@ The model name picks the script:
   flaky:<n>                 HTTP 500 for the first <n> requests carrying the same last message, then echo
   length                    a reply cut off by the token limit (finish_reason "length")
   queue:<key>               the next response pushed with POST /_script {"key", "responses": [...]};
-                            a response is {"content": str} | {"tool_calls": [{"name", "arguments"}]}
-                            | {"error": status}
+                            a response is {"content": str} | {"tool_calls": [{"id", "name", "arguments"}]}
+                            | {"error": status}; "expect_tool_results": [[tool_call_id, output], ...]
+                            makes the server answer 400 unless the request ends with exactly
+                            those tool messages, in that order
 Both `stream: true` (with `stream_options.include_usage`) and plain responses are served.
 GET /_requests lists what was received (body, received_at, done_at); DELETE /_requests clears it.
 """
@@ -43,6 +45,16 @@ def _last_user_text(body: dict[str, Any]) -> str:
     return ""
 
 
+def _tool_results(body: dict[str, Any]) -> list[list[str]]:
+    """The tool messages at the end of the conversation: [tool_call_id, content] each."""
+    out: list[list[str]] = []
+    for msg in reversed(body.get("messages", [])):
+        if msg.get("role") != "tool":
+            break
+        out.append([msg.get("tool_call_id"), msg.get("content")])
+    return out[::-1]
+
+
 def _tokens(text: str) -> int:
     return len(text) // 4 + 1
 
@@ -66,7 +78,13 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
         return {"content": "word " * int(limit), "finish": "length"}
     if kind == "queue":
         queue = QUEUES[arg]
-        return queue.popleft() if queue else {"error": 500, "message": f"script queue {arg!r} is empty"}
+        if not queue:
+            return {"error": 500, "message": f"script queue {arg!r} is empty"}
+        step = queue.popleft()
+        expected = step.get("expect_tool_results")
+        if expected is not None and _tool_results(body) != [list(e) for e in expected]:
+            return {"error": 400, "message": f"expected tool results {expected}, got {_tool_results(body)}"}
+        return step
     return {"content": f"You said: {last}"}
 
 

@@ -9,7 +9,6 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import pytest
 from openai import OpenAI
 
 from tests.conftest import ScriptedModel, Server, spawn, start_distributed, start_embedded, stop
@@ -116,3 +115,30 @@ def test_embedded_restart_picks_up_unfinished_runs(model_server: ScriptedModel, 
         assert [m.role for m in client.beta.threads.messages.list(thread_id=run.thread_id).data] == ["assistant", "user"]
     finally:
         stop(again.procs)
+
+
+def test_worker_killed_between_tool_rounds(model_server: ScriptedModel, tmp_path: Path) -> None:
+    server = start_distributed(model_server, tmp_path, workers=1)
+    try:
+        client = server.client()
+        model = model_server.script(f"between-{time.time()}", [
+            {"tool_calls": [{"id": "call_k", "name": "f", "arguments": "{}"}]},
+            {"content": "finished once", "expect_tool_results": [["call_k", "42"]]},
+        ])
+        tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+        assistant = client.beta.assistants.create(model=model, tools=[tool])
+        run = client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "go"}]})
+        assert run.status == "requires_action"
+        server.procs[1].send_signal(signal.SIGKILL)
+        server.procs[1].wait()
+        queued = client.beta.threads.runs.submit_tool_outputs(
+            run_id=run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": "call_k", "output": "42"}])
+        assert queued.status == "queued"
+        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        done = client.beta.threads.runs.poll(run.id, thread_id=run.thread_id, poll_interval_ms=100)
+        assert done.status == "completed", done.last_error
+        texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread_id=run.thread_id)]
+        assert texts == ["finished once", "go"]
+    finally:
+        stop(server.procs)

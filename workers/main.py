@@ -13,8 +13,8 @@ from core.config import Settings
 
 def start_worker(settings: Settings) -> dramatiq.Worker:
     """A started worker consuming the runs queue; call `.stop()` to hand its runs back."""
-    from core.broker import broker
     import workers.actors  # noqa: F401  (declares the actors on the broker)
+    from core.broker import broker
 
     # The run loop shares the GIL with dramatiq's threads; a short switch interval keeps its
     # socket I/O from queueing 5 ms behind them for the GIL after every system call.

@@ -1,11 +1,15 @@
-"""From a run and its thread to chat-completions messages, truncated to fit."""
+"""From a run and its thread to chat-completions messages, truncated to fit.
+
+The thread's earlier messages come first (the oldest dropped when the budget is short); then
+the rounds of this run so far, rebuilt from its run steps: the assistant's text and tool calls,
+followed by one `tool` message per submitted output, in call order.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
-
-from core.models import Message, Run
 
 
 class PromptTooLong(Exception):
@@ -23,14 +27,14 @@ def estimate_tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
-def _content(message: Message) -> tuple[Any, int]:
+def _content(role: str, content: list[dict[str, Any]] | None) -> tuple[Any, int]:
     parts: list[dict[str, Any]] = []
     texts: list[str] = []
-    for part in message.content or []:
+    for part in content or []:
         if part.get("type") == "text":
             texts.append(part["text"]["value"])
             parts.append({"type": "text", "text": part["text"]["value"]})
-        elif part.get("type") == "image_url" and message.role == "user":
+        elif part.get("type") == "image_url" and role == "user":
             parts.append({"type": "image_url", "image_url": part["image_url"]})
     tokens = sum(estimate_tokens(t) for t in texts) + 4 + 85 * (len(parts) - len(texts))
     if len(parts) == len(texts):
@@ -38,22 +42,53 @@ def _content(message: Message) -> tuple[Any, int]:
     return parts, tokens
 
 
-def build_prompt(run: Run, thread: list[Message], context_window: int) -> Prompt:
-    """System instructions, then the thread's newest messages that fit the budget."""
+def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[str, Any]]:
+    """This run's earlier rounds as chat messages, from its message_creation and tool_calls steps."""
+    texts = {m.id: _content(m.role, m.content)[0] for m in thread if m.run_id == run_id}
+    out: list[dict[str, Any]] = []
+    open_text = False  # the previous step was this round's text, awaiting its tool calls
+    for step in steps:
+        details = step.step_details or {}
+        if step.type == "message_creation":
+            message_id = details.get("message_creation", {}).get("message_id")
+            out.append({"role": "assistant", "content": texts.get(message_id, "")})
+            open_text = True
+            continue
+        calls = [c for c in details.get("tool_calls", []) if c.get("type") == "function"]
+        wire_calls = [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
+            for c in calls
+        ]
+        if open_text:
+            out[-1]["tool_calls"] = wire_calls
+        else:
+            out.append({"role": "assistant", "content": None, "tool_calls": wire_calls})
+        open_text = False
+        for c in calls:
+            out.append({"role": "tool", "tool_call_id": c["id"], "content": c["function"].get("output") or ""})
+    return out
+
+
+def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: int) -> Prompt:
+    """System instructions, the thread's newest messages that fit, then this run's rounds."""
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
+    rounds = run_rounds(run.id, thread, steps)
     used = estimate_tokens(run.instructions) + 4 if run.instructions else 0
+    used += sum(estimate_tokens(json.dumps(r)) for r in rounds)
+    history = [m for m in thread if m.run_id != run.id]
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
-        thread = thread[-int(strategy["last_messages"]) :]
+        history = history[-int(strategy["last_messages"]) :]
     budget = min(context_window - (run.max_completion_tokens or 0), run.max_prompt_tokens or context_window)
     kept: list[dict[str, Any]] = []
-    for message in reversed(thread):
-        content, tokens = _content(message)
+    for message in reversed(history):
+        content, tokens = _content(message.role, message.content)
         if used + tokens > budget:
             break
         kept.append({"role": message.role, "content": content})
         used += tokens
-    if thread and not kept:
+    if history and not kept:
         raise PromptTooLong(f"the newest message does not fit in {budget} prompt tokens")
     kept.reverse()
-    return Prompt(system + kept, used)
+    return Prompt(system + kept + rounds, used)

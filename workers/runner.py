@@ -17,15 +17,14 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-
-from sqlalchemy import Row, select, update
+from sqlalchemy import select, update
 
 from core.config import Settings
 from core.db import async_engine
 from core.ids import new_id, now
 from workers import runs
-from workers.runs import RUNS
 from workers.models import ModelClients
+from workers.runs import RUNS, STEPS
 
 log = logging.getLogger("assistd.worker")
 
@@ -55,13 +54,14 @@ class Runner:
         if claimed is None:
             self.slots.release()
             return
-        task = asyncio.create_task(self._drive(*claimed))
+        task = asyncio.create_task(self._drive(claimed))
         self.tasks[run_id] = task
         task.add_done_callback(lambda _: (self.tasks.pop(run_id, None), self.slots.release()))
 
-    async def _drive(self, run: Row[Any], thread: list[Row[Any]]) -> None:
+    async def _drive(self, claimed: runs.Claimed) -> None:
+        run = claimed.run
         try:
-            await runs.execute(self.ctx, run, thread)
+            await runs.execute(self.ctx, claimed)
         except asyncio.CancelledError:
             log.info("run %s: stopped (%s)", run.id, "handing back" if self.stopping else "cancelled")
             if self.stopping:
@@ -129,14 +129,9 @@ class Runner:
         t, c = now(), RUNS.c
         lapsed = (c.lease_until < t) | c.lease_until.is_not(None) if orphans_now else c.lease_until < t
         stale = t if orphans_now else t - self.settings.requeue_after_seconds
-        over_budget = {"code": "server_error", "message": "The run did not finish within its time budget."}
         released = {"owner": None, "lease_until": None}
         async with self.engine.begin() as conn:
-            await conn.execute(
-                update(RUNS)
-                .where(c.status.in_(("queued", "in_progress", "cancelling")), c.expires_at < t)
-                .values(status="failed", failed_at=t, expires_at=None, last_error=over_budget, **released)
-            )
+            await self._expire(conn, t)
             requeue = list(
                 (
                     await conn.execute(
@@ -164,6 +159,29 @@ class Runner:
             self._send(run_id)
         if requeue:
             log.info("sweeper re-sent %d run(s)", len(requeue))
+
+    @staticmethod
+    async def _expire(conn: Any, t: float) -> None:
+        """Runs past `expires_at` become `expired`, with their pending step: a run left waiting in
+        requires_action (its tool outputs never came), or one that ran out of time budget."""
+        c = RUNS.c
+        released = {"owner": None, "lease_until": None, "expires_at": None, "required_action": None}
+        timed_out = {"code": "server_error", "message": "The run did not finish within its time budget."}
+        for statuses, error in ((("requires_action",), None), (("queued", "in_progress", "cancelling"), timed_out)):
+            expired = (
+                await conn.execute(
+                    update(RUNS)
+                    .where(c.status.in_(statuses), c.expires_at < t)
+                    .values(status="expired", last_error=error, **released)
+                    .returning(c.id)
+                )
+            ).scalars().all()
+            if expired:
+                await conn.execute(
+                    update(STEPS)
+                    .where(STEPS.c.run_id.in_(expired), STEPS.c.status == "in_progress")
+                    .values(status="expired", expired_at=t)
+                )
 
     async def close(self) -> None:
         """Hand back every run in flight, then release connections."""

@@ -61,13 +61,25 @@ CANCEL_QUEUED = (
     .values(status="cancelled", cancelled_at=bindparam("t"), expires_at=None)
 )
 THREAD = (
-    select(MESSAGES.c.role, MESSAGES.c.content)
+    select(MESSAGES.c.id, MESSAGES.c.role, MESSAGES.c.content, MESSAGES.c.run_id)
     .where(MESSAGES.c.thread_id == bindparam("thread_id"))
     .order_by(MESSAGES.c.seq)
 )
+ROUNDS = (
+    select(STEPS.c.type, STEPS.c.step_details).where(STEPS.c.run_id == bindparam("run_id")).order_by(STEPS.c.seq)
+)
 
 
-async def claim(ctx: Context, run_id: str) -> tuple[Row[Any], list[Row[Any]]] | None:
+@dataclass
+class Claimed:
+    """A run this worker now owns, with what its prompt is built from."""
+
+    run: Row[Any]
+    thread: list[Row[Any]]
+    steps: list[Row[Any]]
+
+
+async def claim(ctx: Context, run_id: str) -> Claimed | None:
     """Atomically move a queued run to in_progress under our lease, with its thread's messages.
 
     None if the run is not ours to execute (someone else has it, or it is over).
@@ -81,13 +93,16 @@ async def claim(ctx: Context, run_id: str) -> tuple[Row[Any], list[Row[Any]]] | 
             await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})
             return None
         thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
-        return run, thread
+        # usage is set once a round has been recorded: only then are there steps to replay
+        steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
+        return Claimed(run, thread, steps)
 
 
-async def execute(ctx: Context, run: Row[Any], thread: list[Row[Any]]) -> None:
-    """One model turn for a claimed run, ending in completed, incomplete or failed."""
+async def execute(ctx: Context, claimed: Claimed) -> None:
+    """One model round for a claimed run: it ends completed, incomplete, failed or requires_action."""
+    run = claimed.run
     try:
-        prompt = build_prompt(run, thread, ctx.clients.context_window(run.model))
+        prompt = build_prompt(run, claimed.thread, claimed.steps, ctx.clients.context_window(run.model))
     except PromptTooLong as exc:
         if run.max_prompt_tokens:
             await finish(ctx, run, "incomplete", incomplete_details={"reason": "max_prompt_tokens"})
@@ -125,6 +140,15 @@ def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]
         req["response_format"] = run.response_format
     if run.reasoning_effort:
         req["reasoning_effort"] = run.reasoning_effort
+    functions = [t for t in run.tools or [] if t.get("type") == "function"]
+    if functions:
+        req["tools"] = functions
+        choice = run.tool_choice or "auto"
+        if isinstance(choice, dict):  # only a function can be forced on a chat model
+            choice = choice if choice.get("type") == "function" else "required"
+        req["tool_choice"] = choice
+        if run.parallel_tool_calls is False:
+            req["parallel_tool_calls"] = False
     return req
 
 
@@ -135,48 +159,87 @@ def _usage(completion: ChatCompletion) -> dict[str, int]:
     return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
 
 
+def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
+    return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
+
+
+def _step(run: Row[Any], kind: str, details: dict[str, Any], **values: Any) -> dict[str, Any]:
+    owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
+    blank = {"last_error": None, "completed_at": None, "cancelled_at": None, "failed_at": None, "expired_at": None}
+    return new_row("step", **owned, **blank, run_id=run.id, type=kind, step_details=details) | values
+
+
 async def record_turn(ctx: Context, run: Row[Any], completion: ChatCompletion, started: float) -> None:
-    """Write the assistant message, its message_creation step and the run's end, in one transaction."""
+    """Write this round's outcome in one transaction: the assistant's text (a message and its
+    message_creation step), then either its tool calls (a tool_calls step, run requires_action)
+    or the run's end."""
     choice = completion.choices[0]
     usage = _usage(completion)
+    total = _add(run.usage, usage)
     t = now()
+    calls = [c for c in choice.message.tool_calls or [] if c.type == "function"]
     reason = None
     if choice.finish_reason == "length":
         reason = "max_completion_tokens"
-    elif run.max_prompt_tokens and usage["prompt_tokens"] > run.max_prompt_tokens:
+    elif run.max_prompt_tokens and total["prompt_tokens"] > run.max_prompt_tokens:
         reason = "max_prompt_tokens"
-    owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
-    message = new_row(
-        "msg",
-        **owned,
-        created_at=started,
-        role="assistant",
-        content=[{"type": "text", "text": {"value": choice.message.content or "", "annotations": []}}],
-        attachments=[],
-        run_id=run.id,
-        status="incomplete" if reason else "completed",
-        completed_at=None if reason else t,
-        incomplete_at=t if reason else None,
-        incomplete_details={"reason": "max_tokens"} if reason else None,
-    )
-    step = new_row(
-        "step",
-        **owned,
-        run_id=run.id,
-        created_at=started,
-        type="message_creation",
-        status="completed",
-        step_details={"type": "message_creation", "message_creation": {"message_id": message["id"]}},
-        usage=usage,
-        last_error=None,
-        completed_at=t,
-        cancelled_at=None,
-        failed_at=None,
-        expired_at=None,
-    )
+    inserts: list[tuple[Any, dict[str, Any]]] = []
+    text = choice.message.content or ""
+    if text or not calls:
+        message = new_row(
+            "msg",
+            project=run.project,
+            thread_id=run.thread_id,
+            assistant_id=run.assistant_id,
+            created_at=started,
+            role="assistant",
+            content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+            attachments=[],
+            run_id=run.id,
+            status="incomplete" if reason else "completed",
+            completed_at=None if reason else t,
+            incomplete_at=t if reason else None,
+            incomplete_details={"reason": "max_tokens"} if reason else None,
+        )
+        details = {"type": "message_creation", "message_creation": {"message_id": message["id"]}}
+        step_usage = None if calls else usage  # a round's usage goes on its last step
+        inserts += [(MESSAGES, message), (STEPS, _step(run, "message_creation", details, created_at=started,
+                                                       status="completed", completed_at=t, usage=step_usage))]
+    if calls and not reason:
+        await _require_action(ctx, run, calls, usage, total, started, inserts)
+        return
     status = "incomplete" if reason else "completed"
     extra = {"incomplete_details": {"reason": reason}} if reason else {}
-    await finish(ctx, run, status, usage=usage, completed_at=t, inserts=[(MESSAGES, message), (STEPS, step)], **extra)
+    await finish(ctx, run, status, usage=total, completed_at=t, inserts=inserts, **extra)
+
+
+async def _require_action(
+    ctx: Context,
+    run: Row[Any],
+    calls: list[Any],
+    usage: dict[str, int],
+    total: dict[str, int],
+    started: float,
+    inserts: list[tuple[Any, dict[str, Any]]],
+) -> None:
+    """Record the model's function calls and hand them to the client to execute."""
+    pending = [
+        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
+        for c in calls
+    ]
+    recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
+    details = {"type": "tool_calls", "tool_calls": recorded}
+    inserts.append((STEPS, _step(run, "tool_calls", details, created_at=started, status="in_progress", usage=usage)))
+    action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}}
+    await finish(
+        ctx,
+        run,
+        "requires_action",
+        inserts=inserts,
+        usage=total,
+        required_action=action,
+        expires_at=now() + ctx.settings.requires_action_expiry_seconds,
+    )
 
 
 async def finish(
@@ -185,11 +248,10 @@ async def finish(
     """End the run (and insert `inserts`) only if we still own it in_progress; False if we lost it."""
     if status in ("completed", "incomplete"):
         values.setdefault("completed_at", now())
+    values.setdefault("expires_at", None)
     async with ctx.engine.begin() as conn:
         result = await conn.execute(
-            _mine(ctx, run.id, "in_progress").values(
-                status=status, owner=None, lease_until=None, expires_at=None, **values
-            )
+            _mine(ctx, run.id, "in_progress").values(status=status, owner=None, lease_until=None, **values)
         )
         if result.rowcount != 1:
             await conn.rollback()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,12 +15,19 @@ from api.errors import BadRequest
 from api.pagination import Listing, page
 from api.responses import run_response
 from api.routes.threads import thread_rows
-from api.schemas import RunCreate, RunUpdate, ThreadAndRunCreate, _RunParams
+from api.schemas import (
+    RunCreate,
+    RunUpdate,
+    SubmitToolOutputs,
+    ThreadAndRunCreate,
+    ToolChoice,
+    ToolChoiceObject,
+    _RunParams,
+)
 from api.store import dumped, dumped_one, message_row, owned, resources
 from core.ids import now
-from core.models import ACTIVE_RUN_STATUSES, Assistant, Run, Thread
+from core.models import ACTIVE_RUN_STATUSES, Assistant, Run, RunStep, Thread
 
-log = logging.getLogger("assistd.api")
 router = APIRouter(tags=["runs"])
 
 
@@ -30,6 +36,8 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
     if body.stream:
         raise BadRequest("Streaming runs are not supported by this server yet.", param="stream")
     sent = body.model_fields_set
+    tools = dumped(body.tools) if body.tools is not None else list(assistant.tools or [])
+    check_tool_choice(body.tool_choice, tools)
     instructions = body.instructions if "instructions" in sent else assistant.instructions
     extra = getattr(body, "additional_instructions", None)
     if extra:
@@ -42,7 +50,7 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
         created_at=created,
         model=body.model or assistant.model,
         instructions=instructions or "",
-        tools=dumped(body.tools) if body.tools is not None else list(assistant.tools or []),
+        tools=tools,
         tool_choice=dumped_one(body.tool_choice) if body.tool_choice is not None else "auto",
         temperature=body.temperature if body.temperature is not None else assistant.temperature,
         top_p=body.top_p if body.top_p is not None else assistant.top_p,
@@ -58,8 +66,21 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
     )
 
 
+def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) -> None:
+    """A forced tool must be one the run has; only functions can be forced on this server yet."""
+    if not isinstance(choice, ToolChoiceObject):
+        return
+    if choice.type != "function":
+        raise BadRequest(f"Forcing the '{choice.type}' tool is not supported by this server yet.", param="tool_choice")
+    name = choice.function.name if choice.function else None
+    if name is None:
+        raise BadRequest("Missing required parameter: 'tool_choice.function'.", param="tool_choice.function")
+    if not any(t.get("type") == "function" and t["function"]["name"] == name for t in tools):
+        raise BadRequest(f"tool_choice names the function '{name}', which is not in tools.", param="tool_choice")
+
+
 async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) -> Response:
-    """Store the run, then hand its id to the workers (the sweeper re-sends it if this fails)."""
+    """Store the run, then hand its id to the workers (the sweeper re-sends it if that fails)."""
     try:
         await session.commit()
     except IntegrityError:
@@ -70,10 +91,7 @@ async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) 
             )
         ).first()
         raise BadRequest(f"Thread {run.thread_id} already has an active run {active}.") from None
-    try:
-        request.app.state.enqueue(run.id)
-    except Exception:
-        log.warning("could not enqueue %s now; the sweeper will", run.id, exc_info=True)
+    request.app.state.enqueue(run.id)
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
 
 
@@ -154,6 +172,8 @@ async def cancel_run(
             update(Run).where(col(Run.id) == run_id, col(Run.status) == source).values(**values)
         )
         if result.rowcount:
+            if target == "cancelled":
+                await finish_pending_step(session, run_id, "cancelled", cancelled_at=values["cancelled_at"])
             await session.commit()
             break
     else:
@@ -163,3 +183,71 @@ async def cancel_run(
     if run.status == "cancelling":
         request.app.state.enqueue(run_id)  # a queued run is finished off by whichever worker gets this
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
+
+
+async def finish_pending_step(session: AsyncSession, run_id: str, status: str, **values: Any) -> RunStep | None:
+    """Close the run's tool_calls step that waits for outputs; the step, or None if there is none."""
+    step = (
+        await session.exec(
+            select(RunStep).where(
+                RunStep.run_id == run_id, RunStep.type == "tool_calls", RunStep.status == "in_progress"
+            )
+        )
+    ).first()
+    if step is not None:
+        step.status = status
+        for key, value in values.items():
+            setattr(step, key, value)
+        session.add(step)
+    return step
+
+
+def check_outputs(run: Run, body: SubmitToolOutputs) -> dict[str, str]:
+    """Every pending call answered exactly once: tool_call_id -> output, or 400."""
+    pending = [c["id"] for c in (run.required_action or {}).get("submit_tool_outputs", {}).get("tool_calls", [])]
+    given = [o.tool_call_id for o in body.tool_outputs]
+    duplicates = sorted({i for i in given if given.count(i) > 1})
+    unknown = [i for i in given if i not in pending]
+    missing = [i for i in pending if i not in given]
+    for problem, ids in (("Duplicate", duplicates), ("Unknown", unknown), ("Missing", missing)):
+        if ids:
+            raise BadRequest(
+                f"{problem} tool outputs for tool call(s): {', '.join(ids)}. Expected one output for each of "
+                f"{', '.join(pending)}.",
+                param="tool_outputs",
+            )
+    return {o.tool_call_id: o.output for o in body.tool_outputs}
+
+
+@router.post("/threads/{thread_id}/runs/{run_id}/submit_tool_outputs")
+async def submit_tool_outputs(
+    request: Request, thread_id: str, run_id: str, body: SubmitToolOutputs, project: Project, session: Session
+) -> Response:
+    """Submit the outputs of the function calls a run is waiting for; the run continues."""
+    run = await owned(session, Run, run_id, project, thread_id=thread_id)
+    if body.stream:
+        raise BadRequest("Streaming runs are not supported by this server yet.", param="stream")
+    if run.status != "requires_action":
+        raise BadRequest(f'Runs in status "{run.status}" do not accept tool outputs.')
+    t = now()
+    if run.expires_at is not None and run.expires_at < t:
+        raise BadRequest(f"Run {run_id} has expired: its tool outputs were due by {int(run.expires_at)}.")
+    outputs = check_outputs(run, body)
+    step = await finish_pending_step(session, run_id, "completed", completed_at=t)
+    if step is not None:
+        calls = step.step_details["tool_calls"]  # type: ignore[index]
+        answered = [c | {"function": c["function"] | {"output": outputs.get(c["id"])}} for c in calls]
+        step.step_details = {"type": "tool_calls", "tool_calls": answered}
+    settings = request.app.state.settings
+    result = await session.exec(  # type: ignore[call-overload]
+        update(Run)
+        .where(col(Run.id) == run_id, col(Run.status) == "requires_action")
+        .values(status="queued", required_action=None, enqueued_at=t, expires_at=t + settings.run_timeout_seconds)
+    )
+    if result.rowcount != 1:
+        await session.rollback()
+        raise BadRequest(f"Run {run_id} is no longer waiting for tool outputs.")
+    await session.commit()
+    await session.refresh(run)
+    request.app.state.enqueue(run_id)
+    return run_response(run.to_openai(), settings.poll_after_ms)

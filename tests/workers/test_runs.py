@@ -75,7 +75,7 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
         run = await new_run(a)
         got_a = await runs.claim(a, run.id)
         assert got_a is not None
-        claimed = got_a[0]
+        claimed = got_a.run
         async with sessions(a) as s:  # the lease lapses and the sweeper hands the run to b
             row = await s.get(Run, run.id)
             row.status, row.owner = "queued", None
@@ -83,7 +83,7 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
             await s.commit()
         got_b = await runs.claim(b, run.id)
         assert got_b is not None
-        claimed_b = got_b[0]
+        claimed_b = got_b.run
         def reply() -> list[tuple[Any, dict[str, Any]]]:
             return [(runs.MESSAGES, new_row("msg", project="p", thread_id=run.thread_id, role="assistant",
                                             run_id=run.id, status="completed"))]
@@ -118,7 +118,7 @@ def test_sweeper(database_url: str) -> None:
             assert (await s.get(Run, lapsed.id)).status == "queued"
             assert (await s.get(Run, lost.id)).status == "queued"
             failed = await s.get(Run, over.id)
-            assert failed.status == "failed" and failed.last_error["code"] == "server_error"
+            assert failed.status == "expired" and failed.last_error["code"] == "server_error"
         await runner.close()
 
     asyncio.run(go())
