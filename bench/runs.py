@@ -1,13 +1,14 @@
 """Run throughput and service overhead, distributed mode (API + N workers, Redis, PostgreSQL).
 
-    python bench/runs.py [--workers 1 2] [--runs 1000] [--slow-runs 1500] [--sequential 100]
+    python bench/runs.py [--workers 1 2] [--seconds 10] [--sequential 100]
 
 Measured with the scripted model, in one run, for each worker count:
 - overhead in:  run created (API commit) -> the model request arrives at the scripted model
 - overhead out: the model's response is sent -> the run is `completed` in the database
   (both from sequential runs on an idle system, p50/p99)
-- runs/s at zero model latency and with a 1 s model, from N runs created concurrently:
-  N / (last completed_at - first created_at)
+- runs/s at zero model latency and with a 1 s model: runs created as fast as the API takes
+  them for --seconds by wrk (a C load generator, if installed; else a Python client), then
+  completions per second between the first and the last completion
 The reference peer (Celery-based) adds about 300 ms per run and completes about 6 runs/s on a
 machine like this one; ratios are printed against those figures.
 Needs Redis and PostgreSQL on loopback (`make services`).
@@ -19,6 +20,8 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -104,20 +107,50 @@ def overhead(server: Server, model_url: str, count: int) -> dict[str, float]:
     return {"in_p50": pct(into, 50), "in_p99": pct(into, 99), "out_p50": pct(out, 50), "out_p99": pct(out, 99)}
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"assistant_id": "%s", "thread": {"messages": [{"role": "user", "content": "bench"}]}}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer %s"
+"""
+
+
+def throughput_wrk(server: Server, model: str, seconds: int, connections: int) -> dict[str, float]:
+    """Runs created by wrk (a C client, so the client takes little of the 2 cores) for `seconds`."""
+    assistant = new_assistant(server, model)
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(WRK_SCRIPT % (assistant, KEY_A))
+    started = time.time()
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), f"{server.url}/v1/threads/runs"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    if "Non-2xx" in out:
+        raise RuntimeError(f"wrk saw errors:\n{out}")
+    with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
+        ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE assistant_id = %s", (assistant,)).fetchall()]
+    times = wait_done(server, ids, 600)
+    return rate(times, len(ids), started)
+
+
+def rate(times: dict[str, tuple[float, float | None, str]], count: int, started: float) -> dict[str, float]:
+    """Steady-state completions per second: between the first and the last completion, so the
+    model's own latency before the first answer does not count against the service."""
+    completed = sorted(t[1] for t in times.values() if t[2] == "completed" and t[1] is not None)
+    return {
+        "runs": count,
+        "completed": len(completed),
+        "runs_per_s": (len(completed) - 1) / (completed[-1] - completed[0]),
+        "wall_s": time.time() - started,
+    }
+
+
 def throughput(server: Server, model: str, count: int, concurrency: int) -> dict[str, float]:
     assistant = new_assistant(server, model)
     tags = [f"tp-{uuid.uuid4()}" for _ in range(count)]
     started = time.time()
     ids = asyncio.run(create_runs(server.url, assistant, tags, concurrency))
-    times = wait_done(server, ids, 300)
-    completed = [t[1] for t in times.values() if t[2] == "completed" and t[1] is not None]
-    first = min(t[0] for t in times.values())
-    return {
-        "runs": count,
-        "completed": len(completed),
-        "runs_per_s": len(completed) / (max(completed) - first),
-        "wall_s": time.time() - started,
-    }
+    return rate(wait_done(server, ids, 300), count, started)
 
 
 def main() -> None:
@@ -127,6 +160,7 @@ def main() -> None:
     parser.add_argument("--slow-runs", type=int, default=1500, help="runs for the 1 s model throughput")
     parser.add_argument("--sequential", type=int, default=100, help="runs for the overhead percentiles")
     parser.add_argument("--concurrency", type=int, default=64, help="client requests in flight")
+    parser.add_argument("--seconds", type=int, default=10, help="load duration with wrk (apt-get install wrk)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))
@@ -143,8 +177,12 @@ def main() -> None:
                 time.sleep(1)
                 row: dict[str, Any] = {"workers": n}
                 row |= overhead(server, model.url, args.sequential)
-                row["zero"] = throughput(server, "echo", args.runs, args.concurrency)
-                row["slow"] = throughput(server, "slow:1000", args.slow_runs, max(args.concurrency, 256))
+                if shutil.which("wrk"):
+                    row["zero"] = throughput_wrk(server, "echo", args.seconds, args.concurrency)
+                    row["slow"] = throughput_wrk(server, "slow:1000", args.seconds, args.concurrency)
+                else:  # a Python client: it takes a share of the CPU from the server
+                    row["zero"] = throughput(server, "echo", args.runs, args.concurrency)
+                    row["slow"] = throughput(server, "slow:1000", args.slow_runs, max(args.concurrency, 256))
                 results.append(row)
             finally:
                 stop(server.procs)
@@ -157,7 +195,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
-    print(f"sequential runs: {args.sequential}; zero-latency runs: {args.runs}; 1 s-model runs: {args.slow_runs}\n")
+    client = f"wrk, {args.concurrency} connections, {args.seconds} s per load" if shutil.which("wrk") else "Python httpx"
+    print(f"sequential runs: {args.sequential}; load client: {client}")
+    for r in results:
+        print(f"  {r['workers']} worker(s): {r['zero']['runs']} runs at 0 ms, {r['slow']['runs']} runs with the 1 s model")
+    print()
     print("| workers | overhead in p50 / p99 (ms) | overhead out p50 / p99 (ms) | runs/s, 0 ms model | runs/s, 1 s model |")
     print("|---|---|---|---|---|")
     for r in results:

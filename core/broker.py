@@ -25,9 +25,9 @@ def _make_broker() -> dramatiq.Broker:
     settings = get_settings()
     broker: dramatiq.Broker
     if settings.redis_url:
-        from dramatiq.brokers.redis import RedisBroker
+        from core.doorbell import DoorbellRedisBroker
 
-        broker = RedisBroker(url=settings.redis_url, namespace=settings.redis_namespace)
+        broker = DoorbellRedisBroker(url=settings.redis_url, namespace=settings.redis_namespace)
     else:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())

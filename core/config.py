@@ -53,7 +53,7 @@ class Settings(BaseSettings):
     # workers
     worker_concurrency: int = 500
     worker_threads: int = 4
-    worker_poll_ms: int = 10
+    worker_poll_ms: int = 1000
 
     # metrics and logs
     log_level: str = "INFO"
