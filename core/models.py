@@ -6,6 +6,7 @@ Timestamps are floats here (sub-second, for measuring) and integer seconds on th
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 from openai.types.beta import Assistant as WireAssistant
@@ -40,6 +41,11 @@ def _seq() -> Any:
 
 def ts(value: float | None) -> int | None:
     return None if value is None else int(value)
+
+
+def wire_of(table: Any, values: Any) -> Any:
+    """The wire object for a row held as a mapping (a Core result or a dict of column values)."""
+    return table.to_openai(SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in values.items()}))
 
 
 def new_row(prefix: str, **values: Any) -> dict[str, Any]:
@@ -203,6 +209,7 @@ class Run(SQLModel, table=True):
     lease_until: float | None = None
     enqueued_at: float | None = None
     attempts: int = 0
+    stream: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
 
     def to_openai(self) -> WireRun:
         return WireRun.model_validate(

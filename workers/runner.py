@@ -21,7 +21,9 @@ from sqlalchemy import select, update
 
 from core.config import Settings
 from core.db import async_engine
+from core.events import event_log
 from core.ids import new_id, now
+from core.models import Run, wire_of
 from workers import runs
 from workers.models import ModelClients
 from workers.runs import RUNS, STEPS
@@ -35,7 +37,7 @@ class Runner:
         self.enqueue = enqueue
         self.engine = async_engine(settings.database_url, pool_size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner)
+        self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log())
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -131,7 +133,7 @@ class Runner:
         stale = t if orphans_now else t - self.settings.requeue_after_seconds
         released = {"owner": None, "lease_until": None}
         async with self.engine.begin() as conn:
-            await self._expire(conn, t)
+            expired = await self._expire(conn, t)
             requeue = list(
                 (
                     await conn.execute(
@@ -155,33 +157,39 @@ class Runner:
                     .returning(c.id)
                 )
             ).scalars()
+        for row in expired:
+            if row.stream:
+                await runs.publish(self.ctx, row, [("thread.run.expired", wire_of(Run, row._mapping).model_dump_json())])
         for run_id in requeue:
             self._send(run_id)
         if requeue:
             log.info("sweeper re-sent %d run(s)", len(requeue))
 
     @staticmethod
-    async def _expire(conn: Any, t: float) -> None:
+    async def _expire(conn: Any, t: float) -> list[Any]:
         """Runs past `expires_at` become `expired`, with their pending step: a run left waiting in
         requires_action (its tool outputs never came), or one that ran out of time budget."""
         c = RUNS.c
         released = {"owner": None, "lease_until": None, "expires_at": None, "required_action": None}
         timed_out = {"code": "server_error", "message": "The run did not finish within its time budget."}
+        out: list[Any] = []
         for statuses, error in ((("requires_action",), None), (("queued", "in_progress", "cancelling"), timed_out)):
             expired = (
                 await conn.execute(
                     update(RUNS)
                     .where(c.status.in_(statuses), c.expires_at < t)
                     .values(status="expired", last_error=error, **released)
-                    .returning(c.id)
+                    .returning(*RUNS.c)
                 )
-            ).scalars().all()
+            ).all()
             if expired:
                 await conn.execute(
                     update(STEPS)
-                    .where(STEPS.c.run_id.in_(expired), STEPS.c.status == "in_progress")
+                    .where(STEPS.c.run_id.in_([r.id for r in expired]), STEPS.c.status == "in_progress")
                     .values(status="expired", expired_at=t)
                 )
+            out += expired
+        return out
 
     async def close(self) -> None:
         """Hand back every run in flight, then release connections."""

@@ -19,10 +19,12 @@ from sqlalchemy import Row, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
+from core.events import EventLog
 from core.ids import now
-from core.models import Message, Run, RunStep, new_row
+from core.models import Message, Run, RunStep, new_row, wire_of
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
+from workers.streaming import Turn, TurnIds, message_start, stream_turn, tools_start
 
 log = logging.getLogger("assistd.worker")
 RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
@@ -34,6 +36,7 @@ class Context:
     engine: AsyncEngine
     clients: ModelClients
     owner: str
+    events: EventLog
 
 
 def _mine(ctx: Context, run_id: str, *statuses: str) -> Any:
@@ -59,6 +62,7 @@ CANCEL_QUEUED = (
     update(RUNS)
     .where(_c.id == bindparam("run_id"), _c.status == "cancelling", _c.owner.is_(None))
     .values(status="cancelled", cancelled_at=bindparam("t"), expires_at=None)
+    .returning(*RUNS.c)
 )
 THREAD = (
     select(MESSAGES.c.id, MESSAGES.c.role, MESSAGES.c.content, MESSAGES.c.run_id)
@@ -90,17 +94,23 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
         run = (await conn.execute(CLAIM, {"run_id": run_id, "owner": ctx.owner, "lease_until": lease, "t": t})).first()
         if run is None:
             # a run cancelled while queued is finished off by whoever receives its id
-            await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})
-            return None
-        thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
-        # usage is set once a round has been recorded: only then are there steps to replay
-        steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
-        return Claimed(run, thread, steps)
+            cancelled = (await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})).first()
+        else:
+            thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+            # usage is set once a round has been recorded: only then are there steps to replay
+            steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
+    if run is None:
+        if cancelled is not None and cancelled.stream:
+            await publish(ctx, cancelled, [("thread.run.cancelled", wire_of(Run, cancelled._mapping).model_dump_json())])
+        return None
+    return Claimed(run, thread, steps)
 
 
 async def execute(ctx: Context, claimed: Claimed) -> None:
     """One model round for a claimed run: it ends completed, incomplete, failed or requires_action."""
     run = claimed.run
+    if run.stream:
+        await publish(ctx, run, [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
     try:
         prompt = build_prompt(run, claimed.thread, claimed.steps, ctx.clients.context_window(run.model))
     except PromptTooLong as exc:
@@ -109,12 +119,14 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         else:
             await fail(ctx, run, "invalid_prompt", f"The prompt is too long for {run.model}: {exc}.")
         return
-    started = now()
+    started, ids = now(), TurnIds()
+    client, request = ctx.clients.client(run.model), request_for(run, prompt.messages)
     try:
-        # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
-        completion = await ctx.clients.client(run.model).post(
-            "/chat/completions", body=request_for(run, prompt.messages), cast_to=ChatCompletion
-        )
+        if run.stream:
+            turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev))
+        else:
+            # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
+            turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=ChatCompletion))
     except openai.APIStatusError as exc:
         code = {429: "rate_limit_exceeded"}.get(exc.status_code)
         if code is None:
@@ -124,7 +136,15 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
     except openai.APIError as exc:
         await fail(ctx, run, "server_error", f"The model endpoint failed: {exc}")
         return
-    await record_turn(ctx, run, completion, started)
+    await record_turn(ctx, run, turn, started, ids)
+
+
+async def publish(ctx: Context, run: Any, events: list[tuple[str, str]]) -> None:
+    """Append to the run's event log; a log that cannot be written never fails the run."""
+    try:
+        await ctx.events.publish(run.id, events)
+    except Exception:
+        log.warning("run %s: could not publish %d event(s)", run.id, len(events), exc_info=True)
 
 
 def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
@@ -152,40 +172,29 @@ def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]
     return req
 
 
-def _usage(completion: ChatCompletion) -> dict[str, int]:
-    u = completion.usage
-    if u is None:
-        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    return {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens, "total_tokens": u.total_tokens}
-
-
 def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
     return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
 
 
-def _step(run: Row[Any], kind: str, details: dict[str, Any], **values: Any) -> dict[str, Any]:
+def _step(run: Row[Any], step_id: str, kind: str, details: dict[str, Any], **values: Any) -> dict[str, Any]:
     owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
     blank = {"last_error": None, "completed_at": None, "cancelled_at": None, "failed_at": None, "expired_at": None}
-    return new_row("step", **owned, **blank, run_id=run.id, type=kind, step_details=details) | values
+    return new_row("step", **owned, **blank, run_id=run.id, type=kind, step_details=details) | {"id": step_id} | values
 
 
-async def record_turn(ctx: Context, run: Row[Any], completion: ChatCompletion, started: float) -> None:
+async def record_turn(ctx: Context, run: Row[Any], turn: Turn, started: float, ids: TurnIds) -> None:
     """Write this round's outcome in one transaction: the assistant's text (a message and its
     message_creation step), then either its tool calls (a tool_calls step, run requires_action)
-    or the run's end."""
-    choice = completion.choices[0]
-    usage = _usage(completion)
-    total = _add(run.usage, usage)
+    or the run's end. Streaming runs then announce the same rows as events."""
+    total = _add(run.usage, turn.usage)
     t = now()
-    calls = [c for c in choice.message.tool_calls or [] if c.type == "function"]
     reason = None
-    if choice.finish_reason == "length":
+    if turn.finish_reason == "length":
         reason = "max_completion_tokens"
     elif run.max_prompt_tokens and total["prompt_tokens"] > run.max_prompt_tokens:
         reason = "max_prompt_tokens"
-    inserts: list[tuple[Any, dict[str, Any]]] = []
-    text = choice.message.content or ""
-    if text or not calls:
+    rows: list[tuple[Any, dict[str, Any]]] = []
+    if turn.text or not turn.calls:
         message = new_row(
             "msg",
             project=run.project,
@@ -193,59 +202,61 @@ async def record_turn(ctx: Context, run: Row[Any], completion: ChatCompletion, s
             assistant_id=run.assistant_id,
             created_at=started,
             role="assistant",
-            content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+            content=[{"type": "text", "text": {"value": turn.text, "annotations": []}}],
             attachments=[],
             run_id=run.id,
             status="incomplete" if reason else "completed",
             completed_at=None if reason else t,
             incomplete_at=t if reason else None,
             incomplete_details={"reason": "max_tokens"} if reason else None,
-        )
-        details = {"type": "message_creation", "message_creation": {"message_id": message["id"]}}
-        step_usage = None if calls else usage  # a round's usage goes on its last step
-        inserts += [(MESSAGES, message), (STEPS, _step(run, "message_creation", details, created_at=started,
-                                                       status="completed", completed_at=t, usage=step_usage))]
-    if calls and not reason:
-        await _require_action(ctx, run, calls, usage, total, started, inserts)
-        return
-    status = "incomplete" if reason else "completed"
-    extra = {"incomplete_details": {"reason": reason}} if reason else {}
-    await finish(ctx, run, status, usage=total, completed_at=t, inserts=inserts, **extra)
+        ) | {"id": ids.message}
+        details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
+        step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
+        rows += [(MESSAGES, message), (STEPS, _step(run, ids.message_step, "message_creation", details,
+                                                   created_at=started, status="completed", completed_at=t,
+                                                   usage=step_usage))]
+    values: dict[str, Any] = {"usage": total}
+    if turn.calls and not reason:
+        pending = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                   for c in turn.calls]
+        recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
+        details = {"type": "tool_calls", "tool_calls": recorded}
+        rows.append((STEPS, _step(run, ids.tools_step, "tool_calls", details, created_at=started,
+                                  status="in_progress", usage=turn.usage)))
+        status = "requires_action"
+        values |= {"required_action": {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}},
+                   "expires_at": t + ctx.settings.requires_action_expiry_seconds}
+    else:
+        status = "incomplete" if reason else "completed"
+        values |= {"completed_at": t} | ({"incomplete_details": {"reason": reason}} if reason else {})
+    final = await finish(ctx, run, status, inserts=rows, **values)
+    if final is not None and run.stream:
+        await publish(ctx, run, _end_events(run, ids, rows, final, started))
 
 
-async def _require_action(
-    ctx: Context,
-    run: Row[Any],
-    calls: list[Any],
-    usage: dict[str, int],
-    total: dict[str, int],
-    started: float,
-    inserts: list[tuple[Any, dict[str, Any]]],
-) -> None:
-    """Record the model's function calls and hand them to the client to execute."""
-    pending = [
-        {"id": c.id, "type": "function", "function": {"name": c.function.name, "arguments": c.function.arguments}}
-        for c in calls
-    ]
-    recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
-    details = {"type": "tool_calls", "tool_calls": recorded}
-    inserts.append((STEPS, _step(run, "tool_calls", details, created_at=started, status="in_progress", usage=usage)))
-    action = {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}}
-    await finish(
-        ctx,
-        run,
-        "requires_action",
-        inserts=inserts,
-        usage=total,
-        required_action=action,
-        expires_at=now() + ctx.settings.requires_action_expiry_seconds,
-    )
+def _end_events(
+    run: Row[Any], ids: TurnIds, rows: list[tuple[Any, dict[str, Any]]], final: dict[str, Any], started: float
+) -> list[tuple[str, str]]:
+    events: list[tuple[str, str]] = []
+    for table, row in rows:
+        if table is MESSAGES:
+            events += message_start(run, ids, started)
+            name = "thread.message.completed" if row["status"] == "completed" else "thread.message.incomplete"
+            events.append((name, wire_of(Message, row).model_dump_json()))
+        elif row["type"] == "message_creation":
+            events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
+        else:
+            events += tools_start(run, ids, started)
+    events.append((f"thread.run.{final['status']}", wire_of(Run, final).model_dump_json()))
+    return events
 
 
 async def finish(
     ctx: Context, run: Row[Any], status: str, inserts: list[tuple[Any, dict[str, Any]]] | None = None, **values: Any
-) -> bool:
-    """End the run (and insert `inserts`) only if we still own it in_progress; False if we lost it."""
+) -> dict[str, Any] | None:
+    """End the run (and insert `inserts`) only if we still own it in_progress.
+
+    The run's columns as they now are, or None if the run was no longer ours."""
     if status in ("completed", "incomplete"):
         values.setdefault("completed_at", now())
     values.setdefault("expires_at", None)
@@ -256,10 +267,10 @@ async def finish(
         if result.rowcount != 1:
             await conn.rollback()
             log.info("run %s: no longer ours, dropping this attempt's result", run.id)
-            return False
+            return None
         for table, row in inserts or []:
             await conn.execute(INSERTS[table], row)
-    return True
+    return dict(run._mapping) | {"status": status, "owner": None, "lease_until": None} | values
 
 
 INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
@@ -267,17 +278,23 @@ INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
 
 async def fail(ctx: Context, run: Row[Any], code: str, message: str) -> None:
     log.warning("run %s failed: %s", run.id, message)
-    await finish(ctx, run, "failed", failed_at=now(), last_error={"code": code, "message": message})
+    final = await finish(ctx, run, "failed", failed_at=now(), last_error={"code": code, "message": message})
+    if final is not None and run.stream:
+        await publish(ctx, run, [("thread.run.failed", wire_of(Run, final).model_dump_json())])
 
 
 async def stop(ctx: Context, run_id: str) -> None:
     """After our task was cancelled: a cancelling run becomes cancelled; anything else is left alone."""
     async with ctx.engine.begin() as conn:
-        await conn.execute(
-            _mine(ctx, run_id, "cancelling").values(
-                status="cancelled", cancelled_at=now(), owner=None, lease_until=None, expires_at=None
+        row = (
+            await conn.execute(
+                _mine(ctx, run_id, "cancelling")
+                .values(status="cancelled", cancelled_at=now(), owner=None, lease_until=None, expires_at=None)
+                .returning(*RUNS.c)
             )
-        )
+        ).first()
+    if row is not None and row.stream:
+        await publish(ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
 
 
 async def release(ctx: Context, run_id: str) -> bool:

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api import streams
 from api.deps import Project, Session
 from api.errors import BadRequest
 from api.pagination import Listing, page
@@ -33,8 +34,6 @@ router = APIRouter(tags=["runs"])
 
 def run_row(request: Request, project: str, thread_id: str, assistant: Assistant, body: _RunParams) -> Run:
     """A queued run: the run's overrides, else the assistant's settings."""
-    if body.stream:
-        raise BadRequest("Streaming runs are not supported by this server yet.", param="stream")
     sent = body.model_fields_set
     tools = dumped(body.tools) if body.tools is not None else list(assistant.tools or [])
     check_tool_choice(body.tool_choice, tools)
@@ -63,6 +62,7 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
         meta=body.metadata,
         expires_at=created + request.app.state.settings.run_timeout_seconds,
         enqueued_at=created,
+        stream=bool(body.stream),
     )
 
 
@@ -79,8 +79,12 @@ def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) ->
         raise BadRequest(f"tool_choice names the function '{name}', which is not in tools.", param="tool_choice")
 
 
-async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) -> Response:
-    """Store the run, then hand its id to the workers (the sweeper re-sends it if that fails)."""
+async def commit_and_enqueue(
+    request: Request, session: AsyncSession, run: Run, thread: Thread | None = None
+) -> Response:
+    """Store the run, then hand its id to the workers (the sweeper re-sends it if that fails).
+
+    A streaming run answers with its events instead, starting with the API's own."""
     try:
         await session.commit()
     except IntegrityError:
@@ -91,6 +95,13 @@ async def commit_and_enqueue(request: Request, session: AsyncSession, run: Run) 
             )
         ).first()
         raise BadRequest(f"Thread {run.thread_id} already has an active run {active}.") from None
+    if run.stream:
+        wire = run.to_openai()
+        events = [streams.event("thread.created", thread.to_openai())] if thread is not None else []
+        events += [streams.event("thread.run.created", wire), streams.event("thread.run.queued", wire)]
+        await streams.publish(run.id, events)
+        request.app.state.enqueue(run.id)
+        return streams.stream(run.id)
     request.app.state.enqueue(run.id)
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
 
@@ -107,7 +118,7 @@ async def create_thread_and_run(
     session.add(thread)
     session.add_all(messages)
     session.add(run)
-    return await commit_and_enqueue(request, session, run)
+    return await commit_and_enqueue(request, session, run, thread)
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -182,6 +193,9 @@ async def cancel_run(
     await session.refresh(run)
     if run.status == "cancelling":
         request.app.state.enqueue(run_id)  # a queued run is finished off by whichever worker gets this
+    if run.stream:
+        name = "thread.run.cancelling" if run.status == "cancelling" else "thread.run.cancelled"
+        await streams.publish(run_id, [streams.event(name, run.to_openai())])
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
 
 
@@ -225,8 +239,6 @@ async def submit_tool_outputs(
 ) -> Response:
     """Submit the outputs of the function calls a run is waiting for; the run continues."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
-    if body.stream:
-        raise BadRequest("Streaming runs are not supported by this server yet.", param="stream")
     if run.status != "requires_action":
         raise BadRequest(f'Runs in status "{run.status}" do not accept tool outputs.')
     t = now()
@@ -242,12 +254,24 @@ async def submit_tool_outputs(
     result = await session.exec(  # type: ignore[call-overload]
         update(Run)
         .where(col(Run.id) == run_id, col(Run.status) == "requires_action")
-        .values(status="queued", required_action=None, enqueued_at=t, expires_at=t + settings.run_timeout_seconds)
+        .values(
+            status="queued",
+            required_action=None,
+            enqueued_at=t,
+            expires_at=t + settings.run_timeout_seconds,
+            stream=col(Run.stream) | bool(body.stream),
+        )
     )
     if result.rowcount != 1:
         await session.rollback()
         raise BadRequest(f"Run {run_id} is no longer waiting for tool outputs.")
     await session.commit()
     await session.refresh(run)
+    if not run.stream:
+        request.app.state.enqueue(run_id)
+        return run_response(run.to_openai(), settings.poll_after_ms)
+    after = await streams.position(run_id)
+    events = [streams.event("thread.run.step.completed", step.to_openai())] if step is not None else []
+    await streams.publish(run_id, events + [streams.event("thread.run.queued", run.to_openai())])
     request.app.state.enqueue(run_id)
-    return run_response(run.to_openai(), settings.poll_after_ms)
+    return streams.stream(run_id, after) if body.stream else run_response(run.to_openai(), settings.poll_after_ms)

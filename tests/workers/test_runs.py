@@ -12,6 +12,7 @@ from sqlmodel import select
 
 from core.config import Settings
 from core.db import async_engine, migrate, sessionmaker
+from core.events import MemoryEventLog
 from core.ids import now
 from core.models import Assistant, Message, Run, Thread, new_row
 from tests.conftest import fresh_pg_database
@@ -30,7 +31,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 def ctx_for(url: str, owner: str) -> tuple[runs.Context, Any]:
     settings = Settings(database_url=url, run_lease_seconds=30)
     engine = async_engine(url)
-    return runs.Context(settings, engine, ModelClients(settings), owner), engine
+    return runs.Context(settings, engine, ModelClients(settings), owner, MemoryEventLog()), engine
 
 
 def sessions(ctx: runs.Context) -> Any:

@@ -1,0 +1,46 @@
+"""Server-sent events for `stream: true`: publish the API's own events, relay the run's log."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+
+from core.events import STOPS, event_log
+
+KEEP_ALIVE_MS = 15_000
+
+
+def event(name: str, obj: BaseModel) -> tuple[str, str]:
+    return name, obj.model_dump_json()
+
+
+async def publish(run_id: str, events: list[tuple[str, str]]) -> None:
+    await event_log().publish(run_id, events)
+
+
+async def position(run_id: str) -> str:
+    """Where the run's log ends now: a stream relayed from here shows only what comes next."""
+    return await event_log().last(run_id)
+
+
+async def _relay(run_id: str, after: str) -> AsyncIterator[bytes]:
+    log = event_log()
+    while True:
+        batch = await log.read(run_id, after, KEEP_ALIVE_MS)
+        if not batch:
+            yield b": keep-alive\n\n"
+            continue
+        for after, name, data in batch:
+            yield f"event: {name}\ndata: {data}\n\n".encode()
+            if name in STOPS:
+                yield b"event: done\ndata: [DONE]\n\n"
+                return
+
+
+def stream(run_id: str, after: str = "0") -> StreamingResponse:
+    """The run's events from `after` on, until it stops or needs action; a client that goes away
+    only stops its own relay, never the run."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(_relay(run_id, after), media_type="text/event-stream", headers=headers)
