@@ -13,6 +13,7 @@ from api import errors
 from api.routes import assistants, messages, runs, steps, threads
 from core.config import Settings, get_settings
 from core.db import async_engine, sessionmaker
+from core.events import event_log
 
 log = logging.getLogger("assistd.api")
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         engine = async_engine(settings.database_url)
         app.state.sessions = sessionmaker(engine)
         yield
+        await event_log().aclose()
         await engine.dispose()
 
     app = FastAPI(title="Assistd", version="0.1.0", lifespan=lifespan)

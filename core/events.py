@@ -36,6 +36,8 @@ class EventLog(Protocol):
 
     async def read(self, run_id: str, after: str, block_ms: int) -> list[Event]: ...
 
+    async def aclose(self) -> None: ...
+
 
 class RedisEventLog:
     """One Redis Stream per run; a client per event loop (redis.asyncio is loop-bound)."""
@@ -55,6 +57,12 @@ class RedisEventLog:
 
     def _key(self, run_id: str) -> str:
         return f"{self.namespace}:events:{run_id}"
+
+    async def aclose(self) -> None:
+        """Close this event loop's connection."""
+        client = self._clients.pop(id(asyncio.get_running_loop()), None)
+        if client is not None:
+            await client.aclose()
 
     async def publish(self, run_id: str, events: Iterable[tuple[str, str]]) -> None:
         key = self._key(run_id)
@@ -85,6 +93,9 @@ class MemoryEventLog:
         self._logs: dict[str, list[tuple[str, str]]] = {}
         self._stopped: dict[str, float] = {}
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
+
+    async def aclose(self) -> None:
+        pass
 
     async def publish(self, run_id: str, events: Iterable[tuple[str, str]]) -> None:
         with self._lock:

@@ -201,4 +201,5 @@ class Runner:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.ctx.clients.close()
+        await self.ctx.events.aclose()
         await self.engine.dispose()
