@@ -5,6 +5,7 @@
 The model name picks the script:
   echo (or any other name)  "You said: <last user message>"
   text:<reply>              always <reply>
+  words:<n>                 "w1 w2 ... wn" (n words: n deltas when streamed)
   slow:<ms>                 echo after <ms> milliseconds
   error:<status>            an OpenAI-shaped error with that HTTP status
   flaky:<n>                 HTTP 500 for the first <n> requests carrying the same last message, then echo
@@ -66,6 +67,8 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
     last = _last_user_text(body)
     if kind == "text":
         return {"content": arg}
+    if kind == "words":
+        return {"content": " ".join(f"w{i}" for i in range(1, int(arg or 1) + 1))}
     if kind == "error":
         return {"error": int(arg or 500)}
     if kind == "slow":
