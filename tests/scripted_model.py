@@ -7,6 +7,7 @@ The model name picks the script:
   text:<reply>              always <reply>
   words:<n>                 "w1 w2 ... wn" (n words: n deltas when streamed)
   slow:<ms>                 echo after <ms> milliseconds
+  pause:<ms>                echo; when streamed, pause <ms> milliseconds after the first word
   error:<status>            an OpenAI-shaped error with that HTTP status
   flaky:<n>                 HTTP 500 for the first <n> requests carrying the same last message, then echo
   length                    a reply cut off by the token limit (finish_reason "length")
@@ -73,6 +74,8 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
         return {"error": int(arg or 500)}
     if kind == "slow":
         return {"content": f"You said: {last}", "delay_ms": float(arg or 0)}
+    if kind == "pause":
+        return {"content": f"You said: {last}", "pause_ms": float(arg or 0)}
     if kind == "flaky":
         FLAKY[last] += 1
         return {"error": 500} if FLAKY[last] <= int(arg or 1) else {"content": f"You said: {last}"}
@@ -199,9 +202,11 @@ async def chat(body: dict[str, Any], send: Any) -> None:
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
-    for event in chunks(full, include_usage):
+    for i, event in enumerate(chunks(full, include_usage)):
         await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
                     "more_body": True})
+        if i == 1 and step.get("pause_ms"):
+            await asyncio.sleep(step["pause_ms"] / 1000)
     await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
     entry["done_at"] = time.time()
 

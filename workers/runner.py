@@ -23,7 +23,7 @@ from core.config import Settings
 from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
-from core.models import Run, wire_of
+from core.models import Run, RunStep, wire_of
 from workers import runs
 from workers.models import ModelClients
 from workers.runs import RUNS, STEPS
@@ -157,16 +157,18 @@ class Runner:
                     .returning(c.id)
                 )
             ).scalars()
-        for row in expired:
+        for row, step in expired:
             if row.stream:
-                await runs.publish(self.ctx, row, [("thread.run.expired", wire_of(Run, row._mapping).model_dump_json())])
+                events = [("thread.run.step.expired", wire_of(RunStep, step._mapping).model_dump_json())] if step else []
+                events.append(("thread.run.expired", wire_of(Run, row._mapping).model_dump_json()))
+                await runs.publish(self.ctx, row, events)
         for run_id in requeue:
             self._send(run_id)
         if requeue:
             log.info("sweeper re-sent %d run(s)", len(requeue))
 
     @staticmethod
-    async def _expire(conn: Any, t: float) -> list[Any]:
+    async def _expire(conn: Any, t: float) -> list[tuple[Any, Any]]:
         """Runs past `expires_at` become `expired`, with their pending step: a run left waiting in
         requires_action (its tool outputs never came), or one that ran out of time budget."""
         c = RUNS.c
@@ -183,12 +185,16 @@ class Runner:
                 )
             ).all()
             if expired:
-                await conn.execute(
-                    update(STEPS)
-                    .where(STEPS.c.run_id.in_([r.id for r in expired]), STEPS.c.status == "in_progress")
-                    .values(status="expired", expired_at=t)
-                )
-            out += expired
+                steps = (
+                    await conn.execute(
+                        update(STEPS)
+                        .where(STEPS.c.run_id.in_([r.id for r in expired]), STEPS.c.status == "in_progress")
+                        .values(status="expired", expired_at=t)
+                        .returning(*STEPS.c)
+                    )
+                ).all()
+                by_run = {s.run_id: s for s in steps}
+                out += [(r, by_run.get(r.id)) for r in expired]
         return out
 
     async def close(self) -> None:

@@ -9,6 +9,7 @@ This is the hot path of every run, so it speaks SQLAlchemy Core (no ORM unit of 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,7 @@ from core.ids import now
 from core.models import Message, Run, RunStep, new_row, wire_of
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
-from workers.streaming import Turn, TurnIds, message_start, stream_turn, tools_start
+from workers.streaming import Turn, TurnIds, abandoned, message_start, stream_turn, tools_start
 
 log = logging.getLogger("assistd.worker")
 RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
@@ -127,16 +128,28 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         else:
             # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
             turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=ChatCompletion))
-    except openai.APIStatusError as exc:
-        code = {429: "rate_limit_exceeded"}.get(exc.status_code)
-        if code is None:
-            code = "invalid_prompt" if exc.status_code in (400, 404, 413, 422) else "server_error"
-        await fail(ctx, run, code, f"The model endpoint answered {exc.status_code}: {exc.message}")
-        return
+    except asyncio.CancelledError:
+        if run.stream and ids.announced:
+            await publish(ctx, run, abandoned(run, ids, started, cancelled=True, error=None))
+        raise
     except openai.APIError as exc:
-        await fail(ctx, run, "server_error", f"The model endpoint failed: {exc}")
+        code, message = model_error(exc)
+        if run.stream and ids.announced:
+            error = {"code": code, "message": message}
+            await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
+        await fail(ctx, run, code, message)
         return
     await record_turn(ctx, run, turn, started, ids)
+
+
+def model_error(exc: openai.APIError) -> tuple[str, str]:
+    """OpenAI's last_error code and a message for a model call that failed (after retries)."""
+    if not isinstance(exc, openai.APIStatusError):
+        return "server_error", f"The model endpoint failed: {exc}"
+    code = {429: "rate_limit_exceeded"}.get(exc.status_code)
+    if code is None:
+        code = "invalid_prompt" if exc.status_code in (400, 404, 413, 422) else "server_error"
+    return code, f"The model endpoint answered {exc.status_code}: {exc.message}"
 
 
 async def publish(ctx: Context, run: Any, events: list[tuple[str, str]]) -> None:

@@ -6,7 +6,9 @@ transaction at its end (workers/runs.py), with the ids its events already announ
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +50,7 @@ class TurnIds:
     message_step: str = field(default_factory=lambda: new_id("step"))
     tools_step: str = field(default_factory=lambda: new_id("step"))
     announced: set[str] = field(default_factory=set)  # which of the above already had *.created
+    streamed: list[str] = field(default_factory=list)  # the text sent as deltas so far
 
 
 def _owned(run: Any) -> dict[str, Any]:
@@ -93,6 +96,29 @@ def tools_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]
     return [("thread.run.step.created", data), ("thread.run.step.in_progress", data)]
 
 
+def abandoned(run: Any, ids: TurnIds, started: float, cancelled: bool, error: dict[str, str] | None) -> list[tuple[str, str]]:
+    """Close what a round announced but will never finish: its message becomes incomplete and its
+    steps failed (or cancelled), so a streaming client is not left with open objects."""
+    events: list[tuple[str, str]] = []
+    t = time.time()
+    step_status = "cancelled" if cancelled else "failed"
+    step_values = {"status": step_status, f"{step_status}_at": t, "last_error": None if cancelled else error}
+    if ids.message in ids.announced:
+        reason = "run_cancelled" if cancelled else "run_failed"
+        content = [{"type": "text", "text": {"value": "".join(ids.streamed), "annotations": []}}]
+        message = message_wire(run, ids, started, status="incomplete", incomplete_at=t, content=content,
+                               incomplete_details={"reason": reason})
+        details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
+        step = step_wire(run, ids.message_step, started, "message_creation", details, **step_values)
+        events += [("thread.message.incomplete", message.model_dump_json()),
+                   (f"thread.run.step.{step_status}", step.model_dump_json())]
+    if ids.tools_step in ids.announced:
+        step = step_wire(run, ids.tools_step, started, "tool_calls", {"type": "tool_calls", "tool_calls": []},
+                         **step_values)
+        events.append((f"thread.run.step.{step_status}", step.model_dump_json()))
+    return events
+
+
 def _text_delta(message_id: str, text: str) -> str:
     return json.dumps({"id": message_id, "object": "thread.message.delta", "delta": {
         "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}})
@@ -108,37 +134,83 @@ def _call_delta(step_id: str, index: int, call_id: str | None, name: str | None,
                        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}})
 
 
+class Coalescer:
+    """Publishes events in order without waiting on each chunk: while one write to the log is
+    in flight, the next chunks' events gather and go out together in the following write."""
+
+    def __init__(self, publish: Any) -> None:
+        self.publish = publish
+        self.pending: list[tuple[str, str]] = []
+        self.flushing: asyncio.Task[None] | None = None
+
+    def add(self, events: list[tuple[str, str]]) -> None:
+        self.pending += events
+        if self.flushing is None or self.flushing.done():
+            self.flushing = asyncio.create_task(self._flush())
+
+    async def _flush(self) -> None:
+        while self.pending:
+            batch, self.pending = self.pending, []
+            await self.publish(batch)
+
+    async def drain(self) -> None:
+        if self.flushing is not None:
+            await self.flushing
+
+
+@dataclass
+class _Answer:
+    """A streamed answer as it accumulates."""
+
+    text: list[str] = field(default_factory=list)
+    calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    finish: str | None = None
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    )
+
+    def turn(self) -> Turn:
+        return Turn("".join(self.text), [self.calls[i] for i in sorted(self.calls)], self.finish, self.usage)
+
+
 async def stream_turn(client: Any, request: dict[str, Any], run: Any, ids: TurnIds, started: float,
                       publish: Any) -> Turn:
     """One streamed model round: publish deltas as they arrive, return the assembled answer."""
     body = request | {"stream": True, "stream_options": {"include_usage": True}}
     stream = await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
                                stream_cls=AsyncStream[ChatCompletionChunk])
-    text: list[str] = []
-    calls: dict[int, dict[str, str]] = {}
-    finish = None
-    usage = {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    async for chunk in stream:
-        if chunk.usage:
-            usage = {"prompt_tokens": chunk.usage.prompt_tokens, "completion_tokens": chunk.usage.completion_tokens,
-                     "total_tokens": chunk.usage.total_tokens}
-        events: list[tuple[str, str]] = []
-        for choice in chunk.choices:
-            finish = choice.finish_reason or finish
-            delta = choice.delta
-            if delta.content:
-                events += message_start(run, ids, started)
-                events.append(("thread.message.delta", _text_delta(ids.message, delta.content)))
-                text.append(delta.content)
-            for tc in delta.tool_calls or []:
-                events += tools_start(run, ids, started)
-                slot = calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-                name = tc.function.name if tc.function else None
-                arguments = (tc.function.arguments if tc.function else None) or ""
-                slot["id"] = tc.id or slot["id"]
-                slot["name"] = name or slot["name"]
-                slot["arguments"] += arguments
-                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, tc.index, tc.id, name, arguments)))
-        if events:
-            await publish(events)
-    return Turn("".join(text), [calls[i] for i in sorted(calls)], finish, usage)
+    answer, out = _Answer(text=ids.streamed), Coalescer(publish)
+    try:
+        async for chunk in stream:
+            events = _absorb(chunk, answer, run, ids, started)
+            if events:
+                out.add(events)
+    finally:
+        await out.drain()
+    return answer.turn()
+
+
+def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds, started: float) -> list[tuple[str, str]]:
+    """Add one chunk to the answer; the events it makes."""
+    if chunk.usage:
+        u = chunk.usage
+        answer.usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
+                        "total_tokens": u.total_tokens}
+    events: list[tuple[str, str]] = []
+    for choice in chunk.choices:
+        answer.finish = choice.finish_reason or answer.finish
+        delta = choice.delta
+        if delta.content:
+            events += message_start(run, ids, started)
+            events.append(("thread.message.delta", _text_delta(ids.message, delta.content)))
+            answer.text.append(delta.content)
+        for tc in delta.tool_calls or []:
+            events += tools_start(run, ids, started)
+            slot = answer.calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
+            name = tc.function.name if tc.function else None
+            arguments = (tc.function.arguments if tc.function else None) or ""
+            slot["id"] = tc.id or slot["id"]
+            slot["name"] = name or slot["name"]
+            slot["arguments"] += arguments
+            events.append(("thread.run.step.delta", _call_delta(ids.tools_step, tc.index, tc.id, name, arguments)))
+    return events

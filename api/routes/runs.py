@@ -175,6 +175,7 @@ async def cancel_run(
     """Cancel a run: `cancelling` until the worker stops at its next boundary."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
     moves = (("requires_action", "cancelled"), ("queued", "cancelling"), ("in_progress", "cancelling"))
+    step: RunStep | None = None
     for source, target in moves:
         values: dict[str, Any] = {"status": target}
         if target == "cancelled":
@@ -184,7 +185,7 @@ async def cancel_run(
         )
         if result.rowcount:
             if target == "cancelled":
-                await finish_pending_step(session, run_id, "cancelled", cancelled_at=values["cancelled_at"])
+                step = await finish_pending_step(session, run_id, "cancelled", cancelled_at=values["cancelled_at"])
             await session.commit()
             break
     else:
@@ -195,7 +196,8 @@ async def cancel_run(
         request.app.state.enqueue(run_id)  # a queued run is finished off by whichever worker gets this
     if run.stream:
         name = "thread.run.cancelling" if run.status == "cancelling" else "thread.run.cancelled"
-        await streams.publish(run_id, [streams.event(name, run.to_openai())])
+        events = [streams.event("thread.run.step.cancelled", step.to_openai())] if step is not None else []
+        await streams.publish(run_id, events + [streams.event(name, run.to_openai())])
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
 
 

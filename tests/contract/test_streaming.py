@@ -112,20 +112,35 @@ def test_cancelled_stream(server: Server, client: OpenAI, assistant: Any) -> Non
         other = server.client()
         deadline = time.time() + 10
         while time.time() < deadline:
-            runs = other.beta.threads.runs.list(thread_id=thread.id).data
-            if runs and runs[0].status == "in_progress":
-                other.beta.threads.runs.cancel(runs[0].id, thread_id=thread.id)
+            if "thread.message.delta" in handler.names:  # the model is half-way through its answer
+                run_id = other.beta.threads.runs.list(thread_id=thread.id).data[0].id
+                other.beta.threads.runs.cancel(run_id, thread_id=thread.id)
                 return
             time.sleep(0.05)
 
     canceller = threading.Thread(target=cancel_soon)
     canceller.start()
     with client.beta.threads.runs.stream(
-        thread_id=thread.id, assistant_id=assistant.id, model="slow:20000", event_handler=handler
+        thread_id=thread.id, assistant_id=assistant.id, model="pause:20000", event_handler=handler
     ) as s:
         s.until_done()
     canceller.join()
-    assert handler.names[-2:] == ["thread.run.cancelling", "thread.run.cancelled"]
+    assert handler.names[-4:] == [
+        "thread.run.cancelling", "thread.message.incomplete", "thread.run.step.cancelled", "thread.run.cancelled"]
+    assert [m.role for m in client.beta.threads.messages.list(thread_id=thread.id).data] == ["user"]
+
+
+def test_disconnecting_client_does_not_stop_the_run(server: Server, client: OpenAI, assistant: Any) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "keep going"}])
+    body = {"assistant_id": assistant.id, "stream": True, "model": "pause:500"}
+    with httpx.stream("POST", f"{server.url}/v1/threads/{thread.id}/runs", json=body, timeout=30,
+                      headers={"Authorization": f"Bearer {KEY_A}"}) as resp:
+        for line in resp.iter_lines():
+            if line == "event: thread.message.delta":
+                break  # leave after the first token
+    run = client.beta.threads.runs.list(thread_id=thread.id).data[0]
+    assert client.beta.threads.runs.poll(run.id, thread_id=thread.id).status == "completed"
+    assert client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "You said: keep going"
 
 
 def test_raw_server_sent_events(server: Server, assistant: Any) -> None:
