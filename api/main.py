@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -9,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from api import errors
+from api import errors, metrics
 from api.routes import assistants, messages, runs, steps, threads
 from core.config import Settings, get_settings
 from core.db import async_engine, sessionmaker
@@ -26,7 +27,9 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = async_engine(settings.database_url)
         app.state.sessions = sessionmaker(engine)
+        depth = asyncio.create_task(metrics.refresh_queue_depth(app.state.sessions))
         yield
+        depth.cancel()
         await event_log().aclose()
         await engine.dispose()
 
@@ -39,6 +42,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         enqueue = BackgroundSender()
     app.state.enqueue = enqueue
     errors.install(app)
+    app.add_middleware(metrics.MetricsMiddleware)
+    app.add_route("/metrics", metrics.exposition, include_in_schema=False)
 
     v1 = APIRouter(prefix="/v1")
     # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
@@ -52,8 +57,10 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> dict[str, str]:
+        """Ready when the database (and Redis, in distributed mode) answer."""
         async with app.state.sessions() as session:
             await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        await event_log().ping()
         return {"status": "ready"}
 
     return app

@@ -30,7 +30,7 @@ def _serve(args: argparse.Namespace) -> int:
     from workers.main import start_worker
     from workers.middleware import runner
 
-    worker = start_worker(settings)
+    worker = start_worker(settings, serve_metrics=False)
     # whatever this process left unfinished last time is picked up again now
     get_event_loop_thread().run_coroutine(runner().sweep(orphans_now=True))  # type: ignore[union-attr]
     try:

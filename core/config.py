@@ -57,6 +57,9 @@ class Settings(BaseSettings):
 
     # metrics and logs
     log_level: str = "INFO"
+    # prometheus_client's own variable: a directory shared by the processes of one host
+    prometheus_multiproc_dir: str | None = Field(None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"))
+    worker_metrics_port: int = 9191  # /metrics, /healthz, /readyz of a worker; 0 turns it off
 
     @field_validator("model_endpoints", mode="before")
     @classmethod

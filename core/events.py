@@ -38,6 +38,8 @@ class EventLog(Protocol):
 
     async def aclose(self) -> None: ...
 
+    async def ping(self) -> None: ...
+
 
 class RedisEventLog:
     """One Redis Stream per run; a client per event loop (redis.asyncio is loop-bound)."""
@@ -57,6 +59,10 @@ class RedisEventLog:
 
     def _key(self, run_id: str) -> str:
         return f"{self.namespace}:events:{run_id}"
+
+    async def ping(self) -> None:
+        """Raise unless Redis answers."""
+        await self._client().ping()
 
     async def aclose(self) -> None:
         """Close this event loop's connection."""
@@ -95,6 +101,9 @@ class MemoryEventLog:
         self._waiters: dict[str, list[tuple[asyncio.AbstractEventLoop, asyncio.Event]]] = {}
 
     async def aclose(self) -> None:
+        pass
+
+    async def ping(self) -> None:
         pass
 
     async def publish(self, run_id: str, events: Iterable[tuple[str, str]]) -> None:

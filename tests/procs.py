@@ -87,13 +87,16 @@ def start_model(tmp: Path, latency_ms: float = 0) -> tuple[ScriptedModel, subpro
     return ScriptedModel(f"http://127.0.0.1:{port}"), proc
 
 
-def redis_available() -> bool:
+def redis_available(url: str = REDIS_URL) -> bool:
     import redis
 
+    client = redis.Redis.from_url(url, socket_timeout=2)
     try:
-        return bool(redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping())
+        return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 def fresh_pg_database() -> str:
@@ -116,6 +119,7 @@ class Server:
     def __init__(self, mode: str, url: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> None:
         self.mode, self.url, self.env, self.procs = mode, url, env, procs
         self.clients: list[OpenAI] = []
+        self.worker_ports: list[int] = []  # each worker's /metrics, /healthz, /readyz
         SERVERS.append(self)
 
     def client(self, key: str = KEY_A, **kw: Any) -> OpenAI:
@@ -140,6 +144,7 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
         "ASSISTD_MODEL_MAX_RETRIES": "1",
         "ASSISTD_POLL_AFTER_MS": "20",
         "ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "6",
+        "ASSISTD_WORKER_METRICS_PORT": "0",
     }
 
 
@@ -153,19 +158,27 @@ def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None
 
 
 def start_distributed(
-    model: ScriptedModel, tmp: Path, workers: int = 2, extra: dict[str, str] | None = None
+    model: ScriptedModel, tmp: Path, workers: int = 2, extra: dict[str, str] | None = None,
+    redis_url: str = REDIS_URL,
 ) -> Server:
-    if not redis_available():
+    if not redis_available(redis_url):
         raise ServiceMissing("Redis")
     env = base_env(model) | {
         "ASSISTD_DATABASE_URL": fresh_pg_database(),
-        "ASSISTD_REDIS_URL": REDIS_URL,
+        "ASSISTD_REDIS_URL": redis_url,
         "ASSISTD_REDIS_NAMESPACE": "assistd-test-" + secrets.token_hex(4),
     } | (extra or {})
     subprocess.run([sys.executable, "-m", "assistd", "migrate"], env=os.environ | env, check=True, cwd=ROOT,
                    capture_output=True)
     port = free_port()
     procs = [spawn([sys.executable, "-m", "assistd", "api", "--port", str(port)], env, tmp / "api.log")]
-    procs += [spawn([sys.executable, "-m", "assistd", "worker"], env, tmp / f"worker{i}.log") for i in range(workers)]
+    ports = [free_port() for _ in range(workers)]
+    procs += [
+        spawn([sys.executable, "-m", "assistd", "worker"], env | {"ASSISTD_WORKER_METRICS_PORT": str(port)},
+              tmp / f"worker{i}.log")
+        for i, port in enumerate(ports)
+    ]
     wait_http(f"http://127.0.0.1:{port}/healthz", procs[0])
-    return Server("distributed", f"http://127.0.0.1:{port}", env, procs)
+    server = Server("distributed", f"http://127.0.0.1:{port}", env, procs)
+    server.worker_ports = ports
+    return server

@@ -11,6 +11,7 @@ The model name picks the script:
   error:<status>            an OpenAI-shaped error with that HTTP status
   flaky:<n>                 HTTP 500 for the first <n> requests carrying the same last message, then echo
   length                    a reply cut off by the token limit (finish_reason "length")
+  toolonce:<name>           calls function <name> once, then answers "done: <tool output>"
   queue:<key>               the next response pushed with POST /_script {"key", "responses": [...]};
                             a response is {"content": str} | {"tool_calls": [{"id", "name", "arguments"}]}
                             | {"error": status}; "expect_tool_results": [[tool_call_id, output], ...]
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import itertools
 import json
 import time
@@ -79,6 +81,12 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
     if kind == "flaky":
         FLAKY[last] += 1
         return {"error": 500} if FLAKY[last] <= int(arg or 1) else {"content": f"You said: {last}"}
+    if kind == "toolonce":
+        messages = body.get("messages", [])
+        if messages and messages[-1].get("role") == "tool":
+            return {"content": f"done: {messages[-1].get('content')}"}
+        call_id = "call_" + hashlib.sha1(last.encode()).hexdigest()[:16]
+        return {"tool_calls": [{"id": call_id, "name": arg or "f", "arguments": json.dumps({"text": last})}]}
     if kind == "length":
         limit = body.get("max_completion_tokens") or body.get("max_tokens") or 16
         return {"content": "word " * int(limit), "finish": "length"}

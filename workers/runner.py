@@ -24,7 +24,7 @@ from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
 from core.models import Run, RunStep, wire_of
-from workers import runs
+from workers import metrics, runs
 from workers.models import ModelClients
 from workers.runs import RUNS, STEPS
 
@@ -58,7 +58,8 @@ class Runner:
             return
         task = asyncio.create_task(self._drive(claimed))
         self.tasks[run_id] = task
-        task.add_done_callback(lambda _: (self.tasks.pop(run_id, None), self.slots.release()))
+        metrics.IN_FLIGHT.inc()
+        task.add_done_callback(lambda _: (self.tasks.pop(run_id, None), self.slots.release(), metrics.IN_FLIGHT.dec()))
 
     async def _drive(self, claimed: runs.Claimed) -> None:
         run = claimed.run

@@ -23,6 +23,7 @@ from core.config import Settings
 from core.events import EventLog
 from core.ids import now
 from core.models import Message, Run, RunStep, new_row, wire_of
+from workers import metrics
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
 from workers.streaming import Turn, TurnIds, abandoned, message_start, stream_turn, tools_start
@@ -100,6 +101,9 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
             thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
             # usage is set once a round has been recorded: only then are there steps to replay
             steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
+    if run is not None:
+        metrics.RUNS_STARTED.labels(run.model).inc()
+        metrics.QUEUE_WAIT.observe(max(0.0, t - (run.enqueued_at or run.created_at)))
     if run is None:
         if cancelled is not None and cancelled.stream:
             await publish(ctx, cancelled, [("thread.run.cancelled", wire_of(Run, cancelled._mapping).model_dump_json())])
@@ -134,11 +138,17 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         raise
     except openai.APIError as exc:
         code, message = model_error(exc)
+        metrics.MODEL_ERRORS.labels(run.model, code).inc()
         if run.stream and ids.announced:
             error = {"code": code, "message": message}
             await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
         await fail(ctx, run, code, message)
         return
+    metrics.MODEL_LATENCY.labels(run.model).observe(now() - started)
+    metrics.TOKENS.labels(run.model, "prompt").inc(turn.usage["prompt_tokens"])
+    metrics.TOKENS.labels(run.model, "completion").inc(turn.usage["completion_tokens"])
+    if turn.calls:
+        metrics.TOOL_CALLS.labels("function", "requested").inc(len(turn.calls))
     await record_turn(ctx, run, turn, started, ids)
 
 
@@ -283,6 +293,9 @@ async def finish(
             return None
         for table, row in inserts or []:
             await conn.execute(INSERTS[table], row)
+    metrics.RUNS_FINISHED.labels(run.model, status).inc()
+    if status != "requires_action":
+        metrics.RUN_DURATION.labels(run.model).observe(max(0.0, now() - run.created_at))
     return dict(run._mapping) | {"status": status, "owner": None, "lease_until": None} | values
 
 

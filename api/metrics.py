@@ -1,0 +1,102 @@
+"""Prometheus metrics of the API: requests by route template, in-flight requests, queue depth.
+
+With several API processes on one host, set PROMETHEUS_MULTIPROC_DIR (prometheus_client's own
+variable) to a directory shared by them; `/metrics` then sums every process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    Counter,
+    Gauge,
+    Histogram,
+)
+from sqlalchemy import func, select
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from core.metrics import render
+from core.models import Run
+
+log = logging.getLogger("assistd.api")
+
+REQUESTS = Counter("assistd_http_requests_total", "HTTP requests served", ["method", "route", "status"])
+LATENCY = Histogram(
+    "assistd_http_request_duration_seconds",
+    "Time to the response's first byte",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+)
+IN_FLIGHT = Gauge("assistd_http_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum")
+RUNS_BY_STATUS = Gauge(
+    "assistd_runs", "Runs not yet finished, by status (queue depth for autoscaling: status=queued)",
+    ["status"], multiprocess_mode="max",
+)
+
+
+def route_template(scope: Scope) -> str:
+    """`/v1/threads/{thread_id}` for `/v1/threads/thread_abc`: the path with its parameters named."""
+    if scope.get("route") is None:
+        return "unmatched"
+    path: str = scope["path"]
+    for name, value in scope.get("path_params", {}).items():
+        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
+    return path
+
+
+class MetricsMiddleware:
+    """Counts and times every request under its route template (`/v1/threads/{thread_id}`), never
+    the raw path, so the number of series stays bounded."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), 500
+
+        async def sending(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                LATENCY.labels(scope["method"], route_template(scope)).observe(time.perf_counter() - started)
+            await send(message)
+
+        IN_FLIGHT.inc()
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            IN_FLIGHT.dec()
+            REQUESTS.labels(scope["method"], route_template(scope), str(status)).inc()
+
+
+async def refresh_queue_depth(sessions: Any, every: float = 5.0) -> None:
+    """Keep `assistd_runs{status}` current: the queue depth an autoscaler scales workers on."""
+    while True:
+        try:
+            async with sessions() as session:
+                rows = await session.exec(  # type: ignore[call-overload]
+                    select(Run.status, func.count())
+                    .where(Run.status.in_(("queued", "in_progress", "requires_action", "cancelling")))  # type: ignore[attr-defined]
+                    .group_by(Run.status)
+                )
+                counts = dict(rows.all())
+            for status in ("queued", "in_progress", "requires_action", "cancelling"):
+                RUNS_BY_STATUS.labels(status).set(counts.get(status, 0))
+        except Exception:
+            log.warning("could not count runs for metrics", exc_info=True)
+        await asyncio.sleep(every)
+
+
+async def exposition(request: Request) -> Response:
+    """GET /metrics."""
+    return Response(render(request.app.state.settings.prometheus_multiproc_dir), media_type=CONTENT_TYPE_LATEST)
