@@ -48,6 +48,13 @@ def enqueue_run(run_id: str) -> None:
     )
 
 
+def backlog() -> int:
+    """Run ids waiting in the queue that no worker has fetched yet."""
+    if isinstance(broker, StubBroker):
+        return int(broker.queues[RUNS_QUEUE].qsize())
+    return int(broker.client.llen(f"{broker.namespace}:{RUNS_QUEUE}"))  # type: ignore[attr-defined]
+
+
 log = logging.getLogger("assistd.broker")
 
 

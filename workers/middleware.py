@@ -8,7 +8,7 @@ from typing import Any
 import dramatiq
 from dramatiq.asyncio import get_event_loop_thread
 
-from core.broker import enqueue_run
+from core.broker import BackgroundSender, backlog
 from core.config import get_settings
 from workers.runner import Runner
 
@@ -33,7 +33,7 @@ class RunnerMiddleware(dramatiq.Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         async def boot() -> None:
             global _runner
-            _runner = Runner(get_settings(), enqueue_run)
+            _runner = Runner(get_settings(), BackgroundSender(), backlog)
 
         get_event_loop_thread().run_coroutine(boot())  # type: ignore[union-attr]
 

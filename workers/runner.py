@@ -32,9 +32,12 @@ log = logging.getLogger("assistd.worker")
 
 
 class Runner:
-    def __init__(self, settings: Settings, enqueue: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: Settings, enqueue: Callable[[str], None], backlog: Callable[[], int] = lambda: 0
+    ) -> None:
         self.settings = settings
         self.enqueue = enqueue
+        self.backlog = backlog
         self.engine = async_engine(settings.database_url, pool_size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log())
@@ -69,18 +72,12 @@ class Runner:
             log.info("run %s: stopped (%s)", run.id, "handing back" if self.stopping else "cancelled")
             if self.stopping:
                 if await runs.release(self.ctx, run.id):
-                    self._send(run.id)
+                    self.enqueue(run.id)
             else:
                 await runs.stop(self.ctx, run.id)
         except Exception as exc:
             log.exception("run %s crashed", run.id)
             await runs.fail(self.ctx, run, "server_error", f"Internal error while executing the run: {exc}")
-
-    def _send(self, run_id: str) -> None:
-        try:
-            self.enqueue(run_id)
-        except Exception:
-            log.warning("could not enqueue %s; the sweeper will retry", run_id, exc_info=True)
 
     async def _housekeep(self) -> None:
         s = self.settings
@@ -150,23 +147,33 @@ class Runner:
                 .where(c.status == "cancelling", c.owner.is_not(None), lapsed)
                 .values(status="cancelled", cancelled_at=t, expires_at=None, **released)
             )
-            requeue += (
-                await conn.execute(
-                    update(RUNS)
-                    .where(c.status.in_(("queued", "cancelling")), c.owner.is_(None), c.enqueued_at <= stale)
-                    .values(enqueued_at=t)
-                    .returning(c.id)
-                )
-            ).scalars()
+            # A queued run whose id went out long ago may have lost its message (a Redis restart,
+            # an API that died before enqueueing). While ids still wait in the queue, the run is
+            # more likely just waiting its turn: re-sending it then only duplicates work.
+            if orphans_now or not self._queue_busy():
+                requeue += (
+                    await conn.execute(
+                        update(RUNS)
+                        .where(c.status.in_(("queued", "cancelling")), c.owner.is_(None), c.enqueued_at <= stale)
+                        .values(enqueued_at=t)
+                        .returning(c.id)
+                    )
+                ).scalars()
         for row, step in expired:
             if row.stream:
                 events = [("thread.run.step.expired", wire_of(RunStep, step._mapping).model_dump_json())] if step else []
                 events.append(("thread.run.expired", wire_of(Run, row._mapping).model_dump_json()))
                 await runs.publish(self.ctx, row, events)
         for run_id in requeue:
-            self._send(run_id)
+            self.enqueue(run_id)
         if requeue:
             log.info("sweeper re-sent %d run(s)", len(requeue))
+
+    def _queue_busy(self) -> bool:
+        try:
+            return self.backlog() > 0
+        except Exception:  # the broker is down: the ids would not go out anyway
+            return True
 
     @staticmethod
     async def _expire(conn: Any, t: float) -> list[tuple[Any, Any]]:
