@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
 import time
@@ -9,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import httpx
 from openai import OpenAI
 
-from tests.conftest import ScriptedModel, Server, spawn, start_distributed, start_embedded, stop
+from tests.conftest import KEY_A, ScriptedModel, Server, spawn, start_distributed, start_embedded, stop
 
 
 def test_200_concurrent_runs_each_one_message(distributed: Server) -> None:
@@ -140,5 +142,47 @@ def test_worker_killed_between_tool_rounds(model_server: ScriptedModel, tmp_path
         assert done.status == "completed", done.last_error
         texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread_id=run.thread_id)]
         assert texts == ["finished once", "go"]
+    finally:
+        stop(server.procs)
+
+
+def test_stream_survives_a_killed_worker(model_server: ScriptedModel, tmp_path: Path) -> None:
+    """A worker dies half-way through a streamed answer: the stream closes that attempt's message
+    as incomplete, then the next worker's answer follows; one message is stored."""
+    server = start_distributed(model_server, tmp_path, workers=1)
+    try:
+        client = server.client()
+        assistant = client.beta.assistants.create(model="pause:3000")
+        body = {"assistant_id": assistant.id, "stream": True,
+                "thread": {"messages": [{"role": "user", "content": "twice"}]}}
+        names: list[str] = []
+        datas: list[dict[str, Any]] = []
+        with httpx.stream("POST", f"{server.url}/v1/threads/runs", json=body, timeout=60,
+                          headers={"Authorization": f"Bearer {KEY_A}"}) as resp:
+            name = ""
+            for line in resp.iter_lines():
+                if line.startswith("event: "):
+                    name = line.removeprefix("event: ")
+                elif line.startswith("data: ") and name != "done":
+                    names.append(name)
+                    datas.append(json.loads(line.removeprefix("data: ")))
+                    if name == "thread.message.delta" and names.count(name) == 1:
+                        server.procs[1].send_signal(signal.SIGKILL)
+                        server.procs[1].wait()
+                        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env,
+                                                  tmp_path / "w2.log"))
+        created = [d["id"] for n, d in zip(names, datas) if n == "thread.message.created"]
+        assert len(created) == 2, names
+        closed = {d["id"]: n for n, d in zip(names, datas) if n.startswith("thread.message.") and n.endswith(
+            ("completed", "incomplete"))}
+        assert closed == {created[0]: "thread.message.incomplete", created[1]: "thread.message.completed"}
+        assert names.index("thread.message.incomplete") < names.index("thread.message.created", names.index(
+            "thread.message.incomplete"))
+        assert names[-1] == "thread.run.completed"
+        run_id = datas[names.index("thread.run.created")]["id"]
+        thread_id = datas[0]["id"]
+        stored = client.beta.threads.messages.list(thread_id=thread_id).data
+        assert [m.id for m in stored if m.role == "assistant"] == [created[1]]
+        assert client.beta.threads.runs.retrieve(run_id, thread_id=thread_id).status == "completed"
     finally:
         stop(server.procs)

@@ -26,7 +26,7 @@ from core.models import Message, Run, RunStep, new_row, wire_of
 from workers import metrics
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
-from workers.streaming import Turn, TurnIds, abandoned, message_start, stream_turn, tools_start
+from workers.streaming import Turn, TurnIds, abandoned, message_start, orphans, stream_turn, tools_start
 
 log = logging.getLogger("assistd.worker")
 RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
@@ -115,7 +115,9 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
     """One model round for a claimed run: it ends completed, incomplete, failed or requires_action."""
     run = claimed.run
     if run.stream:
-        await publish(ctx, run, [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
+        # attempts > 1: an earlier worker may have died half-way through a streamed round
+        closing = await orphans(ctx.events, run.id) if run.attempts > 1 else []
+        await publish(ctx, run, closing + [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
     try:
         prompt = build_prompt(run, claimed.thread, claimed.steps, ctx.clients.context_window(run.model))
     except PromptTooLong as exc:

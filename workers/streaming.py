@@ -119,6 +119,41 @@ def abandoned(run: Any, ids: TurnIds, started: float, cancelled: bool, error: di
     return events
 
 
+CLOSING = {"thread.message.completed", "thread.message.incomplete", "thread.run.step.completed",
+           "thread.run.step.failed", "thread.run.step.cancelled", "thread.run.step.expired"}
+
+
+async def orphans(log: Any, run_id: str) -> list[tuple[str, str]]:
+    """Events closing what an earlier attempt of this run announced and never finished (its worker
+    died mid-round): the message becomes incomplete with the text already streamed, its steps
+    fail. A client then sees that attempt end before the next one starts."""
+    opened: dict[str, dict[str, Any]] = {}
+    streamed: dict[str, list[str]] = {}
+    after = "0"
+    while batch := await log.read(run_id, after, 1):
+        for after, name, data in batch:
+            obj = json.loads(data)
+            if name in ("thread.message.created", "thread.run.step.created"):
+                opened[obj["id"]] = obj
+            elif name == "thread.message.delta":
+                streamed.setdefault(obj["id"], []).append(obj["delta"]["content"][0]["text"]["value"])
+            elif name in CLOSING:
+                opened.pop(obj["id"], None)
+    t = int(time.time())
+    events = []
+    for obj in opened.values():
+        if obj["object"] == "thread.message":
+            text = "".join(streamed.get(obj["id"], []))
+            obj |= {"status": "incomplete", "incomplete_at": t, "incomplete_details": {"reason": "run_failed"},
+                    "content": [{"type": "text", "text": {"value": text, "annotations": []}}]}
+            events.append(("thread.message.incomplete", json.dumps(obj)))
+        else:
+            error = {"code": "server_error", "message": "The worker running this step stopped; another took over."}
+            obj |= {"status": "failed", "failed_at": t, "last_error": error}
+            events.append(("thread.run.step.failed", json.dumps(obj)))
+    return events
+
+
 def _text_delta(message_id: str, text: str) -> str:
     return json.dumps({"id": message_id, "object": "thread.message.delta", "delta": {
         "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}})
