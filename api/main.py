@@ -11,10 +11,11 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from api import errors, metrics
-from api.routes import assistants, messages, runs, steps, threads
+from api.routes import assistants, files, messages, runs, steps, threads
 from core.config import Settings, get_settings
 from core.db import async_engine, sessionmaker
 from core.events import event_log
+from core.storage import storage
 
 log = logging.getLogger("assistd.api")
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app = FastAPI(title="Assistd", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
     app.state.api_keys = settings.keys()
+    app.state.storage = storage(settings)
     if enqueue is None:
         from core.broker import BackgroundSender
 
@@ -47,7 +49,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     v1 = APIRouter(prefix="/v1")
     # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
-    for module in (runs, steps, messages, threads, assistants):
+    for module in (runs, steps, messages, threads, assistants, files):
         v1.include_router(module.router)
     app.include_router(v1)
 

@@ -13,7 +13,8 @@ from core.models import Message
 
 T = TypeVar("T", bound=SQLModel)
 
-KIND = {"Assistant": "assistant", "Thread": "thread", "Message": "message", "Run": "run", "RunStep": "run step"}
+KIND = {"Assistant": "assistant", "Thread": "thread", "Message": "message", "Run": "run", "RunStep": "run step",
+        "File": "file"}
 
 
 async def owned(session: AsyncSession, table: type[T], object_id: str, project: str, **match: str) -> T:

@@ -28,6 +28,13 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(None, validation_alias=AliasChoices("ASSISTD_REDIS_URL", "REDIS_URL"))
     redis_namespace: str = "assistd"
     files_dir: str = "./data/files"
+    max_file_bytes: int = 512 * 1024 * 1024  # OpenAI's limit
+    # S3-compatible object storage for file bytes (distributed mode); unset bucket = files_dir
+    s3_bucket: str | None = None
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
 
     # authentication: "key=project,key2=project2"; a key without "=project" is in project "default"
     api_keys: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 from typing import Any
 
+from openai.types import FileObject as WireFile
 from openai.types.beta import Assistant as WireAssistant
 from openai.types.beta import Thread as WireThread
 from openai.types.beta.threads import Message as WireMessage
@@ -286,5 +287,36 @@ class RunStep(SQLModel, table=True):
                 "cancelled_at": ts(self.cancelled_at),
                 "failed_at": ts(self.failed_at),
                 "expired_at": ts(self.expired_at),
+            }
+        )
+
+
+class File(SQLModel, table=True):
+    __tablename__ = "files"
+    __table_args__ = (Index("ix_files_project_seq", "project", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("file-"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    filename: str
+    purpose: str = Field(max_length=32)
+    bytes: int = Field(default=0, sa_type=BigInteger)
+    status: str = Field(default="processed", max_length=16)
+    expires_at: float | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+
+    def to_openai(self) -> WireFile:
+        return WireFile.model_validate(
+            {
+                "id": self.id,
+                "object": "file",
+                "bytes": self.bytes,
+                "created_at": ts(self.created_at),
+                "filename": self.filename,
+                "purpose": self.purpose,
+                "status": self.status,
+                "expires_at": ts(self.expires_at),
+                "status_details": None,
             }
         )

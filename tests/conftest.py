@@ -71,9 +71,16 @@ def embedded(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFacto
 
 @pytest.fixture(scope="session")
 def distributed(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_distributed(model_server, tmp_path_factory.mktemp("distributed"))
+    """API + 2 workers on Redis and PostgreSQL, file bytes in S3 (moto's server)."""
+    tmp = tmp_path_factory.mktemp("distributed")
+    s3_env, s3 = procs.start_s3(tmp)
+    try:
+        server = start_distributed(model_server, tmp, extra=s3_env)
+    except BaseException:
+        stop([s3])
+        raise
     yield server
-    stop(server.procs)
+    stop(server.procs + [s3])
 
 
 @pytest.fixture(scope="session", params=["embedded", "distributed"])

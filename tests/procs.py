@@ -182,3 +182,17 @@ def start_distributed(
     server = Server("distributed", f"http://127.0.0.1:{port}", env, procs)
     server.worker_ports = ports
     return server
+
+
+def start_s3(tmp: Path) -> tuple[dict[str, str], subprocess.Popen[bytes]]:
+    """moto's S3-compatible server as a real process, with a bucket; the settings that point at it."""
+    import boto3
+
+    port = free_port()
+    proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], {}, tmp / "s3.log")
+    url = f"http://127.0.0.1:{port}"
+    wait_http(f"{url}/moto-api/", proc)
+    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
+                 aws_secret_access_key="test").create_bucket(Bucket="assistd-files")
+    return {"ASSISTD_S3_BUCKET": "assistd-files", "ASSISTD_S3_ENDPOINT_URL": url,
+            "ASSISTD_S3_ACCESS_KEY_ID": "test", "ASSISTD_S3_SECRET_ACCESS_KEY": "test"}, proc

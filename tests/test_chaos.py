@@ -86,7 +86,9 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
         unavailable("redis-server")
     port = free_port()
     redis = [start_redis(port, tmp_path / "redis-1.log")]
-    server = start_distributed(model_server, tmp_path, workers=3, redis_url=f"redis://127.0.0.1:{port}/0")
+    # The driver answers tool calls in sweeps over all 500 runs: give it time to get round.
+    server = start_distributed(model_server, tmp_path, workers=3, redis_url=f"redis://127.0.0.1:{port}/0",
+                               extra={"ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "600"})
     chaos = Chaos(server, redis, port, tmp_path)
     try:
         client = server.client(max_retries=5)

@@ -1,0 +1,103 @@
+"""Where file bytes live: a local directory (embedded mode) or S3-compatible object storage
+(distributed mode, so workers on other machines read the same bytes).
+
+Bytes always move in chunks: an upload is copied from its spool file, a download is iterated.
+These calls block; the API runs them in its thread pool.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from core.config import Settings
+
+CHUNK = 1024 * 1024
+
+
+class TooLarge(Exception):
+    """The upload is larger than the configured limit."""
+
+
+class Storage(Protocol):
+    def save(self, key: str, source: BinaryIO, limit: int) -> int: ...
+
+    def open(self, key: str) -> Iterator[bytes]: ...
+
+    def delete(self, key: str) -> None: ...
+
+
+def _copy(source: BinaryIO, write: Callable[[bytes], object], limit: int) -> int:
+    size = 0
+    while chunk := source.read(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge(f"the file is larger than {limit} bytes")
+        write(chunk)
+    return size
+
+
+class LocalStorage:
+    def __init__(self, root: str) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def save(self, key: str, source: BinaryIO, limit: int) -> int:
+        target = self.root / key
+        partial = target.with_suffix(".partial")
+        try:
+            with open(partial, "wb") as out:
+                size = _copy(source, out.write, limit)
+            os.replace(partial, target)
+        finally:
+            partial.unlink(missing_ok=True)
+        return size
+
+    def open(self, key: str) -> Iterator[bytes]:
+        with open(self.root / key, "rb") as f:
+            while chunk := f.read(CHUNK):
+                yield chunk
+
+    def delete(self, key: str) -> None:
+        (self.root / key).unlink(missing_ok=True)
+
+
+class S3Storage:
+    def __init__(self, settings: Settings) -> None:
+        import boto3
+
+        self.bucket = settings.s3_bucket
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name=settings.s3_region,
+            aws_access_key_id=settings.s3_access_key_id,
+            aws_secret_access_key=settings.s3_secret_access_key,
+        )
+
+    def save(self, key: str, source: BinaryIO, limit: int) -> int:
+        source.seek(0, os.SEEK_END)
+        size = source.tell()
+        if size > limit:
+            raise TooLarge(f"the file is larger than {limit} bytes")
+        source.seek(0)
+        self.client.upload_fileobj(source, self.bucket, key)  # multipart, in chunks
+        return size
+
+    def open(self, key: str) -> Iterator[bytes]:
+        body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"]
+        try:
+            yield from body.iter_chunks(CHUNK)
+        finally:
+            body.close()
+
+    def delete(self, key: str) -> None:
+        self.client.delete_object(Bucket=self.bucket, Key=key)
+
+
+def storage(settings: Settings) -> Storage:
+    """S3 when a bucket is configured, else the local files directory."""
+    return S3Storage(settings) if settings.s3_bucket else LocalStorage(settings.files_dir)
+
