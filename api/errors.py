@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -115,11 +114,6 @@ def install(app: FastAPI) -> None:
             err = BadRequest(str(exc.detail))
             err.status = exc.status_code
         return JSONResponse(err.body(), status_code=err.status)
-
-    @app.exception_handler(json.JSONDecodeError)
-    async def _bad_json(_: Request, exc: json.JSONDecodeError) -> JSONResponse:
-        err = BadRequest("We could not parse the JSON body of your request.")
-        return JSONResponse(err.body(), status_code=400)
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
-from sqlmodel import SQLModel
+from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import NotFound
 from api.schemas import MessageCreate, ToolResources
-from core.models import Message
+from core.models import ACTIVE_RUN_STATUSES, Message, Run
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -47,3 +47,9 @@ def dumped(items: list[Any] | None) -> list[dict[str, Any]] | None:
 
 def dumped_one(item: Any) -> Any:
     return item.model_dump(exclude_none=True, by_alias=True) if hasattr(item, "model_dump") else item
+
+
+async def active_run(session: AsyncSession, thread_id: str) -> str | None:
+    """The id of the thread's queued, running or waiting run, if it has one."""
+    query = select(Run.id).where(Run.thread_id == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
+    return (await session.exec(query)).first()  # type: ignore[no-any-return]

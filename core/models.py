@@ -24,7 +24,6 @@ from core.ids import new_id, now, seq
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 ACTIVE_RUN_STATUSES = ("queued", "in_progress", "requires_action", "cancelling")
-TERMINAL_RUN_STATUSES = ("completed", "failed", "cancelled", "expired", "incomplete")
 
 
 def _json(**kw: Any) -> Any:

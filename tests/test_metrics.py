@@ -47,6 +47,7 @@ def test_worker_metrics(server: Server, client: OpenAI) -> None:
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
     text = "\n".join(texts)
     for name in ("assistd_runs_started_total", "assistd_runs_finished_total", "assistd_run_queue_wait_seconds",
-                 "assistd_model_request_duration_seconds", "assistd_tokens_total", "assistd_worker_runs_in_flight"):
+                 "assistd_model_request_duration_seconds", "assistd_tokens_total", "assistd_worker_runs_in_flight",
+                 "assistd_dramatiq_messages_total", "assistd_dramatiq_queue_backlog"):
         assert name in text, name
     assert re.search(r'assistd_runs_finished_total\{model="echo",status="completed"\} [1-9]', text)

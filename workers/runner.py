@@ -62,7 +62,13 @@ class Runner:
         task = asyncio.create_task(self._drive(claimed))
         self.tasks[run_id] = task
         metrics.IN_FLIGHT.inc()
-        task.add_done_callback(lambda _: (self.tasks.pop(run_id, None), self.slots.release(), metrics.IN_FLIGHT.dec()))
+        task.add_done_callback(lambda done: self._finished(run_id, done))
+
+    def _finished(self, run_id: str, task: asyncio.Task[None]) -> None:
+        if self.tasks.get(run_id) is task:  # a later claim of the same run may have replaced it
+            del self.tasks[run_id]
+        self.slots.release()
+        metrics.IN_FLIGHT.dec()
 
     async def _drive(self, claimed: runs.Claimed) -> None:
         run = claimed.run
@@ -102,21 +108,24 @@ class Runner:
         c = RUNS.c
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(c.id).where(c.id.in_(list(self.tasks)), (c.status != "in_progress") | (c.owner != self.ctx.owner))
+                select(c.id, c.status).where(
+                    c.id.in_(list(self.tasks)), (c.status != "in_progress") | (c.owner != self.ctx.owner)
+                )
             )
-            for (run_id,) in rows.all():
+            for run_id, status in rows.all():
                 task = self.tasks.get(run_id)
                 if task is not None:
-                    task.cancel()
+                    task.cancel(runs.CANCELLED if status == "cancelling" else None)
 
     async def _renew(self) -> None:
         if not self.tasks:
             return
         c = RUNS.c
         async with self.engine.begin() as conn:
+            # only runs with a live task: a run we hold but no longer execute must be let go
             await conn.execute(
                 update(RUNS)
-                .where(c.owner == self.ctx.owner, c.status.in_(("in_progress", "cancelling")))
+                .where(c.id.in_(list(self.tasks)), c.owner == self.ctx.owner, c.status.in_(("in_progress", "cancelling")))
                 .values(lease_until=now() + self.settings.run_lease_seconds)
             )
 
@@ -127,9 +136,9 @@ class Runner:
         where this process is the only worker there is).
         """
         t, c = now(), RUNS.c
-        lapsed = (c.lease_until < t) | c.lease_until.is_not(None) if orphans_now else c.lease_until < t
+        lapsed = c.lease_until.is_not(None) if orphans_now else c.lease_until < t
         stale = t if orphans_now else t - self.settings.requeue_after_seconds
-        released = {"owner": None, "lease_until": None}
+        released = runs.RELEASED
         async with self.engine.begin() as conn:
             expired = await self._expire(conn, t)
             requeue = list(
@@ -142,11 +151,14 @@ class Runner:
                     )
                 ).scalars()
             )
-            await conn.execute(
-                update(RUNS)
-                .where(c.status == "cancelling", c.owner.is_not(None), lapsed)
-                .values(status="cancelled", cancelled_at=t, expires_at=None, **released)
-            )
+            cancelled = (
+                await conn.execute(
+                    update(RUNS)
+                    .where(c.status == "cancelling", c.owner.is_not(None), lapsed)
+                    .values(status="cancelled", cancelled_at=t, expires_at=None, **released)
+                    .returning(*RUNS.c)
+                )
+            ).all()
             # A queued run whose id went out long ago may have lost its message (a Redis restart,
             # an API that died before enqueueing). While ids still wait in the queue, the run is
             # more likely just waiting its turn: re-sending it then only duplicates work.
@@ -159,6 +171,9 @@ class Runner:
                         .returning(c.id)
                     )
                 ).scalars()
+        for row in cancelled:
+            if row.stream:
+                await runs.publish(self.ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
         for row, step in expired:
             if row.stream:
                 events = [("thread.run.step.expired", wire_of(RunStep, step._mapping).model_dump_json())] if step else []

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import openai
 from openai.types.chat import ChatCompletion
-from sqlalchemy import Row, bindparam, insert, select, update
+from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
@@ -41,6 +42,10 @@ class Context:
     events: EventLog
 
 
+CANCELLED = "cancelled by the user"  # the reason a task is cancelled with when its run was cancelled
+RELEASED = {"owner": None, "lease_until": None}
+
+
 def _mine(ctx: Context, run_id: str, *statuses: str) -> Any:
     c = RUNS.c
     return update(RUNS).where(c.id == run_id, c.owner == ctx.owner, c.status.in_(statuses))
@@ -55,7 +60,7 @@ CLAIM = (
         status="in_progress",
         owner=bindparam("owner"),
         lease_until=bindparam("lease_until"),
-        started_at=bindparam("t"),
+        started_at=func.coalesce(_c.started_at, bindparam("t")),
         attempts=_c.attempts + 1,
     )
     .returning(*RUNS.c)
@@ -71,6 +76,7 @@ THREAD = (
     .where(MESSAGES.c.thread_id == bindparam("thread_id"))
     .order_by(MESSAGES.c.seq)
 )
+INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
 ROUNDS = (
     select(STEPS.c.type, STEPS.c.step_details).where(STEPS.c.run_id == bindparam("run_id")).order_by(STEPS.c.seq)
 )
@@ -122,7 +128,7 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         prompt = build_prompt(run, claimed.thread, claimed.steps, ctx.clients.context_window(run.model))
     except PromptTooLong as exc:
         if run.max_prompt_tokens:
-            await finish(ctx, run, "incomplete", incomplete_details={"reason": "max_prompt_tokens"})
+            await finish(ctx, run, "incomplete", completed_at=now(), incomplete_details={"reason": "max_prompt_tokens"})
         else:
             await fail(ctx, run, "invalid_prompt", f"The prompt is too long for {run.model}: {exc}.")
         return
@@ -134,8 +140,10 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         else:
             # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
             turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=ChatCompletion))
-    except asyncio.CancelledError:
-        if run.stream and ids.announced:
+    except asyncio.CancelledError as exc:
+        # Only a user's cancel closes the round here; a run handed back or taken over is closed
+        # by its next attempt (see streaming.orphans), which knows how it ended.
+        if run.stream and ids.announced and exc.args == (CANCELLED,):
             await publish(ctx, run, abandoned(run, ids, started, cancelled=True, error=None))
         raise
     except openai.APIError as exc:
@@ -146,6 +154,11 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
             await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
         await fail(ctx, run, code, message)
         return
+    except Exception:
+        if run.stream and ids.announced:
+            error = {"code": "server_error", "message": "The model's answer could not be read."}
+            await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
+        raise  # the runner fails the run
     metrics.MODEL_LATENCY.labels(run.model).observe(now() - started)
     metrics.TOKENS.labels(run.model, "prompt").inc(turn.usage["prompt_tokens"])
     metrics.TOKENS.labels(run.model, "completion").inc(turn.usage["completion_tokens"])
@@ -254,16 +267,17 @@ async def record_turn(ctx: Context, run: Row[Any], turn: Turn, started: float, i
     else:
         status = "incomplete" if reason else "completed"
         values |= {"completed_at": t} | ({"incomplete_details": {"reason": reason}} if reason else {})
-    final = await finish(ctx, run, status, inserts=rows, **values)
-    if final is not None and run.stream:
-        await publish(ctx, run, _end_events(run, ids, rows, final, started))
+    await finish(ctx, run, status, inserts=rows, announce=lambda _: _end_events(run, ids, rows, started), **values)
 
 
 def _end_events(
-    run: Row[Any], ids: TurnIds, rows: list[tuple[Any, dict[str, Any]]], final: dict[str, Any], started: float
+    run: Row[Any], ids: TurnIds, rows: list[tuple[Any, dict[str, Any]]], started: float
 ) -> list[tuple[str, str]]:
+    """The round's objects as stored: announced first if the stream has not seen them yet."""
     events: list[tuple[str, str]] = []
+    recorded = set()
     for table, row in rows:
+        recorded.add(row["id"])
         if table is MESSAGES:
             events += message_start(run, ids, started)
             name = "thread.message.completed" if row["status"] == "completed" else "thread.message.incomplete"
@@ -272,43 +286,52 @@ def _end_events(
             events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
         else:
             events += tools_start(run, ids, started)
-    events.append((f"thread.run.{final['status']}", wire_of(Run, final).model_dump_json()))
+    if ids.tools_step in ids.announced and ids.tools_step not in recorded:
+        # tool calls cut off by the token limit: announced while streaming, never recorded
+        events += abandoned(run, ids, started, cancelled=True, error=None, only=(ids.tools_step,))
     return events
 
 
 async def finish(
-    ctx: Context, run: Row[Any], status: str, inserts: list[tuple[Any, dict[str, Any]]] | None = None, **values: Any
-) -> dict[str, Any] | None:
-    """End the run (and insert `inserts`) only if we still own it in_progress.
+    ctx: Context,
+    run: Row[Any],
+    status: str,
+    inserts: list[tuple[Any, dict[str, Any]]] | None = None,
+    announce: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
+    **values: Any,
+) -> bool:
+    """End the run (and insert `inserts`) only if we still own it in_progress; False if we lost it.
 
-    The run's columns as they now are, or None if the run was no longer ours."""
-    if status in ("completed", "incomplete"):
-        values.setdefault("completed_at", now())
+    A streaming run then announces it: `announce(final run columns)` events, and the run's own
+    `thread.run.<status>` last."""
     values.setdefault("expires_at", None)
     async with ctx.engine.begin() as conn:
-        result = await conn.execute(
-            _mine(ctx, run.id, "in_progress").values(status=status, owner=None, lease_until=None, **values)
-        )
+        result = await conn.execute(_mine(ctx, run.id, "in_progress").values(status=status, **RELEASED, **values))
         if result.rowcount != 1:
             await conn.rollback()
             log.info("run %s: no longer ours, dropping this attempt's result", run.id)
-            return None
-        for table, row in inserts or []:
-            await conn.execute(INSERTS[table], row)
+            lost = True
+        else:
+            lost = False
+            for table, row in inserts or []:
+                await conn.execute(INSERTS[table], row)
+    if lost:
+        await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves
+        return False
     metrics.RUNS_FINISHED.labels(run.model, status).inc()
     if status != "requires_action":
         metrics.RUN_DURATION.labels(run.model).observe(max(0.0, now() - run.created_at))
-    return dict(run._mapping) | {"status": status, "owner": None, "lease_until": None} | values
-
-
-INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
+    if run.stream:
+        final = dict(run._mapping) | {"status": status} | RELEASED | values
+        events = (announce(final) if announce else []) + [(f"thread.run.{status}", wire_of(Run, final).model_dump_json())]
+        # shielded: the run is committed; its stream must hear so even if this task is cancelled now
+        await asyncio.shield(publish(ctx, run, events))
+    return True
 
 
 async def fail(ctx: Context, run: Row[Any], code: str, message: str) -> None:
     log.warning("run %s failed: %s", run.id, message)
-    final = await finish(ctx, run, "failed", failed_at=now(), last_error={"code": code, "message": message})
-    if final is not None and run.stream:
-        await publish(ctx, run, [("thread.run.failed", wire_of(Run, final).model_dump_json())])
+    await finish(ctx, run, "failed", failed_at=now(), last_error={"code": code, "message": message})
 
 
 async def stop(ctx: Context, run_id: str) -> None:
@@ -317,7 +340,7 @@ async def stop(ctx: Context, run_id: str) -> None:
         row = (
             await conn.execute(
                 _mine(ctx, run_id, "cancelling")
-                .values(status="cancelled", cancelled_at=now(), owner=None, lease_until=None, expires_at=None)
+                .values(status="cancelled", cancelled_at=now(), expires_at=None, **RELEASED)
                 .returning(*RUNS.c)
             )
         ).first()
@@ -329,7 +352,7 @@ async def release(ctx: Context, run_id: str) -> bool:
     """Hand a run back to the queue (graceful shutdown); True if it should be re-enqueued."""
     async with ctx.engine.begin() as conn:
         result = await conn.execute(
-            _mine(ctx, run_id, "in_progress").values(status="queued", owner=None, lease_until=None, enqueued_at=now())
+            _mine(ctx, run_id, "in_progress").values(status="queued", enqueued_at=now(), **RELEASED)
         )
     if result.rowcount != 1:
         await stop(ctx, run_id)

@@ -96,14 +96,21 @@ def tools_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]
     return [("thread.run.step.created", data), ("thread.run.step.in_progress", data)]
 
 
-def abandoned(run: Any, ids: TurnIds, started: float, cancelled: bool, error: dict[str, str] | None) -> list[tuple[str, str]]:
-    """Close what a round announced but will never finish: its message becomes incomplete and its
-    steps failed (or cancelled), so a streaming client is not left with open objects."""
+def abandoned(
+    run: Any, ids: TurnIds, started: float, cancelled: bool, error: dict[str, str] | None,
+    only: tuple[str, ...] | None = None,
+) -> list[tuple[str, str]]:
+    """Close what a round announced but will never finish (all of it, or the ids in `only`): its
+    message becomes incomplete and its steps failed (or cancelled), so a streaming client is not
+    left with open objects."""
     events: list[tuple[str, str]] = []
     t = time.time()
     step_status = "cancelled" if cancelled else "failed"
+    if error is not None and error["code"] not in ("server_error", "rate_limit_exceeded"):
+        error = error | {"code": "server_error"}  # the only codes a run step's last_error takes
     step_values = {"status": step_status, f"{step_status}_at": t, "last_error": None if cancelled else error}
-    if ids.message in ids.announced:
+    wanted = ids.announced if only is None else ids.announced & set(only)
+    if ids.message in wanted:
         reason = "run_cancelled" if cancelled else "run_failed"
         content = [{"type": "text", "text": {"value": "".join(ids.streamed), "annotations": []}}]
         message = message_wire(run, ids, started, status="incomplete", incomplete_at=t, content=content,
@@ -112,7 +119,7 @@ def abandoned(run: Any, ids: TurnIds, started: float, cancelled: bool, error: di
         step = step_wire(run, ids.message_step, started, "message_creation", details, **step_values)
         events += [("thread.message.incomplete", message.model_dump_json()),
                    (f"thread.run.step.{step_status}", step.model_dump_json())]
-    if ids.tools_step in ids.announced:
+    if ids.tools_step in wanted:
         step = step_wire(run, ids.tools_step, started, "tool_calls", {"type": "tool_calls", "tool_calls": []},
                          **step_values)
         events.append((f"thread.run.step.{step_status}", step.model_dump_json()))

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, get_args
+from urllib.parse import quote
 
 from fastapi import APIRouter, File, Form, Query, Request, UploadFile
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response, StreamingResponse
+from openai.types import FileObject
 from pydantic import Field
 from sqlmodel import col
 
@@ -21,8 +23,8 @@ from core.storage import TooLarge
 
 router = APIRouter(prefix="/files", tags=["files"])
 
-PURPOSES = ("assistants", "assistants_output", "batch", "batch_output", "fine-tune", "fine-tune-results",
-            "vision", "user_data", "evals")
+# exactly the purposes the SDK's FileObject can carry back
+PURPOSES: tuple[str, ...] = get_args(FileObject.model_fields["purpose"].annotation)
 
 
 class FileListParams(ListParams):
@@ -94,7 +96,8 @@ async def delete_file(request: Request, file_id: str, project: Project, session:
 async def file_content(request: Request, file_id: str, project: Project, session: Session) -> Response:
     """The file's bytes, streamed."""
     row = await owned(session, FileRow, file_id, project)
-    headers = {"Content-Disposition": f'attachment; filename="{row.filename}"', "Content-Length": str(row.bytes)}
+    disposition = f"attachment; filename*=UTF-8''{quote(row.filename)}"
+    headers = {"Content-Disposition": disposition, "Content-Length": str(row.bytes)}
     return StreamingResponse(request.app.state.storage.open(file_id), media_type="application/octet-stream",
                              headers=headers)
 

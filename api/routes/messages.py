@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-from sqlmodel import col, select
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import Project, Session
@@ -12,19 +12,15 @@ from api.errors import BadRequest
 from api.pagination import Listing, page
 from api.responses import deleted, wire
 from api.schemas import MessageCreate, MessageUpdate
-from api.store import message_row, owned
-from core.models import ACTIVE_RUN_STATUSES, Message, Run, Thread
+from api.store import active_run, message_row, owned
+from core.models import Message, Thread
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 
 
 async def refuse_if_run_active(session: AsyncSession, thread_id: str) -> None:
     """OpenAI does not let messages be added while a run works on the thread."""
-    active = (
-        await session.exec(
-            select(Run.id).where(Run.thread_id == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
-        )
-    ).first()
+    active = await active_run(session, thread_id)
     if active:
         raise BadRequest(f"Can't add messages to {thread_id} while a run {active} is active.")
 

@@ -25,9 +25,9 @@ from api.schemas import (
     ToolChoiceObject,
     _RunParams,
 )
-from api.store import dumped, dumped_one, message_row, owned, resources
+from api.store import active_run, dumped, dumped_one, message_row, owned, resources
 from core.ids import now
-from core.models import ACTIVE_RUN_STATUSES, Assistant, Run, RunStep, Thread
+from core.models import Assistant, Run, RunStep, Thread
 
 router = APIRouter(tags=["runs"])
 
@@ -89,11 +89,7 @@ async def commit_and_enqueue(
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        active = (
-            await session.exec(
-                select(Run.id).where(Run.thread_id == run.thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
-            )
-        ).first()
+        active = await active_run(session, run.thread_id)
         raise BadRequest(f"Thread {run.thread_id} already has an active run {active}.") from None
     if run.stream:
         wire = run.to_openai()

@@ -7,9 +7,10 @@ from fastapi.responses import Response
 from sqlmodel import col, delete
 
 from api.deps import Project, Session
+from api.errors import BadRequest
 from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
-from api.store import message_row, owned, resources
+from api.store import active_run, message_row, owned, resources
 from core.models import Message, Run, RunStep, Thread
 
 router = APIRouter(prefix="/threads", tags=["threads"])
@@ -56,6 +57,9 @@ async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, se
 async def delete_thread(thread_id: str, project: Project, session: Session) -> Response:
     """Delete a thread with its messages, runs and run steps."""
     row = await owned(session, Thread, thread_id, project)
+    active = await active_run(session, thread_id)
+    if active:  # its worker and its stream would be left talking about a thread that is gone
+        raise BadRequest(f"Can't delete {thread_id} while a run {active} is active; cancel it first.")
     for table in (RunStep, Run, Message):
         await session.exec(delete(table).where(col(table.thread_id) == thread_id))  # type: ignore[call-overload]
     await session.delete(row)
