@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
 from collections.abc import AsyncIterator
 
 from fastapi.responses import StreamingResponse
@@ -10,6 +13,7 @@ from pydantic import BaseModel
 from core.events import STOPS, event_log
 
 KEEP_ALIVE_MS = 15_000
+logger = logging.getLogger("assistd.api")
 
 
 def event(name: str, obj: BaseModel) -> tuple[str, str]:
@@ -27,8 +31,21 @@ async def position(run_id: str) -> str:
 
 async def _relay(run_id: str, after: str) -> AsyncIterator[bytes]:
     log = event_log()
+    failures = 0
     while True:
-        batch = await log.read(run_id, after, KEEP_ALIVE_MS)
+        try:
+            batch = await log.read(run_id, after, KEEP_ALIVE_MS)
+            failures = 0
+        except Exception:  # Redis restarting: wait a little, then give up with an error event
+            failures += 1
+            logger.warning("reading the events of %s failed (%d)", run_id, failures, exc_info=True)
+            if failures > 10:
+                error = {"code": "server_error", "message": "The run's events could not be read.", "param": None,
+                         "type": "server_error"}
+                yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
+                return
+            await asyncio.sleep(0.5)
+            continue
         if not batch:
             yield b": keep-alive\n\n"
             continue

@@ -54,7 +54,8 @@ class RedisEventLog:
         loop = id(asyncio.get_running_loop())
         client = self._clients.get(loop)
         if client is None:
-            client = self._clients[loop] = aioredis.Redis.from_url(self.url)
+            # No socket timeout: a blocking XREAD waits longer than redis-py's 5 s default.
+            client = self._clients[loop] = aioredis.Redis.from_url(self.url, socket_timeout=None)
         return client
 
     def _key(self, run_id: str) -> str:

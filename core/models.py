@@ -290,6 +290,10 @@ class RunStep(SQLModel, table=True):
         )
 
 
+# The tables themselves, for SQLAlchemy Core statements on the workers' hot path.
+RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
+
+
 class File(SQLModel, table=True):
     __tablename__ = "files"
     __table_args__ = (Index("ix_files_project_seq", "project", "seq"),)

@@ -23,14 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.config import Settings
 from core.events import EventLog
 from core.ids import now
-from core.models import Message, Run, RunStep, new_row, wire_of
+from core.models import MESSAGES, RUNS, STEPS, Run, wire_of
 from workers import metrics
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
-from workers.streaming import Turn, TurnIds, abandoned, message_start, orphans, stream_turn, tools_start
+from workers.streaming import Turn, TurnIds, abandoned, orphans, stream_turn
+from workers.turns import Outcome
 
 log = logging.getLogger("assistd.worker")
-RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
@@ -210,86 +210,11 @@ def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]
     return req
 
 
-def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
-    return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
-
-
-def _step(run: Row[Any], step_id: str, kind: str, details: dict[str, Any], **values: Any) -> dict[str, Any]:
-    owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
-    blank = {"last_error": None, "completed_at": None, "cancelled_at": None, "failed_at": None, "expired_at": None}
-    return new_row("step", **owned, **blank, run_id=run.id, type=kind, step_details=details) | {"id": step_id} | values
-
-
 async def record_turn(ctx: Context, run: Row[Any], turn: Turn, started: float, ids: TurnIds) -> None:
-    """Write this round's outcome in one transaction: the assistant's text (a message and its
-    message_creation step), then either its tool calls (a tool_calls step, run requires_action)
-    or the run's end. Streaming runs then announce the same rows as events."""
-    total = _add(run.usage, turn.usage)
-    t = now()
-    reason = None
-    if turn.finish_reason == "length":
-        reason = "max_completion_tokens"
-    elif run.max_prompt_tokens and total["prompt_tokens"] > run.max_prompt_tokens:
-        reason = "max_prompt_tokens"
-    rows: list[tuple[Any, dict[str, Any]]] = []
-    if turn.text or not turn.calls:
-        message = new_row(
-            "msg",
-            project=run.project,
-            thread_id=run.thread_id,
-            assistant_id=run.assistant_id,
-            created_at=started,
-            role="assistant",
-            content=[{"type": "text", "text": {"value": turn.text, "annotations": []}}],
-            attachments=[],
-            run_id=run.id,
-            status="incomplete" if reason else "completed",
-            completed_at=None if reason else t,
-            incomplete_at=t if reason else None,
-            incomplete_details={"reason": "max_tokens"} if reason else None,
-        ) | {"id": ids.message}
-        details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
-        step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
-        rows += [(MESSAGES, message), (STEPS, _step(run, ids.message_step, "message_creation", details,
-                                                   created_at=started, status="completed", completed_at=t,
-                                                   usage=step_usage))]
-    values: dict[str, Any] = {"usage": total}
-    if turn.calls and not reason:
-        pending = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                   for c in turn.calls]
-        recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
-        details = {"type": "tool_calls", "tool_calls": recorded}
-        rows.append((STEPS, _step(run, ids.tools_step, "tool_calls", details, created_at=started,
-                                  status="in_progress", usage=turn.usage)))
-        status = "requires_action"
-        values |= {"required_action": {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}},
-                   "expires_at": t + ctx.settings.requires_action_expiry_seconds}
-    else:
-        status = "incomplete" if reason else "completed"
-        values |= {"completed_at": t} | ({"incomplete_details": {"reason": reason}} if reason else {})
-    await finish(ctx, run, status, inserts=rows, announce=lambda _: _end_events(run, ids, rows, started), **values)
-
-
-def _end_events(
-    run: Row[Any], ids: TurnIds, rows: list[tuple[Any, dict[str, Any]]], started: float
-) -> list[tuple[str, str]]:
-    """The round's objects as stored: announced first if the stream has not seen them yet."""
-    events: list[tuple[str, str]] = []
-    recorded = set()
-    for table, row in rows:
-        recorded.add(row["id"])
-        if table is MESSAGES:
-            events += message_start(run, ids, started)
-            name = "thread.message.completed" if row["status"] == "completed" else "thread.message.incomplete"
-            events.append((name, wire_of(Message, row).model_dump_json()))
-        elif row["type"] == "message_creation":
-            events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
-        else:
-            events += tools_start(run, ids, started)
-    if ids.tools_step in ids.announced and ids.tools_step not in recorded:
-        # tool calls cut off by the token limit: announced while streaming, never recorded
-        events += abandoned(run, ids, started, cancelled=True, error=None, only=(ids.tools_step,))
-    return events
+    """Write this round's outcome in one transaction, then (streaming) announce it."""
+    outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds)
+    await finish(ctx, run, outcome.status, inserts=outcome.rows,
+                 announce=lambda _: outcome.events(run, ids, started), **outcome.values)
 
 
 async def finish(

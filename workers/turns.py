@@ -1,0 +1,103 @@
+"""One model round's outcome as rows and run changes, and the stream events announcing them.
+
+A round writes the assistant's text (a message and its message_creation step), then either its
+tool calls (a tool_calls step; the run goes to requires_action) or the run's end.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from core.ids import now
+from core.models import MESSAGES, STEPS, Message, RunStep, new_row, wire_of
+from workers.streaming import Turn, TurnIds, abandoned, message_start, tools_start
+
+Rows = list[tuple[Any, dict[str, Any]]]
+
+
+def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
+    return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
+
+
+def step_row(run: Any, step_id: str, kind: str, details: dict[str, Any], **values: Any) -> dict[str, Any]:
+    owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
+    blank = {"last_error": None, "completed_at": None, "cancelled_at": None, "failed_at": None, "expired_at": None}
+    return new_row("step", **owned, **blank, run_id=run.id, type=kind, step_details=details) | {"id": step_id} | values
+
+
+def message_row(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool) -> dict[str, Any]:
+    return new_row(
+        "msg",
+        project=run.project,
+        thread_id=run.thread_id,
+        assistant_id=run.assistant_id,
+        created_at=started,
+        role="assistant",
+        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        attachments=[],
+        run_id=run.id,
+        status="incomplete" if incomplete else "completed",
+        completed_at=None if incomplete else t,
+        incomplete_at=t if incomplete else None,
+        incomplete_details={"reason": "max_tokens"} if incomplete else None,
+    ) | {"id": ids.message}
+
+
+@dataclass
+class Outcome:
+    status: str
+    rows: Rows
+    values: dict[str, Any]
+
+    @classmethod
+    def of(cls, run: Any, turn: Turn, started: float, ids: TurnIds, action_expiry: float) -> Outcome:
+        total = _add(run.usage, turn.usage)
+        t = now()
+        reason = None
+        if turn.finish_reason == "length":
+            reason = "max_completion_tokens"
+        elif run.max_prompt_tokens and total["prompt_tokens"] > run.max_prompt_tokens:
+            reason = "max_prompt_tokens"
+        rows: Rows = []
+        if turn.text or not turn.calls:
+            details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
+            step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
+            rows += [
+                (MESSAGES, message_row(run, ids, turn.text, started, t, incomplete=reason is not None)),
+                (STEPS, step_row(run, ids.message_step, "message_creation", details, created_at=started,
+                                 status="completed", completed_at=t, usage=step_usage)),
+            ]
+        values: dict[str, Any] = {"usage": total}
+        if turn.calls and not reason:
+            pending = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                       for c in turn.calls]
+            recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
+            rows.append((STEPS, step_row(run, ids.tools_step, "tool_calls", {"type": "tool_calls", "tool_calls": recorded},
+                                         created_at=started, status="in_progress", usage=turn.usage)))
+            values |= {"required_action": {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}},
+                       "expires_at": t + action_expiry}
+            return cls("requires_action", rows, values)
+        values |= {"completed_at": t} | ({"incomplete_details": {"reason": reason}} if reason else {})
+        return cls("incomplete" if reason else "completed", rows, values)
+
+    def events(self, run: Any, ids: TurnIds, started: float) -> list[tuple[str, str]]:
+        """The round's objects as stored: announced first if the stream has not seen them yet."""
+        events: list[tuple[str, str]] = []
+        recorded = set()
+        for table, row in self.rows:
+            recorded.add(row["id"])
+            if table is MESSAGES:
+                events += message_start(run, ids, started)
+                name = "thread.message.completed" if row["status"] == "completed" else "thread.message.incomplete"
+                events.append((name, wire_of(Message, row).model_dump_json()))
+            elif row["type"] == "message_creation":
+                events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
+            else:
+                events += tools_start(run, ids, started)
+        if ids.tools_step in ids.announced and ids.tools_step not in recorded:
+            # tool calls cut off by the token limit: announced while streaming, never recorded
+            events += abandoned(run, ids, started, cancelled=True, error=None, only=(ids.tools_step,))
+        return events
+
+
