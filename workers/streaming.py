@@ -17,6 +17,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from core.ids import new_id
 from core.models import Message, RunStep, wire_of
+from workers.rows import message_row, step_row
 
 
 @dataclass
@@ -53,26 +54,12 @@ class TurnIds:
     streamed: list[str] = field(default_factory=list)  # the text sent as deltas so far
 
 
-def _owned(run: Any) -> dict[str, Any]:
-    return {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
-
-
 def message_wire(run: Any, ids: TurnIds, created: float, **values: Any) -> Any:
-    row = _owned(run) | {
-        "id": ids.message, "created_at": created, "role": "assistant", "content": [], "attachments": [],
-        "metadata": None, "run_id": run.id, "status": "in_progress", "completed_at": None, "incomplete_at": None,
-        "incomplete_details": None,
-    }
-    return wire_of(Message, row | values)
+    return wire_of(Message, message_row(run, ids.message, created, **values))
 
 
 def step_wire(run: Any, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any) -> Any:
-    row = _owned(run) | {
-        "id": step_id, "run_id": run.id, "created_at": created, "type": kind, "status": "in_progress",
-        "step_details": details, "usage": None, "last_error": None, "metadata": None, "completed_at": None,
-        "cancelled_at": None, "failed_at": None, "expired_at": None,
-    }
-    return wire_of(RunStep, row | values)
+    return wire_of(RunStep, step_row(run, step_id, created, kind, details, **values))
 
 
 def message_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]:

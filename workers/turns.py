@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.ids import now
-from core.models import MESSAGES, STEPS, Message, RunStep, new_row, wire_of
+from core.models import MESSAGES, STEPS, Message, RunStep, wire_of
+from workers.rows import message_row, step_row
 from workers.streaming import Turn, TurnIds, abandoned, message_start, tools_start
 
 Rows = list[tuple[Any, dict[str, Any]]]
@@ -20,28 +21,17 @@ def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
     return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
 
 
-def step_row(run: Any, step_id: str, kind: str, details: dict[str, Any], **values: Any) -> dict[str, Any]:
-    owned = {"project": run.project, "thread_id": run.thread_id, "assistant_id": run.assistant_id}
-    blank = {"last_error": None, "completed_at": None, "cancelled_at": None, "failed_at": None, "expired_at": None}
-    return new_row("step", **owned, **blank, run_id=run.id, type=kind, step_details=details) | {"id": step_id} | values
-
-
-def message_row(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool) -> dict[str, Any]:
-    return new_row(
-        "msg",
-        project=run.project,
-        thread_id=run.thread_id,
-        assistant_id=run.assistant_id,
-        created_at=started,
-        role="assistant",
+def _message(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool) -> dict[str, Any]:
+    return message_row(
+        run,
+        ids.message,
+        started,
         content=[{"type": "text", "text": {"value": text, "annotations": []}}],
-        attachments=[],
-        run_id=run.id,
         status="incomplete" if incomplete else "completed",
         completed_at=None if incomplete else t,
         incomplete_at=t if incomplete else None,
         incomplete_details={"reason": "max_tokens"} if incomplete else None,
-    ) | {"id": ids.message}
+    )
 
 
 @dataclass
@@ -64,8 +54,8 @@ class Outcome:
             details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
             step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
             rows += [
-                (MESSAGES, message_row(run, ids, turn.text, started, t, incomplete=reason is not None)),
-                (STEPS, step_row(run, ids.message_step, "message_creation", details, created_at=started,
+                (MESSAGES, _message(run, ids, turn.text, started, t, incomplete=reason is not None)),
+                (STEPS, step_row(run, ids.message_step, started, "message_creation", details,
                                  status="completed", completed_at=t, usage=step_usage)),
             ]
         values: dict[str, Any] = {"usage": total}
@@ -73,8 +63,8 @@ class Outcome:
             pending = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                        for c in turn.calls]
             recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
-            rows.append((STEPS, step_row(run, ids.tools_step, "tool_calls", {"type": "tool_calls", "tool_calls": recorded},
-                                         created_at=started, status="in_progress", usage=turn.usage)))
+            rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls",
+                                         {"type": "tool_calls", "tool_calls": recorded}, usage=turn.usage)))
             values |= {"required_action": {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}},
                        "expires_at": t + action_expiry}
             return cls("requires_action", rows, values)
