@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Install (only where missing) and start the services the tests talk to:
-# Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (user/password assistd).
+# Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (user/password assistd); Node.js
+# and npm for the JavaScript SDK's test.
 set -euo pipefail
 
 need=()
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v npm >/dev/null || need+=(nodejs npm)  # the JavaScript SDK's contract test
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
