@@ -218,7 +218,7 @@ class ThreadUpdate(_HasMetadata):
     tool_resources: ToolResources | None = None
 
 
-class _RunParams(_Sampling):
+class RunParams(_Sampling):
     assistant_id: str
     stream: bool | None = None
     max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
@@ -228,12 +228,12 @@ class _RunParams(_Sampling):
     parallel_tool_calls: bool | None = None
 
 
-class RunCreate(_RunParams):
+class RunCreate(RunParams):
     additional_instructions: str | None = None
     additional_messages: list[MessageCreate] | None = None
 
 
-class ThreadAndRunCreate(_RunParams):
+class ThreadAndRunCreate(RunParams):
     thread: ThreadCreate | None = None
     tool_resources: ToolResources | None = None
 

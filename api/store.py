@@ -8,8 +8,8 @@ from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import NotFound
-from api.schemas import MessageCreate, ToolResources
-from core.models import ACTIVE_RUN_STATUSES, Message, Run
+from api.schemas import MessageCreate, ThreadCreate, ToolResources
+from core.models import ACTIVE_RUN_STATUSES, Message, Run, Thread
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -53,3 +53,11 @@ async def active_run(session: AsyncSession, thread_id: str) -> str | None:
     """The id of the thread's queued, running or waiting run, if it has one."""
     query = select(Run.id).where(Run.thread_id == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
     return (await session.exec(query)).first()  # type: ignore[no-any-return]
+
+
+def thread_rows(project: str, body: ThreadCreate | None) -> tuple[Thread, list[Message]]:
+    """A new thread and its initial messages, in order."""
+    body = body or ThreadCreate()
+    thread = Thread(project=project, meta=body.metadata, tool_resources=resources(body.tool_resources))
+    messages = [message_row(project, thread.id, m) for m in body.messages or []]
+    return thread, messages

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 
-from core.config import get_settings
+from core.config import Settings, get_settings
 from core.db import NotMigrated, check_migrated, migrate
 
 log = logging.getLogger("assistd")
@@ -17,16 +17,30 @@ log = logging.getLogger("assistd")
 KEEP_ALIVE_SECONDS = 75
 
 
+def _listen(args: argparse.Namespace, settings: Settings) -> None:
+    """Serve the API on --host/--port until interrupted."""
+    import uvicorn
+
+    from api.main import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        access_log=False,
+        log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
+
+
 def _serve(args: argparse.Namespace) -> int:
     """Embedded mode: migrate, then API and worker in this one process."""
     settings = get_settings()
     migrate(settings.database_url)
     if not settings.keys():
         log.warning("ASSISTD_API_KEYS is not set: accepting any API key as project 'default'")
-    import uvicorn
     from dramatiq.asyncio import get_event_loop_thread
 
-    from api.main import create_app
     from workers.main import start_worker
     from workers.middleware import runner
 
@@ -34,14 +48,7 @@ def _serve(args: argparse.Namespace) -> int:
     # whatever this process left unfinished last time is picked up again now
     get_event_loop_thread().run_coroutine(runner().sweep(orphans_now=True))  # type: ignore[union-attr]
     try:
-        uvicorn.run(
-            create_app(settings),
-            host=args.host,
-            port=args.port,
-            access_log=False,
-            log_level="warning",
-            timeout_keep_alive=KEEP_ALIVE_SECONDS,
-        )
+        _listen(args, settings)
     finally:
         worker.stop()
     return 0
@@ -62,18 +69,7 @@ def _require_distributed(need_keys: bool) -> None:
 def _api(args: argparse.Namespace) -> int:
     """Distributed mode: the HTTP API only; runs go to the workers through Redis."""
     _require_distributed(need_keys=True)
-    import uvicorn
-
-    from api.main import create_app
-
-    uvicorn.run(
-        create_app(),
-        host=args.host,
-        port=args.port,
-        access_log=False,
-        log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
-    )
+    _listen(args, get_settings())
     return 0
 
 

@@ -15,24 +15,23 @@ from api.deps import Project, Session
 from api.errors import BadRequest
 from api.pagination import Listing, page
 from api.responses import run_response
-from api.routes.threads import thread_rows
 from api.schemas import (
     RunCreate,
+    RunParams,
     RunUpdate,
     SubmitToolOutputs,
     ThreadAndRunCreate,
     ToolChoice,
     ToolChoiceObject,
-    _RunParams,
 )
-from api.store import active_run, dumped, dumped_one, message_row, owned, resources
+from api.store import active_run, dumped, dumped_one, message_row, owned, resources, thread_rows
 from core.ids import now
 from core.models import Assistant, Run, RunStep, Thread
 
 router = APIRouter(tags=["runs"])
 
 
-def run_row(request: Request, project: str, thread_id: str, assistant: Assistant, body: _RunParams) -> Run:
+def run_row(request: Request, project: str, thread_id: str, assistant: Assistant, body: RunParams) -> Run:
     """A queued run: the run's overrides, else the assistant's settings."""
     sent = body.model_fields_set
     tools = dumped(body.tools) if body.tools is not None else list(assistant.tools or [])

@@ -10,18 +10,10 @@ from api.deps import Project, Session
 from api.errors import BadRequest
 from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
-from api.store import active_run, message_row, owned, resources
+from api.store import active_run, owned, resources, thread_rows
 from core.models import Message, Run, RunStep, Thread
 
 router = APIRouter(prefix="/threads", tags=["threads"])
-
-
-def thread_rows(project: str, body: ThreadCreate | None) -> tuple[Thread, list[Message]]:
-    """A new thread and its initial messages, in order."""
-    body = body or ThreadCreate()
-    thread = Thread(project=project, meta=body.metadata, tool_resources=resources(body.tool_resources))
-    messages = [message_row(project, thread.id, m) for m in body.messages or []]
-    return thread, messages
 
 
 @router.post("")
