@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from typing import Any, TypeVar
 
+from sqlalchemy import insert as sql_insert
+from sqlalchemy import select as sql_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import NotFound
 from api.schemas import MessageCreate, ThreadCreate, ToolResources
-from core.models import ACTIVE_RUN_STATUSES, Message, Run, Thread
+from core.models import ACTIVE_RUN_STATUSES, Run, new_row
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -25,16 +27,38 @@ async def owned(session: AsyncSession, table: type[T], object_id: str, project: 
     return row
 
 
-def message_row(project: str, thread_id: str, body: MessageCreate, **extra: Any) -> Message:
-    return Message(
+async def owned_row(session: AsyncSession, table: Any, object_id: str, project: str) -> Any:
+    """`owned` for read-only use on a hot path: the row's columns (a Core row), or 404."""
+    t = table.__table__
+    row = (await session.exec(sql_select(t).where(t.c.id == object_id, t.c.project == project))).first()  # type: ignore[call-overload]
+    if row is None:
+        raise NotFound.of(KIND[table.__name__], object_id)
+    return row
+
+
+def message_row(project: str, thread_id: str, body: MessageCreate) -> dict[str, Any]:
+    """Column values of a message written by the caller (not by a run)."""
+    return new_row(
+        "msg",
         project=project,
         thread_id=thread_id,
         role=body.role,
         content=body.stored_content(),
         attachments=[a.model_dump(exclude_none=True) for a in body.attachments or []],
         meta=body.metadata,
-        **extra,
+        assistant_id=None,
+        run_id=None,
+        status="completed",
+        completed_at=None,
+        incomplete_at=None,
+        incomplete_details=None,
     )
+
+
+async def insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert column values with a Core statement: no ORM objects to build and flush."""
+    if rows:
+        await session.exec(sql_insert(table.__table__), params=rows)  # type: ignore[call-overload]
 
 
 def resources(value: ToolResources | None) -> dict[str, Any] | None:
@@ -55,9 +79,8 @@ async def active_run(session: AsyncSession, thread_id: str) -> str | None:
     return (await session.exec(query)).first()  # type: ignore[no-any-return]
 
 
-def thread_rows(project: str, body: ThreadCreate | None) -> tuple[Thread, list[Message]]:
-    """A new thread and its initial messages, in order."""
+def thread_rows(project: str, body: ThreadCreate | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Column values of a new thread and of its initial messages, in order."""
     body = body or ThreadCreate()
-    thread = Thread(project=project, meta=body.metadata, tool_resources=resources(body.tool_resources))
-    messages = [message_row(project, thread.id, m) for m in body.messages or []]
-    return thread, messages
+    thread = new_row("thread", project=project, meta=body.metadata, tool_resources=resources(body.tool_resources))
+    return thread, [message_row(project, thread["id"], m) for m in body.messages or []]

@@ -12,8 +12,8 @@ from api.errors import BadRequest
 from api.pagination import Listing, page
 from api.responses import deleted, wire
 from api.schemas import MessageCreate, MessageUpdate
-from api.store import active_run, message_row, owned
-from core.models import Message, Thread
+from api.store import active_run, insert, message_row, owned
+from core.models import Message, Thread, wire_of
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
 
@@ -33,9 +33,9 @@ async def create_message(
     await owned(session, Thread, thread_id, project)
     await refuse_if_run_active(session, thread_id)
     row = message_row(project, thread_id, body)
-    session.add(row)
+    await insert(session, Message, [row])
     await session.commit()
-    return wire(row.to_openai())
+    return wire(wire_of(Message, row))
 
 
 @router.get("")

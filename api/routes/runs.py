@@ -24,15 +24,25 @@ from api.schemas import (
     ToolChoice,
     ToolChoiceObject,
 )
-from api.store import active_run, dumped, dumped_one, message_row, owned, resources, thread_rows
+from api.store import (
+    active_run,
+    dumped,
+    dumped_one,
+    insert,
+    message_row,
+    owned,
+    owned_row,
+    resources,
+    thread_rows,
+)
 from core.ids import now
-from core.models import Assistant, Run, RunStep, Thread
+from core.models import Assistant, Message, Run, RunStep, Thread, new_row, wire_of
 
 router = APIRouter(tags=["runs"])
 
 
-def run_row(request: Request, project: str, thread_id: str, assistant: Assistant, body: RunParams) -> Run:
-    """A queued run: the run's overrides, else the assistant's settings."""
+def run_row(request: Request, project: str, thread_id: str, assistant: Any, body: RunParams) -> dict[str, Any]:
+    """Column values of a queued run: the run's overrides, else the assistant's settings."""
     sent = body.model_fields_set
     tools = dumped(body.tools) if body.tools is not None else list(assistant.tools or [])
     check_tool_choice(body.tool_choice, tools)
@@ -41,7 +51,9 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
     if extra:
         instructions = f"{instructions}\n\n{extra}" if instructions else extra
     created = now()
-    return Run(
+    return new_row(
+        "run",
+        **QUEUED,
         project=project,
         thread_id=thread_id,
         assistant_id=assistant.id,
@@ -62,7 +74,14 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Assistant
         expires_at=created + request.app.state.settings.run_timeout_seconds,
         enqueued_at=created,
         stream=bool(body.stream),
+        tool_resources=resources(getattr(body, "tool_resources", None)),
     )
+
+
+# A new run's columns that nothing in the request sets (a Core insert applies no ORM defaults).
+QUEUED = {"status": "queued", "attempts": 0, "usage": None, "last_error": None, "incomplete_details": None,
+          "required_action": None, "started_at": None, "completed_at": None, "cancelled_at": None,
+          "failed_at": None, "owner": None, "lease_until": None}
 
 
 def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) -> None:
@@ -79,26 +98,27 @@ def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) ->
 
 
 async def commit_and_enqueue(
-    request: Request, session: AsyncSession, run: Run, thread: Thread | None = None
+    request: Request, session: AsyncSession, run: dict[str, Any], thread: dict[str, Any] | None = None
 ) -> Response:
     """Store the run, then hand its id to the workers (the sweeper re-sends it if that fails).
 
     A streaming run answers with its events instead, starting with the API's own."""
     try:
+        await insert(session, Run, [run])
         await session.commit()
     except IntegrityError:
         await session.rollback()
-        active = await active_run(session, run.thread_id)
-        raise BadRequest(f"Thread {run.thread_id} already has an active run {active}.") from None
-    if run.stream:
-        wire = run.to_openai()
-        events = [streams.event("thread.created", thread.to_openai())] if thread is not None else []
+        active = await active_run(session, run["thread_id"])
+        raise BadRequest(f"Thread {run['thread_id']} already has an active run {active}.") from None
+    wire = wire_of(Run, run)
+    if run["stream"]:
+        events = [streams.event("thread.created", wire_of(Thread, thread))] if thread is not None else []
         events += [streams.event("thread.run.created", wire), streams.event("thread.run.queued", wire)]
-        await streams.publish(run.id, events)
-        request.app.state.enqueue(run.id)
-        return streams.stream(run.id)
-    request.app.state.enqueue(run.id)
-    return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
+        await streams.publish(run["id"], events)
+        request.app.state.enqueue(run["id"])
+        return streams.stream(run["id"])
+    request.app.state.enqueue(run["id"])
+    return run_response(wire, request.app.state.settings.poll_after_ms)
 
 
 @router.post("/threads/runs")
@@ -106,13 +126,11 @@ async def create_thread_and_run(
     request: Request, body: ThreadAndRunCreate, project: Project, session: Session
 ) -> Response:
     """Create a thread and run it in one request."""
-    assistant = await owned(session, Assistant, body.assistant_id, project)
+    assistant = await owned_row(session, Assistant, body.assistant_id, project)
     thread, messages = thread_rows(project, body.thread)
-    run = run_row(request, project, thread.id, assistant, body)
-    run.tool_resources = resources(body.tool_resources)
-    session.add(thread)
-    session.add_all(messages)
-    session.add(run)
+    run = run_row(request, project, thread["id"], assistant, body)
+    await insert(session, Thread, [thread])
+    await insert(session, Message, messages)
     return await commit_and_enqueue(request, session, run, thread)
 
 
@@ -126,11 +144,10 @@ async def create_run(
     include: list[str] | None = Query(None, alias="include[]"),
 ) -> Response:
     """Create a run."""
-    await owned(session, Thread, thread_id, project)
-    assistant = await owned(session, Assistant, body.assistant_id, project)
+    await owned_row(session, Thread, thread_id, project)
+    assistant = await owned_row(session, Assistant, body.assistant_id, project)
     run = run_row(request, project, thread_id, assistant, body)
-    session.add_all([message_row(project, thread_id, m) for m in body.additional_messages or []])
-    session.add(run)
+    await insert(session, Message, [message_row(project, thread_id, m) for m in body.additional_messages or []])
     return await commit_and_enqueue(request, session, run)
 
 

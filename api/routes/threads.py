@@ -10,8 +10,8 @@ from api.deps import Project, Session
 from api.errors import BadRequest
 from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
-from api.store import active_run, owned, resources, thread_rows
-from core.models import Message, Run, RunStep, Thread
+from api.store import active_run, insert, owned, resources, thread_rows
+from core.models import Message, Run, RunStep, Thread, wire_of
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
@@ -20,10 +20,10 @@ router = APIRouter(prefix="/threads", tags=["threads"])
 async def create_thread(project: Project, session: Session, body: ThreadCreate | None = None) -> Response:
     """Create a thread."""
     thread, messages = thread_rows(project, body)
-    session.add(thread)
-    session.add_all(messages)
+    await insert(session, Thread, [thread])
+    await insert(session, Message, messages)
     await session.commit()
-    return wire(thread.to_openai())
+    return wire(wire_of(Thread, thread))
 
 
 @router.get("/{thread_id}")
