@@ -115,6 +115,19 @@ wrk.headers["Authorization"] = "Bearer %s"
 """
 
 
+# Production-like timings for benchmarks (the tests shorten leases and sweeps to finish fast).
+BENCH_ENV = {"ASSISTD_LOG_LEVEL": "WARNING", "ASSISTD_RUN_LEASE_SECONDS": "30",
+             "ASSISTD_REQUEUE_AFTER_SECONDS": "30", "ASSISTD_SWEEP_INTERVAL_SECONDS": "2"}
+
+
+def load(server: Server, model: str, seconds: int, runs: int, concurrency: int) -> dict[str, float]:
+    """Runs/s under load: wrk for `seconds` if installed, else `runs` runs from a Python client
+    (which takes a share of the CPU from the server)."""
+    if shutil.which("wrk"):
+        return throughput_wrk(server, model, seconds, concurrency)
+    return throughput(server, model, runs, max(concurrency, 256))
+
+
 def throughput_wrk(server: Server, model: str, seconds: int, connections: int) -> dict[str, float]:
     """Runs created by wrk (a C client, so the client takes little of the 2 cores) for `seconds`."""
     assistant = new_assistant(server, model)
@@ -165,24 +178,18 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))
     model, model_proc = start_model(tmp)
-    quiet = {"ASSISTD_LOG_LEVEL": "WARNING", "ASSISTD_RUN_LEASE_SECONDS": "30",
-             "ASSISTD_REQUEUE_AFTER_SECONDS": "30", "ASSISTD_SWEEP_INTERVAL_SECONDS": "2"}
     results: list[dict[str, Any]] = []
     try:
         for n in args.workers:
             path = tmp / f"workers{n}"
             path.mkdir()
-            server = start_distributed(model, path, workers=n, extra=quiet)
+            server = start_distributed(model, path, workers=n, extra=BENCH_ENV)
             try:
                 time.sleep(1)
                 row: dict[str, Any] = {"workers": n}
                 row |= overhead(server, model.url, args.sequential)
-                if shutil.which("wrk"):
-                    row["zero"] = throughput_wrk(server, "echo", args.seconds, args.concurrency)
-                    row["slow"] = throughput_wrk(server, "slow:1000", args.seconds, args.concurrency)
-                else:  # a Python client: it takes a share of the CPU from the server
-                    row["zero"] = throughput(server, "echo", args.runs, args.concurrency)
-                    row["slow"] = throughput(server, "slow:1000", args.slow_runs, max(args.concurrency, 256))
+                row["zero"] = load(server, "echo", args.seconds, args.runs, args.concurrency)
+                row["slow"] = load(server, "slow:1000", args.seconds, args.slow_runs, args.concurrency)
                 results.append(row)
             finally:
                 stop(server.procs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import threading
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from bench.runs import throughput, throughput_wrk  # noqa: E402
+from bench.runs import BENCH_ENV, load  # noqa: E402
 from tests.procs import start_distributed, start_model, stop  # noqa: E402
 
 GROUPS = {"api": "assistd api", "workers": "assistd worker", "postgres": "postgres", "redis": "redis-server",
@@ -58,22 +57,18 @@ def main() -> None:
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="assistd-scale-"))
     model, model_proc = start_model(tmp)
-    quiet = {"ASSISTD_LOG_LEVEL": "WARNING", "ASSISTD_RUN_LEASE_SECONDS": "30", "ASSISTD_REQUEUE_AFTER_SECONDS": "30"}
     rows = []
     try:
         for n in args.workers:
             path = tmp / f"w{n}"
             path.mkdir()
-            server = start_distributed(model, path, workers=n, extra=quiet)
+            server = start_distributed(model, path, workers=n, extra=BENCH_ENV)
             try:
                 time.sleep(1)
                 done, shares = threading.Event(), {}
                 sampler = threading.Thread(target=sample, args=(done, shares))
                 sampler.start()
-                if shutil.which("wrk"):
-                    result = throughput_wrk(server, "slow:1000", args.seconds, 64)
-                else:
-                    result = throughput(server, "slow:1000", 150 * args.seconds, 256)
+                result = load(server, "slow:1000", args.seconds, 150 * args.seconds, 64)
                 done.set()
                 sampler.join()
                 rows.append((n, result, shares))

@@ -8,18 +8,11 @@ followed by one `tool` message per submitted output, in call order.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 
 
 class PromptTooLong(Exception):
     """Even the newest message does not fit the prompt budget."""
-
-
-@dataclass
-class Prompt:
-    messages: list[dict[str, Any]]
-    estimated_tokens: int
 
 
 def estimate_tokens(text: str) -> int:
@@ -70,7 +63,7 @@ def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[st
     return out
 
 
-def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: int) -> Prompt:
+def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: int) -> list[dict[str, Any]]:
     """System instructions, the thread's newest messages that fit, then this run's rounds."""
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     rounds = run_rounds(run.id, thread, steps)
@@ -91,4 +84,4 @@ def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: 
     if history and not kept:
         raise PromptTooLong(f"the newest message does not fit in {budget} prompt tokens")
     kept.reverse()
-    return Prompt(system + kept + rounds, used)
+    return system + kept + rounds

@@ -133,7 +133,7 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
             await fail(ctx, run, "invalid_prompt", f"The prompt is too long for {run.model}: {exc}.")
         return
     started, ids = now(), TurnIds()
-    client, request = ctx.clients.client(run.model), request_for(run, prompt.messages)
+    client, request = ctx.clients.client(run.model), request_for(run, prompt)
     try:
         if run.stream:
             turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev))
