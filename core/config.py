@@ -62,6 +62,18 @@ class Settings(BaseSettings):
     worker_threads: int = 4
     worker_poll_ms: int = 1000
 
+    # code interpreter: Python in throwaway Docker containers, one session per thread
+    sandbox_image: str = "assistd-sandbox:1"
+    sandbox_runtime: str | None = None  # e.g. "runsc" (gVisor) where installed
+    sandbox_timeout_seconds: float = 60.0  # wall time of one execution
+    sandbox_memory_bytes: int = 1 << 30
+    sandbox_cpus: float = 1.0
+    sandbox_pids: int = 128
+    sandbox_disk_bytes: int = 256 << 20  # /mnt/data
+    sandbox_output_bytes: int = 20_000  # stdout and stderr kept per execution
+    sandbox_idle_seconds: float = 1200.0  # OpenAI's sessions end after 20 idle minutes
+    sandbox_pool_size: int = 2  # started containers waiting for new sessions, per worker
+
     # metrics and logs
     log_level: str = "INFO"
     # prometheus_client's own variable: a directory shared by the processes of one host

@@ -308,6 +308,7 @@ class File(SQLModel, table=True):
     status: str = Field(default="processed", max_length=16)
     expires_at: float | None = None
     sha256: str | None = Field(default=None, max_length=64)
+    run_id: str | None = Field(default=None, max_length=64, index=True)  # written by this run's code
 
     def to_openai(self) -> WireFile:
         return WireFile.model_validate(
@@ -323,3 +324,6 @@ class File(SQLModel, table=True):
                 "status_details": None,
             }
         )
+
+
+FILES = File.__table__  # type: ignore[attr-defined]
