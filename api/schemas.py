@@ -54,8 +54,13 @@ class CodeInterpreterTool(Body):
 
 
 class FileSearchTool(Body):
-    type: Literal["file_search"]
+    type: Literal["file_search", "retrieval"]  # "retrieval" is its v1 name, stored as file_search
     file_search: dict[str, Any] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _v2_name(cls, value: str) -> str:
+        return "file_search"
 
 
 Tool = Annotated[Union[FunctionTool, CodeInterpreterTool, FileSearchTool], Field(discriminator="type")]
@@ -94,8 +99,13 @@ class ToolChoiceFunctionName(Body):
 
 
 class ToolChoiceObject(Body):
-    type: Literal["function", "code_interpreter", "file_search"]
+    type: Literal["function", "code_interpreter", "file_search", "retrieval"]
     function: ToolChoiceFunctionName | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _v2_name(cls, value: str) -> str:
+        return "file_search" if value == "retrieval" else value
 
 
 ToolChoice = Union[Literal["none", "auto", "required"], ToolChoiceObject]

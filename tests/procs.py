@@ -145,6 +145,9 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
         "ASSISTD_POLL_AFTER_MS": "20",
         "ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "6",
         "ASSISTD_WORKER_METRICS_PORT": "0",
+        # no warm sandbox containers in every test server: code interpreter tests pay a cold start
+        "ASSISTD_SANDBOX_POOL_SIZE": "0",
+        "ASSISTD_SANDBOX_TIMEOUT_SECONDS": "20",
     }
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from workers import tools
+
 
 class PromptTooLong(Exception):
     """Even the newest message does not fit the prompt budget."""
@@ -35,6 +37,16 @@ def _content(role: str, content: list[dict[str, Any]] | None) -> tuple[Any, int]
     return parts, tokens
 
 
+def _replayed(call: dict[str, Any]) -> dict[str, str]:
+    """A recorded tool call as the model made it: id, function name, arguments, and its output."""
+    kind = call.get("type")
+    if kind == "function":
+        f = call["function"]
+        return {"id": call["id"], "name": f["name"], "arguments": f["arguments"], "output": f.get("output") or ""}
+    arguments = json.dumps({"code": call[kind]["input"]}) if kind == "code_interpreter" else "{}"
+    return {"id": call["id"], "name": kind, "arguments": arguments, "output": tools.model_output(call)}
+
+
 def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[str, Any]]:
     """This run's earlier rounds as chat messages, from its message_creation and tool_calls steps."""
     texts = {m.id: _content(m.role, m.content)[0] for m in thread if m.run_id == run_id}
@@ -47,19 +59,16 @@ def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[st
             out.append({"role": "assistant", "content": texts.get(message_id, "")})
             open_text = True
             continue
-        calls = [c for c in details.get("tool_calls", []) if c.get("type") == "function"]
-        wire_calls = [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["function"]["name"], "arguments": c["function"]["arguments"]}}
-            for c in calls
-        ]
+        calls = [_replayed(c) for c in details.get("tool_calls", [])]
+        wire_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                      for c in calls]
         if open_text:
             out[-1]["tool_calls"] = wire_calls
         else:
             out.append({"role": "assistant", "content": None, "tool_calls": wire_calls})
         open_text = False
         for c in calls:
-            out.append({"role": "tool", "tool_call_id": c["id"], "content": c["function"].get("output") or ""})
+            out.append({"role": "tool", "tool_call_id": c["id"], "content": c["output"]})
     return out
 
 

@@ -24,11 +24,30 @@ from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
 from core.models import Run, RunStep, wire_of
+from core.storage import storage
 from workers import metrics, runs
 from workers.models import ModelClients
 from workers.runs import RUNS, STEPS
 
 log = logging.getLogger("assistd.worker")
+
+
+def sandboxes(settings: Settings, owner: str) -> Any:
+    """This worker's code interpreter sessions (started in the background: a worker without
+    Docker still runs everything else, and fails only the runs that need code executed)."""
+    try:
+        from sandbox import SandboxConfig, Sandboxes
+    except ImportError:  # the sandbox package's dependencies are not installed here
+        log.warning("code interpreter disabled: the sandbox package cannot be loaded", exc_info=True)
+        return None
+    s = settings
+    config = SandboxConfig(
+        image=s.sandbox_image, runtime=s.sandbox_runtime, timeout_seconds=s.sandbox_timeout_seconds,
+        memory_bytes=s.sandbox_memory_bytes, cpus=s.sandbox_cpus, pids=s.sandbox_pids, disk_bytes=s.sandbox_disk_bytes,
+        output_bytes=s.sandbox_output_bytes, idle_seconds=s.sandbox_idle_seconds, pool_size=s.sandbox_pool_size,
+        redis_url=s.redis_url, namespace=s.redis_namespace, owner=owner,
+    )
+    return Sandboxes(config)
 
 
 class Runner:
@@ -40,11 +59,13 @@ class Runner:
         self.backlog = backlog
         self.engine = async_engine(settings.database_url, pool_size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log())
+        self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log(), storage(settings),
+                                sandboxes(settings, owner))
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         self._housekeeping = asyncio.create_task(self._housekeep())
+        self._sandboxes = asyncio.create_task(self.ctx.sandboxes.start()) if self.ctx.sandboxes else None
 
     async def start(self, run_id: str) -> None:
         """Claim `run_id` and start it; returns as soon as the run is ours (or not ours to run)."""
@@ -229,6 +250,8 @@ class Runner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if self.ctx.sandboxes is not None:
+            await self.ctx.sandboxes.close()
         await self.ctx.clients.close()
         await self.ctx.events.aclose()
         await self.engine.dispose()

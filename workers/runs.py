@@ -24,10 +24,12 @@ from core.config import Settings
 from core.events import EventLog
 from core.ids import now
 from core.models import MESSAGES, RUNS, STEPS, Run, wire_of
+from core.storage import Storage
 from workers import metrics
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
 from workers.streaming import Turn, TurnIds, abandoned, orphans, stream_turn
+from workers.tools import ToolUnavailable, builtin_tools, message_extras, run_tool, tool_definitions
 from workers.turns import Outcome
 
 log = logging.getLogger("assistd.worker")
@@ -40,6 +42,8 @@ class Context:
     clients: ModelClients
     owner: str
     events: EventLog
+    storage: Storage | None = None  # file bytes, for the tools that read or write files
+    sandboxes: Any = None  # sandbox.Sandboxes where code_interpreter can run
 
 
 CANCELLED = "cancelled by the user"  # the reason a task is cancelled with when its run was cancelled
@@ -72,7 +76,7 @@ CANCEL_QUEUED = (
     .returning(*RUNS.c)
 )
 THREAD = (
-    select(MESSAGES.c.id, MESSAGES.c.role, MESSAGES.c.content, MESSAGES.c.run_id)
+    select(MESSAGES.c.id, MESSAGES.c.role, MESSAGES.c.content, MESSAGES.c.run_id, MESSAGES.c.attachments)
     .where(MESSAGES.c.thread_id == bindparam("thread_id"))
     .order_by(MESSAGES.c.seq)
 )
@@ -118,12 +122,22 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
 
 
 async def execute(ctx: Context, claimed: Claimed) -> None:
-    """One model round for a claimed run: it ends completed, incomplete, failed or requires_action."""
+    """Model rounds for a claimed run until it ends completed, incomplete, failed or
+    requires_action. Rounds whose tool calls the worker runs itself (code_interpreter,
+    file_search) are recorded and followed by the next round at once."""
     run = claimed.run
     if run.stream:
         # attempts > 1: an earlier worker may have died half-way through a streamed round
         closing = await orphans(ctx.events, run.id) if run.attempts > 1 else []
         await publish(ctx, run, closing + [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
+    next_round: Claimed | None = claimed
+    while next_round is not None:
+        next_round = await model_round(ctx, next_round)
+
+
+async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
+    """One model round; the run as it stands after it when another round must follow."""
+    run = claimed.run
     try:
         prompt = build_prompt(run, claimed.thread, claimed.steps, ctx.clients.context_window(run.model))
     except PromptTooLong as exc:
@@ -131,12 +145,13 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
             await finish(ctx, run, "incomplete", completed_at=now(), incomplete_details={"reason": "max_prompt_tokens"})
         else:
             await fail(ctx, run, "invalid_prompt", f"The prompt is too long for {run.model}: {exc}.")
-        return
+        return None
     started, ids = now(), TurnIds()
+    builtin = builtin_tools(run)
     client, request = ctx.clients.client(run.model), request_for(run, prompt)
     try:
         if run.stream:
-            turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev))
+            turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev), builtin)
         else:
             # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
             turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=ChatCompletion))
@@ -153,7 +168,7 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
             error = {"code": code, "message": message}
             await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
         await fail(ctx, run, code, message)
-        return
+        return None
     except Exception:
         if run.stream and ids.announced:
             error = {"code": "server_error", "message": "The model's answer could not be read."}
@@ -162,9 +177,39 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
     metrics.MODEL_LATENCY.labels(run.model).observe(now() - started)
     metrics.TOKENS.labels(run.model, "prompt").inc(turn.usage["prompt_tokens"])
     metrics.TOKENS.labels(run.model, "completion").inc(turn.usage["completion_tokens"])
-    if turn.calls:
-        metrics.TOOL_CALLS.labels("function", "requested").inc(len(turn.calls))
-    await record_turn(ctx, run, turn, started, ids)
+    for call in turn.calls:
+        metrics.TOOL_CALLS.labels(call["name"] if call["name"] in builtin else "function", "requested").inc()
+    executed: dict[str, dict[str, Any]] = {}
+    if turn.finish_reason != "length":
+        try:
+            for index, call in enumerate(turn.calls):
+                if call["name"] in builtin:
+                    executed[call["id"]] = await run_tool(ctx, run, claimed, call, index, ids.tools_step)
+        except ToolUnavailable as exc:
+            if run.stream and ids.announced:
+                error = {"code": "server_error", "message": str(exc)}
+                await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
+            await fail(ctx, run, "server_error", str(exc))
+            return None
+    extras = await message_extras(ctx, run, claimed, turn.text)
+    outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras)
+    recorded = await finish(ctx, run, outcome.status, inserts=outcome.rows,
+                            announce=lambda _: outcome.events(run, ids, started), **outcome.values)
+    if outcome.status != "in_progress" or not recorded:
+        return None
+    return await reload(ctx, run.id)
+
+
+async def reload(ctx: Context, run_id: str) -> Claimed | None:
+    """The run, its thread and its steps as they stand, for the next round of a run we own."""
+    async with ctx.engine.connect() as conn:
+        run = (await conn.execute(select(RUNS).where(RUNS.c.id == run_id, RUNS.c.owner == ctx.owner,
+                                                     RUNS.c.status == "in_progress"))).first()
+        if run is None:
+            return None
+        thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+        steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all())
+    return Claimed(run, thread, steps)
 
 
 def model_error(exc: openai.APIError) -> tuple[str, str]:
@@ -198,23 +243,17 @@ def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]
         req["response_format"] = run.response_format
     if run.reasoning_effort:
         req["reasoning_effort"] = run.reasoning_effort
-    functions = [t for t in run.tools or [] if t.get("type") == "function"]
+    functions = tool_definitions(run)
     if functions:
         req["tools"] = functions
         choice = run.tool_choice or "auto"
-        if isinstance(choice, dict):  # only a function can be forced on a chat model
-            choice = choice if choice.get("type") == "function" else "required"
+        if isinstance(choice, dict) and choice.get("type") != "function":  # a built-in tool, forced
+            choice = {"type": "function", "function": {"name": "file_search" if choice["type"] == "retrieval"
+                                                       else choice["type"]}}
         req["tool_choice"] = choice
         if run.parallel_tool_calls is False:
             req["parallel_tool_calls"] = False
     return req
-
-
-async def record_turn(ctx: Context, run: Row[Any], turn: Turn, started: float, ids: TurnIds) -> None:
-    """Write this round's outcome in one transaction, then (streaming) announce it."""
-    outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds)
-    await finish(ctx, run, outcome.status, inserts=outcome.rows,
-                 announce=lambda _: outcome.events(run, ids, started), **outcome.values)
 
 
 async def finish(
@@ -229,9 +268,11 @@ async def finish(
 
     A streaming run then announces it: `announce(final run columns)` events, and the run's own
     `thread.run.<status>` last."""
-    values.setdefault("expires_at", None)
+    continuing = status == "in_progress"  # a round of built-in tool calls: the run goes on with us
+    if not continuing:
+        values |= RELEASED | {"expires_at": values.get("expires_at")}
     async with ctx.engine.begin() as conn:
-        result = await conn.execute(_mine(ctx, run.id, "in_progress").values(status=status, **RELEASED, **values))
+        result = await conn.execute(_mine(ctx, run.id, "in_progress").values(status=status, **values))
         if result.rowcount != 1:
             await conn.rollback()
             log.info("run %s: no longer ours, dropping this attempt's result", run.id)
@@ -243,12 +284,15 @@ async def finish(
     if lost:
         await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves
         return False
-    metrics.RUNS_FINISHED.labels(run.model, status).inc()
-    if status != "requires_action":
+    if not continuing:
+        metrics.RUNS_FINISHED.labels(run.model, status).inc()
+    if status not in ("requires_action", "in_progress"):
         metrics.RUN_DURATION.labels(run.model).observe(max(0.0, now() - run.created_at))
     if run.stream:
-        final = dict(run._mapping) | {"status": status} | RELEASED | values
-        events = (announce(final) if announce else []) + [(f"thread.run.{status}", wire_of(Run, final).model_dump_json())]
+        final = dict(run._mapping) | {"status": status} | values
+        events = announce(final) if announce else []
+        if not continuing:
+            events.append((f"thread.run.{status}", wire_of(Run, final).model_dump_json()))
         # shielded: the run is committed; its stream must hear so even if this task is cancelled now
         await asyncio.shield(publish(ctx, run, events))
     return True

@@ -203,15 +203,18 @@ class _Answer:
 
 
 async def stream_turn(client: Any, request: dict[str, Any], run: Any, ids: TurnIds, started: float,
-                      publish: Any) -> Turn:
-    """One streamed model round: publish deltas as they arrive, return the assembled answer."""
+                      publish: Any, builtin: frozenset[str] = frozenset()) -> Turn:
+    """One streamed model round: publish deltas as they arrive, return the assembled answer.
+
+    Calls of `builtin` tools stream no argument deltas: their step shows the tool's own input
+    once the worker runs it (workers/tools.py)."""
     body = request | {"stream": True, "stream_options": {"include_usage": True}}
     stream = await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
                                stream_cls=AsyncStream[ChatCompletionChunk])
     answer, out = _Answer(text=ids.streamed), Coalescer(publish)
     try:
         async for chunk in stream:
-            events = _absorb(chunk, answer, run, ids, started)
+            events = _absorb(chunk, answer, run, ids, started, builtin)
             if events:
                 out.add(events)
     finally:
@@ -219,7 +222,8 @@ async def stream_turn(client: Any, request: dict[str, Any], run: Any, ids: TurnI
     return answer.turn()
 
 
-def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds, started: float) -> list[tuple[str, str]]:
+def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds, started: float,
+            builtin: frozenset[str]) -> list[tuple[str, str]]:
     """Add one chunk to the answer; the events it makes."""
     if chunk.usage:
         u = chunk.usage
@@ -241,5 +245,6 @@ def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds,
             slot["id"] = tc.id or slot["id"]
             slot["name"] = name or slot["name"]
             slot["arguments"] += arguments
-            events.append(("thread.run.step.delta", _call_delta(ids.tools_step, tc.index, tc.id, name, arguments)))
+            if slot["name"] not in builtin:
+                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, tc.index, tc.id, name, arguments)))
     return events

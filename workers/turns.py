@@ -15,23 +15,30 @@ from workers.rows import message_row, step_row
 from workers.streaming import Turn, TurnIds, abandoned, message_start, tools_start
 
 Rows = list[tuple[Any, dict[str, Any]]]
+Extras = dict[str, list[dict[str, Any]]]  # a message's image parts and text annotations
 
 
 def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
     return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
 
 
-def _message(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool) -> dict[str, Any]:
+def _message(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool,
+             extras: Extras) -> dict[str, Any]:
+    part = {"type": "text", "text": {"value": text, "annotations": extras.get("annotations", [])}}
     return message_row(
         run,
         ids.message,
         started,
-        content=[{"type": "text", "text": {"value": text, "annotations": []}}],
+        content=[*extras.get("images", []), part],
         status="incomplete" if incomplete else "completed",
         completed_at=None if incomplete else t,
         incomplete_at=t if incomplete else None,
         incomplete_details={"reason": "max_tokens"} if incomplete else None,
     )
+
+
+def _function(call: dict[str, str]) -> dict[str, Any]:
+    return {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
 
 
 @dataclass
@@ -41,7 +48,11 @@ class Outcome:
     values: dict[str, Any]
 
     @classmethod
-    def of(cls, run: Any, turn: Turn, started: float, ids: TurnIds, action_expiry: float) -> Outcome:
+    def of(cls, run: Any, turn: Turn, started: float, ids: TurnIds, action_expiry: float,
+           executed: dict[str, dict[str, Any]] | None = None, extras: Extras | None = None) -> Outcome:
+        """`executed`: the round's built-in calls, run by the worker (by call id). With only those,
+        the run stays in_progress (status "in_progress") for the next round."""
+        executed = executed or {}
         total = _add(run.usage, turn.usage)
         t = now()
         reason = None
@@ -54,17 +65,21 @@ class Outcome:
             details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
             step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
             rows += [
-                (MESSAGES, _message(run, ids, turn.text, started, t, incomplete=reason is not None)),
+                (MESSAGES, _message(run, ids, turn.text, started, t, reason is not None, extras or {})),
                 (STEPS, step_row(run, ids.message_step, started, "message_creation", details,
                                  status="completed", completed_at=t, usage=step_usage)),
             ]
         values: dict[str, Any] = {"usage": total}
         if turn.calls and not reason:
-            pending = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                       for c in turn.calls]
-            recorded = [p | {"function": p["function"] | {"output": None}} for p in pending]
-            rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls",
-                                         {"type": "tool_calls", "tool_calls": recorded}, usage=turn.usage)))
+            pending = [_function(c) for c in turn.calls if c["id"] not in executed]
+            recorded = [executed.get(c["id"]) or _function(c) | {"function": _function(c)["function"] | {"output": None}}
+                        for c in turn.calls]
+            details = {"type": "tool_calls", "tool_calls": recorded}
+            if not pending:
+                rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls", details,
+                                             status="completed", completed_at=t, usage=turn.usage)))
+                return cls("in_progress", rows, values)
+            rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls", details, usage=turn.usage)))
             values |= {"required_action": {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}},
                        "expires_at": t + action_expiry}
             return cls("requires_action", rows, values)
@@ -85,6 +100,8 @@ class Outcome:
                 events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
             else:
                 events += tools_start(run, ids, started)
+                if row["status"] == "completed":  # built-in calls, run by the worker
+                    events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
         if ids.tools_step in ids.announced and ids.tools_step not in recorded:
             # tool calls cut off by the token limit: announced while streaming, never recorded
             events += abandoned(run, ids, started, cancelled=True, error=None, only=(ids.tools_step,))

@@ -85,11 +85,13 @@ QUEUED = {"status": "queued", "attempts": 0, "usage": None, "last_error": None, 
 
 
 def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) -> None:
-    """A forced tool must be one the run has; only functions can be forced on this server yet."""
+    """A forced tool must be one the run has."""
     if not isinstance(choice, ToolChoiceObject):
         return
     if choice.type != "function":
-        raise BadRequest(f"Forcing the '{choice.type}' tool is not supported by this server yet.", param="tool_choice")
+        if choice.type not in {t.get("type") for t in tools}:
+            raise BadRequest(f"tool_choice forces '{choice.type}', which is not in tools.", param="tool_choice")
+        return
     name = choice.function.name if choice.function else None
     if name is None:
         raise BadRequest("Missing required parameter: 'tool_choice.function'.", param="tool_choice.function")
@@ -262,7 +264,8 @@ async def submit_tool_outputs(
     step = await finish_pending_step(session, run_id, "completed", completed_at=t)
     if step is not None:
         calls = step.step_details["tool_calls"]  # type: ignore[index]
-        answered = [c | {"function": c["function"] | {"output": outputs.get(c["id"])}} for c in calls]
+        answered = [c | {"function": c["function"] | {"output": outputs.get(c["id"])}} if c["type"] == "function" else c
+                    for c in calls]
         step.step_details = {"type": "tool_calls", "tool_calls": answered}
     settings = request.app.state.settings
     result = await session.exec(  # type: ignore[call-overload]

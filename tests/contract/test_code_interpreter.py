@@ -1,0 +1,171 @@
+"""Code interpreter through the official SDK: the model's code runs in the thread's Docker sandbox."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openai import OpenAI
+
+from tests.conftest import ScriptedModel, Server, start_embedded, stop, unavailable
+from tests.contract.test_tools import strict_steps
+
+IMAGE = "assistd-sandbox:1"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_ready() -> None:
+    try:
+        found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        found = False
+    if not found:
+        unavailable(f"a Docker engine with the image {IMAGE}")
+
+
+def code(call_id: str, source: str) -> dict[str, Any]:
+    return {"tool_calls": [{"id": call_id, "name": "code_interpreter", "arguments": json.dumps({"code": source})}]}
+
+
+def tutor(client: OpenAI, model_server: ScriptedModel, responses: list[dict[str, Any]], **kw: Any) -> Any:
+    model = model_server.script(str(uuid.uuid4()), responses)
+    return client.beta.assistants.create(
+        name="Math Tutor", model=model, tools=[{"type": "code_interpreter"}],
+        instructions="You are a personal math tutor. Write and run code to answer math questions.", **kw)
+
+
+def ask(client: OpenAI, assistant: Any, text: str, thread_id: str | None = None, **kw: Any) -> Any:
+    if thread_id is None:
+        thread_id = client.beta.threads.create().id
+    client.beta.threads.messages.create(thread_id=thread_id, role="user", content=text, **kw)
+    return client.beta.threads.runs.create_and_poll(thread_id=thread_id, assistant_id=assistant.id)
+
+
+def code_calls(server: Server, run: Any) -> list[Any]:
+    return [c for s in strict_steps(server, run) if s.type == "tool_calls" for c in s.step_details.tool_calls]
+
+
+def test_math_tutor_quickstart(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    source = "from sympy import symbols, solve\nx = symbols('x')\nprint(solve(3*x + 11 - 14, x))"
+    assistant = tutor(client, model_server, [code("call_solve", source), {"content": "The solution is x = 1."}])
+    run = ask(client, assistant, "I need to solve the equation `3x + 11 = 14`. Can you help me?")
+    assert run.status == "completed", run.last_error
+    (call,) = code_calls(server, run)
+    assert call.type == "code_interpreter" and call.code_interpreter.input == source
+    (logs,) = call.code_interpreter.outputs
+    assert logs.type == "logs" and logs.logs.strip() == "[1]"
+    # the model read the output back as the result of its call
+    sent = model_server.requests(assistant.model)[-1]["body"]["messages"]
+    assert sent[-1]["role"] == "tool" and sent[-1]["tool_call_id"] == "call_solve" and "[1]" in sent[-1]["content"]
+    assert sent[-2]["tool_calls"][0]["function"]["name"] == "code_interpreter"
+    answer = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
+    assert answer.content[0].text.value == "The solution is x = 1."
+    assert run.usage.total_tokens > 0
+
+
+def test_state_persists_across_runs(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    assistant = tutor(client, model_server, [
+        code("call_set", "import math\nanswer = 41"), {"content": "Stored."},
+        code("call_get", "print(math.floor(answer + 1.5))"), {"content": "It is 42."},
+    ])
+    first = ask(client, assistant, "Remember 41.")
+    assert first.status == "completed", first.last_error
+    second = ask(client, assistant, "Add one.", thread_id=first.thread_id)
+    assert second.status == "completed", second.last_error
+    (call,) = code_calls(server, second)
+    assert call.code_interpreter.outputs[0].logs.strip() == "42"
+
+
+def test_files_in_and_out(server: Server, client: OpenAI, model_server: ScriptedModel, tmp_path: Path) -> None:
+    numbers = tmp_path / "numbers.csv"
+    numbers.write_text("n\n1\n2\n3\n")
+    prices = tmp_path / "prices.csv"
+    prices.write_text("price\n10\n")
+    given = client.files.create(file=numbers.open("rb"), purpose="assistants")
+    attached = client.files.create(file=prices.open("rb"), purpose="assistants")
+    source = ("import pandas as pd\ndf = pd.read_csv('/mnt/data/numbers.csv')\n"
+              "print(df.n.sum(), pd.read_csv('/mnt/data/prices.csv').price[0])\n"
+              "df.assign(double=df.n * 2).to_csv('/mnt/data/doubled.csv', index=False)")
+    reply = "Done: [doubled.csv](sandbox:/mnt/data/doubled.csv)"
+    assistant = tutor(client, model_server, [code("call_csv", source), {"content": reply}],
+                      tool_resources={"code_interpreter": {"file_ids": [given.id]}})
+    run = ask(client, assistant, "Double the numbers.",
+              attachments=[{"file_id": attached.id, "tools": [{"type": "code_interpreter"}]}])
+    assert run.status == "completed", run.last_error
+    (call,) = code_calls(server, run)
+    assert call.code_interpreter.outputs[0].logs.startswith("6 10")
+    answer = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
+    text = answer.content[-1].text
+    (link,) = text.annotations
+    assert link.type == "file_path" and text.value[link.start_index:link.end_index] == "sandbox:/mnt/data/doubled.csv"
+    out = client.files.retrieve(link.file_path.file_id)
+    assert out.purpose == "assistants_output" and out.filename == "/mnt/data/doubled.csv"
+    assert client.files.content(out.id).content.decode().split() == ["n,double", "1,2", "2,4", "3,6"]
+
+
+def test_plot_becomes_image_file(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    source = "import matplotlib.pyplot as plt\nplt.plot([0, 1, 2], [0, 1, 4])\nplt.title('squares')\nplt.show()"
+    assistant = tutor(client, model_server, [code("call_plot", source), {"content": "Here is the plot."}])
+    run = ask(client, assistant, "Plot some squares.")
+    assert run.status == "completed", run.last_error
+    (call,) = code_calls(server, run)
+    images = [o for o in call.code_interpreter.outputs if o.type == "image"]
+    assert len(images) == 1
+    png = client.files.content(images[0].image.file_id).content
+    assert png.startswith(b"\x89PNG")
+    answer = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
+    assert [p.type for p in answer.content] == ["image_file", "text"]
+    assert answer.content[0].image_file.file_id == images[0].image.file_id
+
+
+def test_errors_go_back_to_the_model(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    assistant = tutor(client, model_server, [code("call_bad", "1 / 0"), {"content": "Division by zero."}])
+    run = ask(client, assistant, "Divide by zero.")
+    assert run.status == "completed", run.last_error
+    (call,) = code_calls(server, run)
+    assert "ZeroDivisionError" in call.code_interpreter.outputs[0].logs
+    sent = model_server.requests(assistant.model)[-1]["body"]["messages"]
+    assert "ZeroDivisionError" in sent[-1]["content"]
+
+
+def test_streamed_code_interpreter_run(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    assistant = tutor(client, model_server, [code("call_sum", "print(sum(range(10)))"), {"content": "45 it is."}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Sum 0..9"}])
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+        events = list(stream)
+        final = stream.get_final_run()
+    names = [e.event for e in events]
+    assert final.status == "completed" and names[-1] == "thread.run.completed"
+    deltas = [e.data.delta.step_details.tool_calls[0] for e in events if e.event == "thread.run.step.delta"]
+    assert deltas and deltas[0].type == "code_interpreter" and deltas[0].code_interpreter.input == "print(sum(range(10)))"
+    done = [e.data for e in events if e.event == "thread.run.step.completed" and e.data.type == "tool_calls"]
+    assert done[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip() == "45"
+    text = [e.data.content[0].text.value for e in events if e.event == "thread.message.completed"]
+    assert text == ["45 it is."]
+
+
+def test_forcing_code_interpreter(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    assistant = tutor(client, model_server, [code("call_f", "print(2 ** 10)"), {"content": "1024"}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "2^10?"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
+                                                   tool_choice={"type": "code_interpreter"})
+    assert run.status == "completed", run.last_error
+    sent = model_server.requests(assistant.model)[0]["body"]
+    assert sent["tool_choice"] == {"type": "function", "function": {"name": "code_interpreter"}}
+
+
+def test_missing_image_fails_the_run(model_server: ScriptedModel, tmp_path: Path) -> None:
+    """A worker that cannot run code fails the run with last_error; it never runs code on the host."""
+    server = start_embedded(model_server, tmp_path, extra={"ASSISTD_SANDBOX_IMAGE": "assistd-sandbox:absent"})
+    try:
+        client = server.client()
+        assistant = tutor(client, model_server, [code("call_x", "print(1)")])
+        run = ask(client, assistant, "Run it.")
+        assert run.status == "failed"
+        assert run.last_error.code == "server_error" and "assistd-sandbox:absent" in run.last_error.message
+    finally:
+        stop(server.procs)
