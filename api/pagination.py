@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Query
@@ -28,9 +29,10 @@ Listing = Annotated[ListParams, Query()]
 
 
 async def page(
-    session: AsyncSession, table: type[SQLModel], params: ListParams, *where: ColumnElement[bool]
+    session: AsyncSession, table: type[SQLModel], params: ListParams, *where: ColumnElement[bool],
+    shape: Callable[[Any], Any] = lambda obj: obj,
 ) -> Response:
-    """One page of `table` rows matching `where`, ordered by creation."""
+    """One page of `table` rows matching `where`, ordered by creation; `shape` adjusts each wire object."""
     seq: Any = table.seq  # type: ignore[attr-defined]
     query = select(table).where(*where)
     backwards = False
@@ -50,4 +52,4 @@ async def page(
     rows = rows[: params.limit]
     if backwards:
         rows.reverse()
-    return listing([r.to_openai() for r in rows], has_more)
+    return listing([shape(r.to_openai()) for r in rows], has_more)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlmodel import col
@@ -15,6 +18,23 @@ from core.models import Run, RunStep
 router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
 
 Include = Query(None, alias="include[]")
+RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
+
+
+def shaped(include: list[str] | None) -> Callable[[Any], Any]:
+    """File search results carry their text only when `include[]` asks for it, as OpenAI's do."""
+    if include and RESULT_CONTENT in include:
+        return lambda step: step
+
+    def without_content(step: Any) -> Any:
+        for call in getattr(step.step_details, "tool_calls", None) or []:
+            if call.type == "file_search":
+                for result in call.file_search.results or []:
+                    result.content = None
+        return step
+
+    return without_content
+
 
 @router.get("")
 async def list_run_steps(
@@ -27,11 +47,12 @@ async def list_run_steps(
 ) -> Response:
     """List a run's steps."""
     await owned(session, Run, run_id, project, thread_id=thread_id)
-    return await page(session, RunStep, params, col(RunStep.run_id) == run_id)
+    return await page(session, RunStep, params, col(RunStep.run_id) == run_id, shape=shaped(include))
 
 @router.get("/{step_id}")
 async def retrieve_run_step(
     thread_id: str, run_id: str, step_id: str, project: Project, session: Session, include: list[str] | None = Include
 ) -> Response:
     """Retrieve a run step."""
-    return wire((await owned(session, RunStep, step_id, project, run_id=run_id, thread_id=thread_id)).to_openai())
+    step = await owned(session, RunStep, step_id, project, run_id=run_id, thread_id=thread_id)
+    return wire(shaped(include)(step.to_openai()))
