@@ -26,6 +26,7 @@ from core.ids import new_id, now
 from core.models import Run, RunStep, wire_of
 from core.storage import storage
 from workers import metrics, runs
+from workers.ingest import sweep_ingestion
 from workers.models import ModelClients
 from workers.runs import RUNS, STEPS
 
@@ -204,6 +205,7 @@ class Runner:
             self.enqueue(run_id)
         if requeue:
             log.info("sweeper re-sent %d run(s)", len(requeue))
+        await sweep_ingestion(self.engine, self.settings, orphans_now=orphans_now)
 
     def _queue_busy(self) -> bool:
         try:

@@ -80,13 +80,9 @@ def test_state_persists_across_runs(server: Server, client: OpenAI, model_server
     assert call.code_interpreter.outputs[0].logs.strip() == "42"
 
 
-def test_files_in_and_out(server: Server, client: OpenAI, model_server: ScriptedModel, tmp_path: Path) -> None:
-    numbers = tmp_path / "numbers.csv"
-    numbers.write_text("n\n1\n2\n3\n")
-    prices = tmp_path / "prices.csv"
-    prices.write_text("price\n10\n")
-    given = client.files.create(file=numbers.open("rb"), purpose="assistants")
-    attached = client.files.create(file=prices.open("rb"), purpose="assistants")
+def test_files_in_and_out(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    given = client.files.create(file=("numbers.csv", b"n\n1\n2\n3\n"), purpose="assistants")
+    attached = client.files.create(file=("prices.csv", b"price\n10\n"), purpose="assistants")
     source = ("import pandas as pd\ndf = pd.read_csv('/mnt/data/numbers.csv')\n"
               "print(df.n.sum(), pd.read_csv('/mnt/data/prices.csv').price[0])\n"
               "df.assign(double=df.n * 2).to_csv('/mnt/data/doubled.csv', index=False)")

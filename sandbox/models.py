@@ -1,0 +1,41 @@
+"""What goes into and comes out of an execution."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class InputFile:
+    """A file to appear as /mnt/data/<name>; copied once per session (remembered by file_id)."""
+
+    file_id: str
+    name: str
+    data: bytes
+
+
+@dataclass
+class OutputFile:
+    """A file under /mnt/data created or changed by the execution, e.g. "/mnt/data/out.csv"."""
+
+    path: str
+    data: bytes
+
+
+@dataclass
+class Execution:
+    """The outcome of one execute().
+
+    status: "ok"; "error" (the code raised: traceback in logs); "timeout" (wall time over: the code
+    was interrupted and the session kept, or, if it did not stop, the session was reset);
+    "memory" (the container was OOM-killed: session reset); "crashed" (the container died
+    otherwise: session reset). A huge output is not a status: logs are cut with a marker.
+    reset: this session key had a session before, but it was lost (expired, container gone, other
+    engine): the code ran in a fresh interpreter and the model should be told.
+    """
+
+    status: str
+    logs: str
+    images: list[bytes] = field(default_factory=list)  # PNG, one per matplotlib figure
+    files: list[OutputFile] = field(default_factory=list)
+    reset: bool = False

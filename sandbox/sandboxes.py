@@ -1,0 +1,236 @@
+"""Sandboxes: stateful code execution sessions in Docker containers, one per session key."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import docker.errors
+import requests.exceptions
+from redis.exceptions import RedisError
+
+from sandbox.config import SandboxConfig
+from sandbox.engine import Died, Engine, Gone, TooLarge
+from sandbox.errors import SandboxUnavailable
+from sandbox.models import Execution, InputFile, OutputFile
+from sandbox.pool import Pool
+from sandbox.reaper import reap
+from sandbox.registry import MemoryRegistry, RedisRegistry, Registry, Session
+
+log = logging.getLogger("assistd.sandbox")
+
+GRACE_SECONDS = 3.0  # past the timeout, the runner had its chance to interrupt the code: kill
+HEARTBEAT_SECONDS = 10.0
+RECHECK_SECONDS = 5.0  # how often an unavailable engine is looked at again
+ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+class Sandboxes:
+    """Code interpreter sessions for the worker: `await execute(thread_id, code, files)`.
+
+    A session is a container whose main process is a long-lived interpreter (image/runner.py),
+    so variables, imports and /mnt/data persist between executions; it is found through the
+    registry (Redis when configured) by any process on the same engine. New sessions take a warm
+    container from the pool; a background task beats this process's heartbeat and reaps.
+    """
+
+    def __init__(self, config: SandboxConfig) -> None:
+        self.config = config
+        self.engine = Engine(config)
+        self.registry: Registry = (
+            RedisRegistry(config.redis_url, config.namespace, config.idle_seconds)
+            if config.redis_url
+            else MemoryRegistry(config.idle_seconds)
+        )
+        self.pool = Pool(self.engine, config.pool_size)
+        self.busy: set[str] = set()  # containers in an execution, not yet (or no longer) registered
+        self.reason: str | None = "the sandbox is not started"
+        self.checked = 0.0
+        self.checking = asyncio.Lock()
+        self.background: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Connect, fill the pool, start the heartbeat and reaper; never raises for a missing engine."""
+        await self._check()
+        if self.reason is not None:
+            log.warning("code interpreter unavailable: %s", self.reason)
+        else:
+            try:
+                await self.registry.beat(self.config.owner, 3 * HEARTBEAT_SECONDS)
+            except Exception:
+                log.exception("sandbox heartbeat failed")
+        self.background = asyncio.create_task(self._maintain())
+
+    async def close(self) -> None:
+        """Stop our pool containers; sessions stay for other workers until they expire."""
+        if self.background is not None:
+            self.background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.background
+        await self.pool.close()
+        if self.reason is None:
+            with contextlib.suppress(Exception):
+                await self.registry.beat(self.config.owner, 0)
+        await self.registry.close()
+        await self.engine.close()
+
+    async def unavailable(self) -> str | None:
+        """None when executions can run, else why not (engine unreachable, image absent)."""
+        if self.reason is not None and time.monotonic() - self.checked > RECHECK_SECONDS:
+            await self._check()
+        return self.reason
+
+    async def reap(self) -> int:
+        """Remove orphaned and expired sandbox containers of our namespace now."""
+        if await self.unavailable() is not None:
+            return 0
+        return await reap(self.engine, self.registry, set(self.pool.ready) | self.busy)
+
+    async def execute(self, session: str, code: str, files: Sequence[InputFile] = ()) -> Execution:
+        """Run `code` in the session's interpreter; input files appear in /mnt/data (once per session)."""
+        reason = await self.unavailable()
+        if reason is not None:
+            raise SandboxUnavailable(reason)
+        try:
+            async with self.registry.lock(session, self.config.timeout_seconds + GRACE_SECONDS + 60):
+                return await self._execute(session, code, files)
+        except ENGINE_ERRORS as exc:
+            await self._check()
+            if self.reason is not None:
+                raise SandboxUnavailable(self.reason) from exc
+            raise
+        except RedisError as exc:
+            raise SandboxUnavailable(f"the session registry (Redis) is unreachable ({exc})") from exc
+
+    async def _check(self) -> None:
+        async with self.checking:  # one connection attempt at a time
+            self.reason = await self.engine.connect()
+            self.checked = time.monotonic()
+        if self.reason is None:
+            self.pool.fill()
+
+    async def _maintain(self) -> None:
+        last_reap = time.monotonic()
+        every = max(1.0, min(60.0, self.config.idle_seconds / 2))
+        while True:
+            await asyncio.sleep(min(HEARTBEAT_SECONDS, every))
+            try:
+                if await self.unavailable() is not None:
+                    continue
+                await self.registry.beat(self.config.owner, 3 * HEARTBEAT_SECONDS)
+                if time.monotonic() - last_reap >= every:
+                    last_reap = time.monotonic()
+                    await self.reap()
+            except Exception:
+                log.exception("sandbox heartbeat/reaper failed")
+
+    async def _execute(self, key: str, code: str, files: Sequence[InputFile]) -> Execution:
+        session = await self.registry.get(key)
+        lost = session is None and await self.registry.seen(key)
+        if session is not None and session.engine != self.engine.id:
+            session, lost = None, True  # its container lives on another engine: unreachable
+        if session is not None:
+            try:
+                return await self._run(key, session, code, files, lost)
+            except Gone:
+                lost = True  # removed or stopped since the last execution
+        session = Session(await self.pool.take(), self.engine.id)
+        try:
+            return await self._run(key, session, code, files, lost)
+        except Gone:  # a pooled container that died while waiting: start one now
+            session = Session(await self.engine.run(), self.engine.id)
+            return await self._run(key, session, code, files, lost)
+
+    async def _run(
+        self, key: str, session: Session, code: str, files: Sequence[InputFile], lost: bool
+    ) -> Execution:
+        new = [f for f in files if f.file_id not in session.files]
+        timeout = self.config.timeout_seconds
+        request = {
+            "code": code,
+            "timeout": timeout,
+            "output_bytes": self.config.output_bytes,
+            "files": [{"name": f.name, "data": base64.b64encode(f.data).decode()} for f in new],
+        }
+        self.busy.add(session.container)
+        try:
+            try:
+                reply = await asyncio.wait_for(
+                    self.engine.exchange(session.container, request), timeout + GRACE_SECONDS
+                )
+            except TimeoutError:
+                await self._discard(key, session.container)
+                return Execution(
+                    "timeout",
+                    f"Execution timed out after {timeout:g} s and could not be interrupted; "
+                    "the session was reset: variables, imports and files are lost.",
+                    reset=lost,
+                )
+            except Died:
+                return await self._died(key, session.container, lost)
+            except TooLarge as exc:
+                await self._discard(key, session.container)
+                return Execution(
+                    "error",
+                    f"The execution's results were too large to return ({exc}); "
+                    "the session was reset: variables, imports and files are lost.",
+                    reset=lost,
+                )
+            except Gone:
+                await self.engine.remove(session.container)
+                raise
+            session.last_used = time.time()
+            session.files += [f.file_id for f in new]
+            await self.registry.put(key, session)
+        finally:
+            self.busy.discard(session.container)
+        return _execution(reply, timeout, lost)
+
+    async def _died(self, key: str, cid: str, lost: bool) -> Execution:
+        state: dict[str, Any] = {}
+        for _ in range(40):  # the engine records the exit (and OOMKilled) just after the stream ends
+            state = await self.engine.state(cid)
+            if not state.get("Running"):
+                break
+            await asyncio.sleep(0.05)
+        await self._discard(key, cid)
+        if state.get("OOMKilled"):
+            limit = self.config.memory_bytes / (1 << 20)
+            return Execution(
+                "memory",
+                f"Execution ran out of memory (limit {limit:g} MiB) and was killed; "
+                "the session was reset: variables, imports and files are lost.",
+                reset=lost,
+            )
+        return Execution(
+            "crashed",
+            f"The sandbox process died (exit code {state.get('ExitCode', '?')}); "
+            "the session was reset: variables, imports and files are lost.",
+            reset=lost,
+        )
+
+    async def _discard(self, key: str, cid: str) -> None:
+        """Forget the session (the model is told in this execution's logs) and remove its container."""
+        await self.registry.drop(key)
+        await self.engine.remove(cid)
+
+
+def _execution(reply: dict[str, Any], timeout: float, lost: bool) -> Execution:
+    logs = reply.get("logs", "")
+    if reply["status"] == "timeout":
+        logs += (
+            f"\nExecution timed out after {timeout:g} s and was interrupted; "
+            "the session's variables and files are kept."
+        )
+    return Execution(
+        status=reply["status"],
+        logs=logs,
+        images=[base64.b64decode(png) for png in reply.get("images", [])],
+        files=[OutputFile(f["path"], base64.b64decode(f["data"])) for f in reply.get("files", [])],
+        reset=lost,
+    )
