@@ -11,7 +11,7 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from api import errors, metrics
-from api.routes import assistants, files, messages, runs, steps, threads
+from api.routes import assistants, files, messages, playground, runs, steps, threads, vector_stores
 from core.config import Settings, get_settings
 from core.db import async_engine, sessionmaker
 from core.events import event_log
@@ -49,9 +49,11 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     v1 = APIRouter(prefix="/v1")
     # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
-    for module in (runs, steps, messages, threads, assistants, files):
+    for module in (runs, steps, messages, threads, assistants, files, vector_stores):
         v1.include_router(module.router)
     app.include_router(v1)
+    if settings.playground:
+        playground.mount(app)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:

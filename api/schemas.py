@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
@@ -120,8 +120,46 @@ class FileIds(Body):
     file_ids: Annotated[list[str], Field(max_length=20)] | None = None
 
 
+class AutoChunking(Body):
+    type: Literal["auto"]
+
+
+class StaticSizes(Body):
+    max_chunk_size_tokens: Annotated[int, Field(ge=100, le=4096)]
+    chunk_overlap_tokens: Annotated[int, Field(ge=0)]
+
+    @field_validator("chunk_overlap_tokens")
+    @classmethod
+    def _half(cls, v: int, info: ValidationInfo) -> int:
+        if v > info.data.get("max_chunk_size_tokens", 4096) // 2:
+            raise ValueError("chunk_overlap_tokens must not exceed half of max_chunk_size_tokens.")
+        return v
+
+
+class StaticChunking(Body):
+    type: Literal["static"]
+    static: StaticSizes
+
+
+ChunkingStrategy = Annotated[Union[AutoChunking, StaticChunking], Field(discriminator="type")]
+
+
+class VectorStoreHelper(Body):
+    """`tool_resources.file_search.vector_stores[]`: a vector store to create with these files."""
+
+    file_ids: Annotated[list[str], Field(max_length=10_000)] | None = None
+    chunking_strategy: ChunkingStrategy | None = None
+    metadata: Metadata
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
+        return check_metadata(v)
+
+
 class FileSearchResources(Body):
     vector_store_ids: Annotated[list[str], Field(max_length=1)] | None = None
+    vector_stores: Annotated[list[VectorStoreHelper], Field(max_length=1)] | None = None
 
 
 class ToolResources(Body):

@@ -74,11 +74,28 @@ class Settings(BaseSettings):
     sandbox_idle_seconds: float = 1200.0  # OpenAI's sessions end after 20 idle minutes
     sandbox_pool_size: int = 2  # started containers waiting for new sessions, per worker
 
+    # retrieval: vector stores and the file_search tool
+    # the embedding model of new vector stores ("all-MiniLM-L6-v2" runs locally on the CPU); a store
+    # keeps the model it was created with, so changing this never mixes vectors in one store
+    embeddings_model: str = "all-MiniLM-L6-v2"
+    # an OpenAI-compatible /v1 endpoint for a non-local model (default: OPENAI_BASE_URL / OPENAI_API_KEY)
+    embeddings_base_url: str | None = None
+    embeddings_api_key: str | None = None
+    embeddings_batch_size: int = 64  # chunks per embedding call while ingesting
+    ingest_concurrency: int = 2  # files ingested at once per worker process
+    ingest_lease_seconds: float = 60.0  # renewed while a file is ingested; once it lapses, it is re-sent
+    ingest_requeue_after_seconds: float = 30.0  # an unclaimed in_progress file is re-sent after this
+    ingest_max_attempts: int = 3  # then the file fails with server_error
+    search_cache_stores: int = 32  # vector store indexes kept in memory per process
+
     # metrics and logs
     log_level: str = "INFO"
     # prometheus_client's own variable: a directory shared by the processes of one host
     prometheus_multiproc_dir: str | None = Field(None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"))
     worker_metrics_port: int = 9191  # /metrics, /healthz, /readyz of a worker; 0 turns it off
+
+    # the browser playground at /playground (static files; it only calls /v1 with the user's key)
+    playground: bool = True
 
     @field_validator("model_endpoints", mode="before")
     @classmethod

@@ -10,12 +10,15 @@ from types import SimpleNamespace
 from typing import Any
 
 from openai.types import FileObject as WireFile
+from openai.types import VectorStore as WireVectorStore
 from openai.types.beta import Assistant as WireAssistant
 from openai.types.beta import Thread as WireThread
 from openai.types.beta.threads import Message as WireMessage
 from openai.types.beta.threads import Run as WireRun
 from openai.types.beta.threads.runs import RunStep as WireRunStep
-from sqlalchemy import JSON, BigInteger, Column, Index, String, text
+from openai.types.vector_stores import VectorStoreFile as WireVectorStoreFile
+from openai.types.vector_stores import VectorStoreFileBatch as WireVectorStoreFileBatch
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -327,3 +330,152 @@ class File(SQLModel, table=True):
 
 
 FILES = File.__table__  # type: ignore[attr-defined]
+
+
+# --- vector stores (file_search) ---
+
+# OpenAI's `auto` chunking strategy, reported as the static sizes it uses.
+AUTO_CHUNKING = {"type": "static", "static": {"max_chunk_size_tokens": 800, "chunk_overlap_tokens": 400}}
+NO_FILES = {"in_progress": 0, "completed": 0, "failed": 0, "cancelled": 0, "total": 0}
+
+
+class VectorStore(SQLModel, table=True):
+    """A searchable collection of files. `file_counts` and `usage_bytes` are recounted from
+    vector_store_files in every transaction that changes them; `version` grows with every such
+    change, so search indexes cached by (id, version) are never stale."""
+
+    __tablename__ = "vector_stores"
+    __table_args__ = (Index("ix_vector_stores_project_seq", "project", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("vs"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    name: str = ""
+    description: str | None = None
+    meta: dict[str, str] | None = _meta()
+    expires_after: dict[str, Any] | None = _json()
+    expires_at: float | None = None
+    last_active_at: float = Field(default_factory=now)
+    usage_bytes: int = Field(default=0, sa_type=BigInteger)
+    file_counts: dict[str, int] | None = _json()
+    # the embedding model the store was created with: its vectors never mix with another's
+    embedding_model: str = Field(max_length=256)
+    embedding_endpoint: str | None = None
+    version: int = Field(default=0, sa_type=BigInteger)
+
+    def status(self) -> str:
+        if self.expires_at is not None and self.expires_at <= now():
+            return "expired"
+        return "in_progress" if (self.file_counts or NO_FILES)["in_progress"] else "completed"
+
+    def to_openai(self) -> WireVectorStore:
+        return WireVectorStore.model_validate(
+            {
+                "id": self.id,
+                "object": "vector_store",
+                "created_at": ts(self.created_at),
+                "name": self.name,
+                "description": self.description,
+                "metadata": self.meta or {},
+                "status": self.status(),
+                "file_counts": self.file_counts or NO_FILES,
+                "usage_bytes": self.usage_bytes,
+                "last_active_at": ts(self.last_active_at),
+                "expires_after": self.expires_after,
+                "expires_at": ts(self.expires_at),
+            }
+        )
+
+
+class VectorStoreFile(SQLModel, table=True):
+    """A file attached to a vector store; its wire id is the file's id."""
+
+    __tablename__ = "vector_store_files"
+    __table_args__ = (
+        Index("ix_vector_store_files_store_seq", "vector_store_id", "seq"),
+        Index("ix_vector_store_files_file", "id"),
+        Index("ix_vector_store_files_batch", "batch_id"),
+        Index("ix_vector_store_files_status", "status"),
+        Index("ix_vector_store_files_content_key", "content_key"),
+    )
+
+    vector_store_id: str = Field(primary_key=True, max_length=64)
+    id: str = Field(primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    status: str = Field(default="in_progress", max_length=16)
+    last_error: dict[str, str] | None = _json()
+    usage_bytes: int = Field(default=0, sa_type=BigInteger)
+    attributes: dict[str, Any] | None = _json()
+    chunking_strategy: dict[str, Any] | None = _json()
+    batch_id: str | None = Field(default=None, max_length=64)
+    # the embed-once cache key of its chunks (content hash + model + chunking), once ingested
+    content_key: str | None = Field(default=None, max_length=64)
+    # ingestion bookkeeping, never on the wire
+    enqueued_at: float | None = None
+    owner: str | None = Field(default=None, max_length=128)
+    lease_until: float | None = None
+    attempts: int = 0
+
+    def to_openai(self) -> WireVectorStoreFile:
+        return WireVectorStoreFile.model_validate(
+            {
+                "id": self.id,
+                "object": "vector_store.file",
+                "created_at": ts(self.created_at),
+                "vector_store_id": self.vector_store_id,
+                "status": self.status,
+                "last_error": self.last_error,
+                "usage_bytes": self.usage_bytes,
+                "attributes": self.attributes or {},
+                "chunking_strategy": self.chunking_strategy or AUTO_CHUNKING,
+            }
+        )
+
+
+class VectorStoreFileBatch(SQLModel, table=True):
+    __tablename__ = "vector_store_file_batches"
+    __table_args__ = (Index("ix_vector_store_file_batches_store", "vector_store_id"),)
+
+    id: str = Field(default_factory=lambda: new_id("vsfb"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    vector_store_id: str = Field(max_length=64)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    status: str = Field(default="in_progress", max_length=16)
+    file_counts: dict[str, int] | None = _json()
+
+    def to_openai(self) -> WireVectorStoreFileBatch:
+        return WireVectorStoreFileBatch.model_validate(
+            {
+                "id": self.id,
+                "object": "vector_store.files_batch",
+                "created_at": ts(self.created_at),
+                "vector_store_id": self.vector_store_id,
+                "status": self.status,
+                "file_counts": self.file_counts or NO_FILES,
+            }
+        )
+
+
+class FileChunk(SQLModel, table=True):
+    """One embedded chunk of a file's text, shared by every vector store that holds the same bytes
+    with the same embedding model and chunking (`content_key`): a file is embedded once.
+    Attributes for filtering live on vector_store_files (they are per store)."""
+
+    __tablename__ = "file_chunks"
+
+    content_key: str = Field(primary_key=True, max_length=64)
+    position: int = Field(primary_key=True)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    vector: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # float32, L2-normalised
+
+
+VECTOR_STORES, VECTOR_STORE_FILES, FILE_BATCHES, FILE_CHUNKS = (
+    VectorStore.__table__,  # type: ignore[attr-defined]
+    VectorStoreFile.__table__,  # type: ignore[attr-defined]
+    VectorStoreFileBatch.__table__,  # type: ignore[attr-defined]
+    FileChunk.__table__,  # type: ignore[attr-defined]
+)

@@ -18,6 +18,9 @@ The model name picks the script:
                             makes the server answer 400 unless the request ends with exactly
                             those tool messages, in that order
 Both `stream: true` (with `stream_options.include_usage`) and plain responses are served.
+POST /v1/embeddings answers at once with deterministic vectors: each lower-cased word is hashed
+into one of `dimensions` (default 64) buckets, and the counts are L2-normalised, so texts that
+share words are close. Embedding requests are not listed by /_requests.
 GET /_requests lists what was received (body, received_at, done_at); DELETE /_requests clears it.
 """
 
@@ -28,6 +31,8 @@ import asyncio
 import hashlib
 import itertools
 import json
+import math
+import re
 import time
 from collections import defaultdict, deque
 from typing import Any
@@ -183,9 +188,31 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         return await _send_json(send, 200, {"queued": len(QUEUES[data["key"]])})
     if path == "/health":
         return await _send_json(send, 200, {"ok": True})
+    if path.endswith("/embeddings"):
+        return await _send_json(send, 200, embeddings(json.loads(raw)))
     if not path.endswith("/chat/completions"):
         return await _send_json(send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
     await chat(json.loads(raw), send)
+
+
+def _bag_of_words(text: str, dim: int) -> list[float]:
+    vec = [0.0] * dim
+    for word in re.findall(r"\w+", text.lower()):
+        vec[int(hashlib.md5(word.encode()).hexdigest(), 16) % dim] += 1.0
+    norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+    return [v / norm for v in vec]
+
+
+def embeddings(body: dict[str, Any]) -> dict[str, Any]:
+    """A hashed bag of words per input, as the OpenAI embeddings API shapes it."""
+    texts = body.get("input", [])
+    texts = [texts] if isinstance(texts, str) else texts
+    dim = int(body.get("dimensions") or 64)
+    tokens = sum(_tokens(str(t)) for t in texts)
+    return {"object": "list", "model": body.get("model", "embed"),
+            "data": [{"object": "embedding", "index": i, "embedding": _bag_of_words(str(t), dim)}
+                     for i, t in enumerate(texts)],
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
 
 
 async def chat(body: dict[str, Any], send: Any) -> None:

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 import dramatiq
 
-from core.broker import EXECUTE_RUN, RUNS_QUEUE, backlog, broker
+from core.broker import EXECUTE_RUN, INGEST_FILE, INGEST_QUEUE, RUNS_QUEUE, backlog, broker
+from core.config import get_settings
+from workers.ingest import IngestMiddleware, ingestor
 from workers.metrics import QueueMetrics
 from workers.middleware import RunnerMiddleware, runner
 
 broker.add_middleware(RunnerMiddleware())
 broker.add_middleware(QueueMetrics(backlog, RUNS_QUEUE))
+broker.add_middleware(IngestMiddleware())
 
 
 @dramatiq.actor(queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, max_retries=5, min_backoff=200, max_backoff=5000)
 async def execute_run(run_id: str) -> None:
     """Claim run `run_id` and start it on this process's event loop. Safe to receive twice."""
     await runner().start(run_id)
+
+
+@dramatiq.actor(queue_name=INGEST_QUEUE, actor_name=INGEST_FILE, max_retries=5, min_backoff=200, max_backoff=5000)
+async def ingest_file(vector_store_id: str, file_id: str) -> None:
+    """Start ingesting a vector store file on this process's event loop. Safe to receive twice."""
+    ingestor(get_settings()).start(vector_store_id, file_id)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import col
 
@@ -10,15 +10,18 @@ from api.deps import Project, Session
 from api.pagination import Listing, page
 from api.responses import deleted, wire
 from api.schemas import AssistantCreate, AssistantUpdate
-from api.store import dumped, dumped_one, owned, resources
+from api.store import dumped, dumped_one, owned
+from api.vector_store_rows import resolve_resources, send
 from core.models import Assistant
 
 router = APIRouter(prefix="/assistants", tags=["assistants"])
 
 
 @router.post("")
-async def create_assistant(body: AssistantCreate, project: Project, session: Session) -> Response:
+async def create_assistant(request: Request, body: AssistantCreate, project: Project, session: Session) -> Response:
     """Create an assistant."""
+    settings = request.app.state.settings
+    tool_resources, pending = await resolve_resources(session, settings, project, body.tool_resources, for_thread=False)
     row = Assistant(
         project=project,
         model=body.model,
@@ -26,7 +29,7 @@ async def create_assistant(body: AssistantCreate, project: Project, session: Ses
         description=body.description,
         instructions=body.instructions,
         tools=dumped(body.tools) or [],
-        tool_resources=resources(body.tool_resources),
+        tool_resources=tool_resources,
         meta=body.metadata,
         temperature=body.temperature,
         top_p=body.top_p,
@@ -35,6 +38,7 @@ async def create_assistant(body: AssistantCreate, project: Project, session: Ses
     )
     session.add(row)
     await session.commit()
+    await send(pending)
     return wire(row.to_openai())
 
 
@@ -52,7 +56,7 @@ async def retrieve_assistant(assistant_id: str, project: Project, session: Sessi
 
 @router.post("/{assistant_id}")
 async def modify_assistant(
-    assistant_id: str, body: AssistantUpdate, project: Project, session: Session
+    request: Request, assistant_id: str, body: AssistantUpdate, project: Project, session: Session
 ) -> Response:
     """Modify an assistant: only the fields sent change."""
     row = await owned(session, Assistant, assistant_id, project)
@@ -62,14 +66,17 @@ async def modify_assistant(
             setattr(row, field, getattr(body, field))
     if "tools" in sent:
         row.tools = dumped(body.tools) or []
+    pending: list[tuple[str, str]] = []
     if "tool_resources" in sent:
-        row.tool_resources = resources(body.tool_resources)
+        row.tool_resources, pending = await resolve_resources(
+            session, request.app.state.settings, project, body.tool_resources, for_thread=False)
     if "metadata" in sent:
         row.meta = body.metadata
     if "response_format" in sent:
         row.response_format = dumped_one(body.response_format)
     session.add(row)
     await session.commit()
+    await send(pending)
     return wire(row.to_openai())
 
 

@@ -17,6 +17,7 @@ from api.errors import BadRequest
 from api.pagination import ListParams, page
 from api.responses import wire
 from api.store import owned
+from api.vector_store_rows import detach_everywhere
 from core.ids import now
 from core.models import File as FileRow
 from core.storage import TooLarge
@@ -84,8 +85,9 @@ async def retrieve_file(file_id: str, project: Project, session: Session) -> Res
 
 @router.delete("/{file_id}")
 async def delete_file(request: Request, file_id: str, project: Project, session: Session) -> Response:
-    """Delete a file and its bytes."""
+    """Delete a file and its bytes; vector stores holding it lose it too."""
     row = await owned(session, FileRow, file_id, project)
+    await detach_everywhere(session, file_id)
     await session.delete(row)
     await session.commit()
     await run_in_threadpool(request.app.state.storage.delete, file_id)

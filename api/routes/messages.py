@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -13,6 +13,7 @@ from api.pagination import Listing, page
 from api.responses import deleted, wire
 from api.schemas import MessageCreate, MessageUpdate
 from api.store import active_run, insert, message_row, owned
+from api.vector_store_rows import attach_to_thread, file_search_attachments, send
 from core.models import Message, Thread, wire_of
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
@@ -27,14 +28,20 @@ async def refuse_if_run_active(session: AsyncSession, thread_id: str) -> None:
 
 @router.post("")
 async def create_message(
-    thread_id: str, body: MessageCreate, project: Project, session: Session
+    request: Request, thread_id: str, body: MessageCreate, project: Project, session: Session
 ) -> Response:
     """Create a message."""
-    await owned(session, Thread, thread_id, project)
+    thread = await owned(session, Thread, thread_id, project)
     await refuse_if_run_active(session, thread_id)
     row = message_row(project, thread_id, body)
     await insert(session, Message, [row])
+    pending: list[tuple[str, str]] = []
+    if searchable := file_search_attachments([body]):  # they go into the thread's vector store
+        thread.tool_resources, pending = await attach_to_thread(
+            session, request.app.state.settings, project, thread.tool_resources, searchable)
+        session.add(thread)
     await session.commit()
+    await send(pending)
     return wire(wire_of(Message, row))
 
 

@@ -35,6 +35,7 @@ from api.store import (
     resources,
     thread_rows,
 )
+from api.vector_store_rows import attach_to_thread, file_search_attachments, send, thread_resources
 from core.ids import now
 from core.models import Assistant, Message, Run, RunStep, Thread, new_row, wire_of
 
@@ -131,9 +132,15 @@ async def create_thread_and_run(
     assistant = await owned_row(session, Assistant, body.assistant_id, project)
     thread, messages = thread_rows(project, body.thread)
     run = run_row(request, project, thread["id"], assistant, body)
+    pending: list[tuple[str, str]] = []
+    if body.thread is not None and (body.thread.tool_resources or file_search_attachments(body.thread.messages or [])):
+        thread["tool_resources"], pending = await thread_resources(
+            session, request.app.state.settings, project, body.thread.tool_resources, body.thread.messages or [])
     await insert(session, Thread, [thread])
     await insert(session, Message, messages)
-    return await commit_and_enqueue(request, session, run, thread)
+    response = await commit_and_enqueue(request, session, run, thread)
+    await send(pending)  # ingestion of attached files; the run's file_search waits for it
+    return response
 
 
 @router.post("/threads/{thread_id}/runs")
@@ -146,11 +153,18 @@ async def create_run(
     include: list[str] | None = Query(None, alias="include[]"),
 ) -> Response:
     """Create a run."""
-    await owned_row(session, Thread, thread_id, project)
+    thread = await owned_row(session, Thread, thread_id, project)
     assistant = await owned_row(session, Assistant, body.assistant_id, project)
     run = run_row(request, project, thread_id, assistant, body)
     await insert(session, Message, [message_row(project, thread_id, m) for m in body.additional_messages or []])
-    return await commit_and_enqueue(request, session, run)
+    pending: list[tuple[str, str]] = []
+    if searchable := file_search_attachments(body.additional_messages or []):
+        resources, pending = await attach_to_thread(
+            session, request.app.state.settings, project, thread.tool_resources, searchable)
+        await session.exec(update(Thread).where(col(Thread.id) == thread_id).values(tool_resources=resources))  # type: ignore[call-overload]
+    response = await commit_and_enqueue(request, session, run)
+    await send(pending)
+    return response
 
 
 @router.get("/threads/{thread_id}/runs")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from sqlmodel import col, delete
 
@@ -10,19 +10,25 @@ from api.deps import Project, Session
 from api.errors import BadRequest
 from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
-from api.store import active_run, insert, owned, resources, thread_rows
+from api.store import active_run, insert, owned, thread_rows
+from api.vector_store_rows import file_search_attachments, resolve_resources, send, thread_resources
 from core.models import Message, Run, RunStep, Thread, wire_of
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 
 
 @router.post("")
-async def create_thread(project: Project, session: Session, body: ThreadCreate | None = None) -> Response:
+async def create_thread(request: Request, project: Project, session: Session, body: ThreadCreate | None = None) -> Response:
     """Create a thread."""
     thread, messages = thread_rows(project, body)
+    pending: list[tuple[str, str]] = []
+    if body is not None and (body.tool_resources or file_search_attachments(body.messages or [])):
+        thread["tool_resources"], pending = await thread_resources(
+            session, request.app.state.settings, project, body.tool_resources, body.messages or [])
     await insert(session, Thread, [thread])
     await insert(session, Message, messages)
     await session.commit()
+    await send(pending)
     return wire(wire_of(Thread, thread))
 
 
@@ -33,15 +39,20 @@ async def retrieve_thread(thread_id: str, project: Project, session: Session) ->
 
 
 @router.post("/{thread_id}")
-async def modify_thread(thread_id: str, body: ThreadUpdate, project: Project, session: Session) -> Response:
+async def modify_thread(
+    request: Request, thread_id: str, body: ThreadUpdate, project: Project, session: Session
+) -> Response:
     """Modify a thread's metadata and tool resources."""
     row = await owned(session, Thread, thread_id, project)
     if "metadata" in body.model_fields_set:
         row.meta = body.metadata
+    pending: list[tuple[str, str]] = []
     if "tool_resources" in body.model_fields_set:
-        row.tool_resources = resources(body.tool_resources)
+        row.tool_resources, pending = await resolve_resources(
+            session, request.app.state.settings, project, body.tool_resources, for_thread=True)
     session.add(row)
     await session.commit()
+    await send(pending)
     return wire(row.to_openai())
 
 

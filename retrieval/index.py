@@ -1,0 +1,108 @@
+"""In-memory search over one vector store's chunks: BM25, cosine similarity, or both fused."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from retrieval.keywords import BM25
+
+MODES = ("hybrid", "vector", "keyword")
+# Chosen on SciFact's 809 train queries (bench/retrieval.py --train).
+HYBRID_ALPHA = 0.5  # weight of the cosine side in the hybrid score
+BM25_K1, BM25_B = 1.2, 0.75
+
+
+class Index:
+    """Built once per (vector store, version); read-only afterwards, so safe to share.
+
+    Every score lies in [0, 1], as OpenAI's `score_threshold` expects:
+    - vector: the cosine similarity, clipped at 0;
+    - keyword: BM25 over the largest BM25 the query's terms allow (1.0 = every query term
+      present and saturated);
+    - hybrid: HYBRID_ALPHA * vector + (1 - HYBRID_ALPHA) * keyword, over all rows.
+    """
+
+    def __init__(
+        self,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        vectors: np.ndarray,
+        *,
+        alpha: float = HYBRID_ALPHA,
+        k1: float = BM25_K1,
+        b: float = BM25_B,
+    ) -> None:
+        if not len(ids) == len(texts) == len(vectors):
+            raise ValueError("ids, texts and vectors must have one entry per chunk")
+        self.ids = list(ids)
+        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if self.vectors.ndim != 2:
+            self.vectors = self.vectors.reshape(len(self.ids), -1)
+        self.alpha = alpha
+        self.bm25 = BM25(texts, k1=k1, b=b)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def keyword_scores(self, query: str) -> np.ndarray:
+        terms = self.bm25.query_terms(query)
+        upper = self.bm25.upper_bound(terms)
+        scores = self.bm25.scores(terms)
+        return scores / upper if upper > 0 else scores
+
+    def vector_scores(self, query_vector: np.ndarray) -> np.ndarray:
+        q = np.asarray(query_vector, np.float32).reshape(-1)
+        if q.shape[0] != self.vectors.shape[1]:
+            raise ValueError(f"query vector has {q.shape[0]} dimensions, the index {self.vectors.shape[1]}")
+        return np.maximum(self.vectors @ q, 0.0)
+
+    def scores(self, query: str, query_vector: np.ndarray | None, mode: str) -> np.ndarray:
+        """Dense (n,) scores of every row; NaN marks rows that must not be returned."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}")
+        if mode == "vector" or (mode == "hybrid" and query_vector is not None):
+            if query_vector is None:
+                raise ValueError("vector search needs a query vector")
+            vec = self.vector_scores(query_vector)
+            if mode == "vector":
+                return vec
+            return self.alpha * vec + (1.0 - self.alpha) * self.keyword_scores(query)
+        kw = self.keyword_scores(query)
+        return np.where(kw > 0, kw, np.nan).astype(np.float32)
+
+    def search(
+        self,
+        query: str,
+        query_vector: np.ndarray | None,
+        k: int = 20,
+        mode: str = "hybrid",
+        allowed: np.ndarray | None = None,
+    ) -> list[tuple[int, float]]:
+        """The best `k` rows as (row position, score in [0, 1]), best first.
+
+        `allowed` is a boolean mask over the rows (those passing attribute filters). Hybrid
+        without a query vector falls back to keyword search; keyword search returns only rows
+        that share a term with the query.
+        """
+        if k <= 0 or not len(self.ids):
+            return []
+        scores = self.scores(query, query_vector, mode)
+        if allowed is not None:
+            mask = np.asarray(allowed, bool)
+            if mask.shape != scores.shape:
+                raise ValueError("allowed must be a boolean mask with one entry per row")
+            scores = np.where(mask, scores, np.nan)
+        scores = np.nan_to_num(scores, nan=-1.0)
+        top = _top_k(scores, k)
+        return [(int(i), float(min(scores[i], 1.0))) for i in top if scores[i] >= 0]
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest scores, largest first (ties by position)."""
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(len(scores))
+    return part[np.lexsort((part, -scores[part]))]

@@ -1,0 +1,302 @@
+"""Vector stores through the official SDK: ingestion by the workers, search, filters, failures.
+
+Both modes: embedded (SQLite, in-process worker, local disk) and distributed (PostgreSQL,
+Redis, two workers, S3). Files are tiny: the local MiniLM embeds about ten chunks a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from openai import BadRequestError, NotFoundError, OpenAI
+from openai.types.beta.threads.runs import FileSearchToolCall
+from sqlalchemy import func, select, update
+
+from core.config import Settings
+from core.db import async_engine, sync_engine
+from core.models import FILE_CHUNKS, VECTOR_STORES
+from tests.conftest import KEY_B, ScriptedModel, Server, start_embedded, stop
+from workers.citations import annotate
+from workers.file_search import file_search
+
+DOCS = {
+    "paris.txt": b"The Eiffel Tower in Paris is 330 metres tall. It was built by Gustave Eiffel for the 1889 fair.",
+    "bread.md": b"# Sourdough\nA sourdough loaf needs flour, water, salt and a starter; bake it at 250 degrees.",
+    "tides.txt": b"Ocean tides are caused by the gravity of the Moon and the Sun pulling on the Earth's seas.",
+}
+
+
+def upload(client: OpenAI, name: str, data: bytes) -> str:
+    return client.files.create(file=(name, data), purpose="assistants").id
+
+
+def ready_store(client: OpenAI, **batch: Any) -> tuple[Any, dict[str, str]]:
+    """A store holding DOCS, ingested; and filename -> file id."""
+    ids = {name: upload(client, name, data) for name, data in DOCS.items()}
+    store = client.vector_stores.create(name="docs")
+    if "files" not in batch:
+        batch["file_ids"] = list(ids.values())
+    done = client.vector_stores.file_batches.create_and_poll(vector_store_id=store.id, **batch)
+    assert done.status == "completed" and done.file_counts.completed == len(DOCS), done
+    return client.vector_stores.retrieve(store.id), ids
+
+
+def db(server: Server) -> Any:
+    return sync_engine(server.env["ASSISTD_DATABASE_URL"])
+
+
+def test_ingest_and_search(server: Server, client: OpenAI) -> None:
+    store, ids = ready_store(client)
+    assert store.status == "completed" and store.file_counts.completed == 3 and store.file_counts.total == 3
+    assert store.usage_bytes > 0 and store.last_active_at is not None
+    files = client.vector_stores.files.list(vector_store_id=store.id)
+    assert {f.id for f in files} == set(ids.values()) and all(f.status == "completed" for f in files)
+    assert files.data[0].chunking_strategy.type == "static"  # auto is reported as its static sizes
+
+    page = client.vector_stores.search(store.id, query="How tall is the Eiffel Tower?")
+    assert page.data[0].file_id == ids["paris.txt"] and page.data[0].filename == "paris.txt"
+    assert "330 metres" in page.data[0].content[0].text and 0 < page.data[0].score <= 1
+    page = client.vector_stores.search(store.id, query=["what makes tides", "moon gravity"], max_num_results=1)
+    assert [r.file_id for r in page.data] == [ids["tides.txt"]]
+    strict = client.vector_stores.search(store.id, query="sourdough", ranking_options={"score_threshold": 0.99})
+    assert all(r.score >= 0.99 for r in strict.data)
+
+    content = client.vector_stores.files.content(ids["bread.md"], vector_store_id=store.id)
+    assert [c.type for c in content.data] == ["text"] and "starter" in (content.data[0].text or "")
+    with pytest.raises(NotFoundError):
+        server.client(KEY_B).vector_stores.search(store.id, query="tides")  # another project's store
+
+
+def test_filters(server: Server, client: OpenAI) -> None:
+    names = list(DOCS)
+    files = [{"file_id": upload(client, n, DOCS[n]), "attributes": {"topic": t, "year": y, "public": p}}
+             for n, t, y, p in zip(names, ["travel", "food", "science"], [1889, 2020, 2024], [True, False, True])]
+    store, _ = ready_store(client, files=files)
+    by_name = {f["file_id"]: n for f, n in zip(files, names)}
+
+    def found(filters: dict[str, Any]) -> set[str]:
+        page = client.vector_stores.search(store.id, query="tower bread tides", filters=filters, max_num_results=50)
+        return {by_name[r.file_id] for r in page.data if r.file_id in by_name}
+
+    assert found({"type": "eq", "key": "topic", "value": "food"}) == {"bread.md"}
+    assert found({"type": "ne", "key": "topic", "value": "food"}) == {"paris.txt", "tides.txt"}
+    assert found({"type": "gte", "key": "year", "value": 2020}) == {"bread.md", "tides.txt"}
+    assert found({"type": "in", "key": "topic", "value": ["travel", "science"]}) == {"paris.txt", "tides.txt"}
+    assert found({"type": "and", "filters": [{"type": "eq", "key": "public", "value": True},
+                                             {"type": "lt", "key": "year", "value": 2000}]}) == {"paris.txt"}
+    assert found({"type": "or", "filters": [{"type": "eq", "key": "topic", "value": "food"},
+                                            {"type": "nin", "key": "year", "value": [1889, 2020]}]}) == {"bread.md", "tides.txt"}
+    got = client.vector_stores.search(store.id, query="tides", filters={"type": "eq", "key": "topic", "value": "science"})
+    assert got.data[0].attributes == {"topic": "science", "year": 2024, "public": True}
+
+    for bad, param in (({"type": "like", "key": "topic", "value": "x"}, "filters.type"),
+                       ({"type": "and", "filters": [{"type": "eq", "value": 1}]}, "filters.filters[0].key"),
+                       ({"type": "in", "key": "topic", "value": "food"}, "filters.value")):
+        with pytest.raises(BadRequestError) as info:
+            client.vector_stores.search(store.id, query="x", filters=bad)  # type: ignore[arg-type]
+        assert info.value.status_code == 400 and info.value.body["param"] == param  # type: ignore[index]
+        assert info.value.body["type"] == "invalid_request_error"  # type: ignore[index]
+
+    # changing a file's attributes changes what filters see, at once
+    first = files[0]["file_id"]
+    client.vector_stores.files.update(first, vector_store_id=store.id, attributes={"topic": "food"})
+    assert found({"type": "eq", "key": "topic", "value": "food"}) == {"bread.md", "paris.txt"}
+
+
+def test_failures_and_counts(server: Server, client: OpenAI) -> None:
+    store = client.vector_stores.create(name="broken", chunking_strategy={"type": "auto"})
+    unsupported = upload(client, "photo.xyz", b"\x00\x01\x02binary")
+    corrupt = upload(client, "report.pdf", b"%PDF-1.4 garbage")
+    good = upload(client, "tides.txt", DOCS["tides.txt"])
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=[unsupported, corrupt, good])
+    assert batch.file_counts.failed == 2 and batch.file_counts.completed == 1 and batch.status == "completed"
+    errors = {f.id: f.last_error for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)}
+    assert errors[unsupported].code == "unsupported_file" and errors[corrupt].code == "invalid_file"  # type: ignore[union-attr]
+    assert errors[good] is None
+    failed = client.vector_stores.files.list(vector_store_id=store.id, filter="failed")
+    assert {f.id for f in failed} == {unsupported, corrupt}
+
+    with pytest.raises(NotFoundError):
+        client.vector_stores.files.create(vector_store_id=store.id, file_id="file-doesnotexist")
+    gone = upload(client, "gone.txt", b"a file deleted before it is added")
+    client.files.delete(gone)
+    with pytest.raises(NotFoundError):
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=gone)
+
+    # removing files keeps the counts true
+    client.vector_stores.files.delete(corrupt, vector_store_id=store.id)
+    client.files.delete(good)  # deleting the file takes it out of every store
+    counts = client.vector_stores.retrieve(store.id).file_counts
+    assert (counts.total, counts.failed, counts.completed) == (1, 1, 0)
+    assert client.vector_stores.search(store.id, query="tides moon").data == []
+    with pytest.raises(NotFoundError):
+        client.vector_stores.files.retrieve(good, vector_store_id=store.id)
+
+
+def test_bad_parameters(client: OpenAI) -> None:
+    with pytest.raises(BadRequestError) as info:
+        client.vector_stores.create(chunking_strategy={"type": "static", "static": {
+            "max_chunk_size_tokens": 200, "chunk_overlap_tokens": 150}})
+    assert "chunk_overlap_tokens" in info.value.body["param"]  # type: ignore[index]
+    with pytest.raises(BadRequestError):
+        client.vector_stores.create(chunking_strategy={"type": "static", "static": {
+            "max_chunk_size_tokens": 5000, "chunk_overlap_tokens": 0}})
+    store = client.vector_stores.create()
+    with pytest.raises(BadRequestError):
+        client.vector_stores.search(store.id, query="x", max_num_results=51)
+    with pytest.raises(NotFoundError):
+        client.vector_stores.retrieve("vs_missing")
+
+
+def test_same_bytes_embedded_once(server: Server, client: OpenAI) -> None:
+    data = b"Shared notes: the lighthouse keeper logs every passing ship at dawn. " + str(time.time()).encode()
+    file_id = upload(client, "shared.txt", data)
+    stores = [client.vector_stores.create(name=f"s{i}") for i in range(2)]
+    for store in stores:
+        done = client.vector_stores.files.create_and_poll(file_id, vector_store_id=store.id, attributes={"n": 1})
+        assert done.status == "completed" and done.attributes == {"n": 1}
+    # re-adding a file re-ingests it in place: one file, counted once
+    again = client.vector_stores.files.create_and_poll(file_id, vector_store_id=stores[0].id)
+    assert again.status == "completed" and client.vector_stores.retrieve(stores[0].id).file_counts.total == 1
+    engine = db(server)
+    with engine.connect() as conn:
+        keys = conn.execute(select(func.count(func.distinct(FILE_CHUNKS.c.content_key))).where(
+            FILE_CHUNKS.c.text.contains("lighthouse keeper"))).scalar()
+    assert keys == 1
+    for store in stores:
+        assert client.vector_stores.search(store.id, query="lighthouse ships").data[0].file_id == file_id
+    client.vector_stores.delete(stores[0].id)
+    assert client.vector_stores.search(stores[1].id, query="lighthouse ships").data[0].file_id == file_id
+    client.vector_stores.delete(stores[1].id)
+    with engine.connect() as conn:  # the last store gone, its chunks go too
+        left = conn.execute(select(func.count()).where(FILE_CHUNKS.c.text.contains("lighthouse keeper"))).scalar()
+    assert left == 0
+    engine.dispose()
+
+
+def test_store_crud_and_expiry(server: Server, client: OpenAI) -> None:
+    store = client.vector_stores.create(name="temp", metadata={"k": "v"},
+                                        expires_after={"anchor": "last_active_at", "days": 2})
+    assert store.expires_at is not None and store.expires_at - store.last_active_at in (172_799, 172_800, 172_801)
+    assert store.status == "completed" and store.file_counts.total == 0
+    renamed = client.vector_stores.update(store.id, name="kept", expires_after=None)
+    assert renamed.name == "kept" and renamed.expires_at is None and renamed.metadata == {"k": "v"}
+    assert store.id in [s.id for s in client.vector_stores.list(limit=100)]
+    client.vector_stores.update(store.id, expires_after={"anchor": "last_active_at", "days": 1})
+    engine = db(server)  # a day passes
+    with engine.begin() as conn:
+        conn.execute(update(VECTOR_STORES).where(VECTOR_STORES.c.id == store.id).values(
+            last_active_at=time.time() - 86_401, expires_at=time.time() - 1))
+    engine.dispose()
+    assert client.vector_stores.retrieve(store.id).status == "expired"
+    with pytest.raises(BadRequestError):
+        client.vector_stores.search(store.id, query="anything")
+    assert client.vector_stores.delete(store.id).deleted
+    with pytest.raises(NotFoundError):
+        client.vector_stores.retrieve(store.id)
+
+
+def test_cancel_batch(client: OpenAI) -> None:
+    store = client.vector_stores.create()
+    ids = [upload(client, f"n{i}.txt", f"note number {i} about nothing much".encode()) for i in range(3)]
+    batch = client.vector_stores.file_batches.create(store.id, file_ids=ids)
+    cancelled = client.vector_stores.file_batches.cancel(batch.id, vector_store_id=store.id)
+    assert cancelled.status in ("cancelled", "completed")  # it may have finished already
+    final = client.vector_stores.file_batches.poll(batch.id, vector_store_id=store.id)
+    assert final.file_counts.in_progress == 0 and final.file_counts.total == 3
+    counts = client.vector_stores.retrieve(store.id).file_counts
+    assert counts.cancelled + counts.completed == 3 and counts.in_progress == 0
+
+
+def wait_files(client: OpenAI, store_id: str) -> Any:
+    for _ in range(300):
+        store = client.vector_stores.retrieve(store_id)
+        if store.file_counts.in_progress == 0:
+            return store
+        time.sleep(0.05)
+    raise AssertionError(f"{store_id} still ingesting")
+
+
+def test_tool_resources_and_attachments(server: Server, client: OpenAI) -> None:
+    paris = upload(client, "paris.txt", DOCS["paris.txt"])
+    assistant = client.beta.assistants.create(model="echo", tools=[{"type": "file_search"}], tool_resources={
+        "file_search": {"vector_stores": [{"file_ids": [paris], "metadata": {"made": "by helper"}}]}})
+    (store_id,) = assistant.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
+    store = wait_files(client, store_id)
+    assert store.file_counts.completed == 1 and store.metadata == {"made": "by helper"} and store.expires_after is None
+    assert client.beta.assistants.retrieve(assistant.id).tool_resources.file_search.vector_store_ids == [store_id]  # type: ignore[union-attr]
+
+    bread = upload(client, "bread.md", DOCS["bread.md"])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "bake?", "attachments": [
+        {"file_id": bread, "tools": [{"type": "file_search"}]}]}])
+    (thread_store,) = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
+    assert thread_store != store_id
+    tides = upload(client, "tides.txt", DOCS["tides.txt"])
+    client.beta.threads.messages.create(thread.id, role="user", content="and tides?", attachments=[
+        {"file_id": tides, "tools": [{"type": "file_search"}]}])
+    made = wait_files(client, thread_store)
+    assert made.file_counts.completed == 2 and made.expires_after and made.expires_after.days == 7
+
+    with pytest.raises(NotFoundError):
+        client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": ["vs_nope"]}})
+    with pytest.raises(BadRequestError):
+        client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": [store_id],
+                                                                   "vector_stores": [{"file_ids": [paris]}]}})
+
+    output, call = run_file_search(server, thread.id, assistant.id, '{"query": "How tall is the Eiffel Tower?"}')
+    results = call["file_search"]["results"]
+    assert results[0]["file_id"] == paris and results[0]["file_name"] == "paris.txt"
+    assert {r["file_id"] for r in results} <= {paris, bread, tides}
+    assert "【0:0†paris.txt】" in output and "330 metres" in output
+    assert call["file_search"]["ranking_options"] == {"ranker": "default_2024_08_21", "score_threshold": 0.0}
+    FileSearchToolCall.model_validate({"id": "call_1"} | call)
+
+    answer = "It is 330 metres tall 【0:0†paris.txt】."
+    step = SimpleNamespace(type="tool_calls", step_details={"type": "tool_calls", "tool_calls": [{"id": "c"} | call]})
+    (note,) = annotate(answer, [step])
+    assert note["file_citation"] == {"file_id": paris} and answer[note["start_index"]:note["end_index"]] == note["text"]
+
+
+def run_file_search(server: Server, thread_id: str, assistant_id: str, arguments: str) -> tuple[str, dict[str, Any]]:
+    """The file_search tool as a worker runs it, against the server's database."""
+    settings = Settings(database_url=server.env["ASSISTD_DATABASE_URL"])
+    run = SimpleNamespace(id="run_x", thread_id=thread_id, assistant_id=assistant_id, project="proj_a",
+                          tools=[{"type": "file_search"}], tool_resources=None)
+
+    async def go() -> tuple[str, dict[str, Any]]:
+        engine = async_engine(settings.database_url)
+        try:
+            return await file_search(engine, settings, run, arguments)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(go())
+
+
+@pytest.fixture(scope="module")
+def remote_embedded(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """Embedded mode with a remote embedding model: the scripted model's /v1/embeddings."""
+    server = start_embedded(model_server, tmp_path_factory.mktemp("remote-embed"),
+                            extra={"ASSISTD_EMBEDDINGS_MODEL": "hashed-words"})
+    yield server
+    stop(server.procs)
+
+
+def test_remote_embedding_model(remote_embedded: Server) -> None:
+    client = remote_embedded.client()
+    store, ids = ready_store(client)
+    page = client.vector_stores.search(store.id, query="sourdough starter flour")
+    assert page.data[0].file_id == ids["bread.md"]
+    engine = db(remote_embedded)
+    with engine.connect() as conn:
+        model, endpoint = conn.execute(select(VECTOR_STORES.c.embedding_model, VECTOR_STORES.c.embedding_endpoint)
+                                       .where(VECTOR_STORES.c.id == store.id)).one()
+        dims = {len(v) // 4 for v in conn.execute(select(FILE_CHUNKS.c.vector)).scalars()}
+    engine.dispose()
+    assert model == "hashed-words" and endpoint == remote_embedded.env["OPENAI_BASE_URL"] and dims == {64}

