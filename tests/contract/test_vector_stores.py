@@ -300,3 +300,54 @@ def test_remote_embedding_model(remote_embedded: Server) -> None:
         dims = {len(v) // 4 for v in conn.execute(select(FILE_CHUNKS.c.vector)).scalars()}
     engine.dispose()
     assert model == "hashed-words" and endpoint == remote_embedded.env["OPENAI_BASE_URL"] and dims == {64}
+
+
+def test_run_with_file_search_cites_the_file(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    """The scripted model searches, then answers with a marker: the message cites the file."""
+    store, ids = ready_store(client)
+    answer = "It is 330 metres tall【0:0†paris.txt】."
+    model = model_server.script(f"fs-{time.time()}", [
+        {"tool_calls": [{"id": "call_fs", "name": "file_search", "arguments": '{"query": "How tall is the Eiffel Tower?"}'}]},
+        {"content": answer},
+    ])
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
+                                              tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "How tall is the Eiffel Tower?"}]})
+    assert run.status == "completed", run.last_error
+    # the model read the excerpts back, best first, with their markers
+    sent = model_server.requests(model)[-1]["body"]["messages"]
+    assert sent[-1]["role"] == "tool" and "【0:0†paris.txt】" in sent[-1]["content"] and "330 metres" in sent[-1]["content"]
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=run.thread_id, order="asc",
+                                                include=["step_details.tool_calls[*].file_search.results[*].content"])
+    (call,) = steps.data[0].step_details.tool_calls
+    assert isinstance(call, FileSearchToolCall) and call.file_search.results[0].file_id == ids["paris.txt"]
+    assert "330 metres" in call.file_search.results[0].content[0].text
+    plain = client.beta.threads.runs.steps.retrieve(steps.data[0].id, run_id=run.id, thread_id=run.thread_id)
+    assert plain.step_details.tool_calls[0].file_search.results[0].content is None
+    message = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
+    text = message.content[0].text
+    assert text.value == answer
+    (cite,) = text.annotations
+    assert cite.type == "file_citation" and cite.file_citation.file_id == ids["paris.txt"]
+    assert text.value[cite.start_index:cite.end_index] == cite.text == "【0:0†paris.txt】"
+
+
+def test_message_attachment_for_file_search(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    """A file attached to a message for file_search lands in the thread's new vector store; the run waits for it."""
+    file_id = upload(client, "tides.txt", DOCS["tides.txt"])
+    model = model_server.script(f"fsa-{time.time()}", [
+        {"tool_calls": [{"id": "call_t", "name": "file_search", "arguments": '{"query": "What causes tides?"}'}]},
+        {"content": "The Moon and the Sun【0:0†tides.txt】."},
+    ])
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "retrieval"}])
+    assert [t.type for t in assistant.tools] == ["file_search"]
+    run = client.beta.threads.create_and_run_poll(assistant_id=assistant.id, thread={"messages": [{
+        "role": "user", "content": "What causes tides?",
+        "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}]}]})
+    assert run.status == "completed", run.last_error
+    thread = client.beta.threads.retrieve(run.thread_id)
+    (store_id,) = thread.tool_resources.file_search.vector_store_ids
+    assert client.vector_stores.files.retrieve(file_id, vector_store_id=store_id).status == "completed"
+    message = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
+    assert message.content[0].text.annotations[0].file_citation.file_id == file_id
