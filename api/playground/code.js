@@ -45,6 +45,7 @@ const SNIPPETS = {
     "    run = stream.get_final_run()",
     "print()\nprint(run.status, run.usage)",
   ].join("\n"),
+  "message.create": ({ thread_id, message }) => `message = ${call("client.beta.threads.messages.create", { thread_id, ...message })}`,
   "run.submit": ({ thread_id, run_id, tool_outputs }) => [
     `with ${call("client.beta.threads.runs.submit_tool_outputs_stream", { thread_id, run_id, tool_outputs })} as stream:`,
     "    for text in stream.text_deltas:",

@@ -41,7 +41,7 @@ class FilesView {
     const input = h("input.visually-hidden", { type: "file", multiple: true, id: "upload-input",
       onchange: (e) => { this.upload([...e.target.files]); e.target.value = ""; } });
     const zone = h("div.drop-zone", { "data-testid": "drop-zone" },
-      h("p", {}, "Drop files here, or ", h("label.button", { htmlFor: "upload-input" }, "choose files"), input),
+      h("p", {}, "Drop files here, or ", input, h("label.button", { htmlFor: "upload-input" }, "choose files")),
       field("Purpose", this.purpose));
     zone.addEventListener("dragover", (e) => { e.preventDefault(); zone.classList.add("over"); });
     zone.addEventListener("dragleave", () => zone.classList.remove("over"));

@@ -20,7 +20,9 @@ export async function show(main) {
     const tally = new Map();
     for (const r of runs) tally.set(r.status, (tally.get(r.status) || 0) + 1);
     const counts = [...tally].map(([s, n]) => `${n} ${s.replace("_", " ")}`);
-    summary.textContent = `${runs.length} runs in ${store.threads.length} threads${counts.length ? `: ${counts.join(", ")}` : ""}.`;
+    const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
+    summary.textContent = `${plural(runs.length, "run")} in ${plural(store.threads.length, "thread")}` +
+      `${counts.length ? `: ${counts.join(", ")}` : ""}.`;
     if (!shown.length) return clear(table, note(runs.length ? "No run has this status." : "Runs of the threads you start in this browser appear here."));
     clear(table, h("table", { "aria-label": "Runs" },
       h("thead", {}, h("tr", {}, ["Run", "Thread", "Status", "Model", "Created", "Queued for", "Ran for", "Tokens", "Last error"].map((t) => h("th", {}, t)))),

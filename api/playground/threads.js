@@ -145,12 +145,17 @@ class ThreadView {
       this.renderChips();
       this.timeline.querySelector(".note")?.remove();
       this.timeline.append(renderMessage(created));
-      if (!run) return record("run.stream", { thread_id: threadId, message });
+      if (!run) return record("message.create", { thread_id: threadId, message });
       record("run.stream", { thread_id: threadId, message, assistant_id: assistantId });
       const runView = new RunView({ id: "", status: "queued", model: "", created_at: 0 },
         { onRequiresAction: (r) => this.actionForm(r) });
       this.timeline.append(runView.el);
-      await this.stream(runView, `/threads/${threadId}/runs`, { assistant_id: assistantId });
+      try {
+        await this.stream(runView, `/threads/${threadId}/runs`, { assistant_id: assistantId });
+      } catch (error) {
+        if (!runView.run.id) runView.el.remove(); // the run was refused: nothing to show for it
+        throw error;
+      }
     });
     this.setBusy(false);
   }

@@ -1,0 +1,225 @@
+// Drives the playground in headless Chromium (Debian's, through playwright-core).
+// `node e2e.mjs <scenario>` with PLAYGROUND_URL, PLAYGROUND_KEY and ARTIFACTS set; prints one JSON line.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium } from "playwright-core";
+
+const BASE = process.env.PLAYGROUND_URL;
+const KEY = process.env.PLAYGROUND_KEY;
+const OUT = process.env.ARTIFACTS;
+const TIMEOUT = 15_000;
+
+async function withKey(context, assistant) {
+  await context.addInitScript(([key, id]) => {
+    if (location.protocol !== "http:") return;
+    if (!localStorage.getItem("assistd.playground.key")) localStorage.setItem("assistd.playground.key", key);
+    if (id) localStorage.setItem("assistd.playground.assistant", id);
+  }, [KEY, assistant || ""]);
+}
+
+async function ready(page, hash = "") {
+  await page.goto(`${BASE}/playground/${hash}`);
+  await page.waitForSelector("html[data-ready=true]", { timeout: TIMEOUT });
+}
+
+const shot = (page, name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
+
+/** Text of the newest assistant message in the thread. */
+const lastAnswer = (page) => page.evaluate(() =>
+  [...document.querySelectorAll('.message[data-role=assistant] [data-testid=message-content]')].at(-1)?.textContent ?? "");
+
+const scenarios = {
+  /** Create an assistant with a function tool, chat, answer the function call, see the steps and runs. */
+  async chat(context) {
+    const page = await context.newPage();
+    await page.goto(`${BASE}/playground/`);
+    await page.waitForSelector("#key-dialog[open]");
+    await page.keyboard.type(KEY);
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#key-dialog", { state: "hidden" });
+    await page.getByRole("link", { name: "Assistants" }).click();
+    await page.getByRole("link", { name: "+ New assistant" }).click();
+    await page.getByLabel("Name", { exact: true }).first().fill("Weather bot");
+    await page.getByLabel("Model").fill("toolonce:get_weather");
+    await page.getByLabel("Instructions").fill("Answer questions about the weather; call get_weather.");
+    await page.getByRole("button", { name: "Add function" }).click();
+    const fn = page.locator("fieldset.function");
+    await fn.getByLabel("Name").fill("get_weather");
+    await fn.getByLabel("Description").fill("The weather in a city");
+    const params = fn.getByLabel("Parameters (JSON schema)");
+    const valid = await params.inputValue();
+    await params.fill("{\"type\": \"object\", ");
+    const invalidVerdict = await fn.locator(".verdict").textContent();
+    await params.fill(JSON.stringify({ type: "object", properties: { city: { type: "string" } }, required: ["town"] }));
+    const missingVerdict = await fn.locator(".verdict").textContent();
+    await params.fill(valid);
+    const validVerdict = await fn.locator(".verdict").textContent();
+    await page.getByRole("button", { name: "Create assistant" }).click();
+    await page.waitForSelector("text=/Created asst_/", { timeout: TIMEOUT });
+    const listed = await page.locator(".item-list").textContent();
+    await shot(page, "assistants");
+    const assistantCode = await codeShown(page);
+
+    await page.getByRole("link", { name: "Threads" }).click();
+    await page.getByLabel("Message").fill("What is the weather in Paris?");
+    await page.getByLabel("Message").press("Enter");
+    const form = page.getByRole("form", { name: "Function outputs" });
+    await form.waitFor({ timeout: TIMEOUT });
+    const legend = await form.locator("legend").textContent();
+    const status = await page.locator(".run-status").textContent();
+    await shot(page, "requires-action");
+    await form.getByLabel("Output of get_weather").fill("sunny, 21 °C");
+    await form.getByRole("button", { name: "Submit outputs" }).click();
+    await page.waitForSelector(".run[data-status=completed]", { timeout: TIMEOUT });
+    await page.waitForFunction(() => !document.querySelector(".timeline[aria-busy=true]"));
+    const answer = await lastAnswer(page);
+    const call = await page.locator(".call[data-kind=function]").last().textContent();
+    const usage = await page.locator("[data-testid=usage]").last().textContent();
+    await shot(page, "chat");
+    const submitCode = await codeShown(page);
+
+    await page.getByRole("link", { name: "Runs" }).click();
+    await page.waitForSelector("table[aria-label=Runs] tbody tr", { timeout: TIMEOUT });
+    const runs = await page.locator("table[aria-label=Runs] tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.status));
+    await shot(page, "runs");
+    return { invalidVerdict, missingVerdict, validVerdict, listed, assistantCode, legend, status, answer, call, usage, submitCode, runs };
+  },
+
+  /** The answer appears word by word; a second run is cancelled mid-answer; a phone-sized screen. */
+  async stream(context) {
+    const page = await context.newPage();
+    await ready(page, "#/threads");
+    await page.locator("#attach-input").setInputFiles({ name: "data.csv", mimeType: "text/csv", buffer: Buffer.from("a,b\n1,2\n") });
+    await page.getByLabel("Tool for data.csv").selectOption("code_interpreter");
+    await page.getByLabel("Message").fill("hello there");
+    await page.getByRole("button", { name: "Send and run" }).click();
+    const seen = new Set();
+    const statuses = new Set();
+    const deadline = Date.now() + TIMEOUT;
+    while (Date.now() < deadline) {
+      seen.add(await lastAnswer(page));
+      statuses.add(await page.locator(".run-status").textContent());
+      if (await page.locator(".timeline[aria-busy=false] .run[data-status=completed]").count()) break;
+      await page.waitForTimeout(40);
+    }
+    const answer = await lastAnswer(page);
+    const usage = await page.locator("[data-testid=usage]").last().textContent();
+    const first = await page.locator(".timeline").evaluate((el) => el.innerText);
+
+    await page.getByLabel("Message").fill("please stop");
+    await page.getByLabel("Message").press("Enter");
+    await page.waitForFunction(() => [...document.querySelectorAll(".message[data-role=assistant]")].length === 2 &&
+      document.querySelectorAll(".message[data-role=assistant]")[1].textContent.includes("You"), null, { timeout: TIMEOUT });
+    await page.getByRole("button", { name: "Cancel run" }).click();
+    await page.waitForSelector(".run[data-status=cancelled]", { timeout: TIMEOUT });
+    await page.waitForFunction(() => document.querySelector(".timeline").getAttribute("aria-busy") === "false");
+    const timeline = await page.locator(".timeline > *").evaluateAll((items) =>
+      items.map((el) => el.classList.contains("run") ? `run:${el.dataset.status}` : `${el.dataset.role}:${el.textContent}`));
+    const cancelCode = await codeShown(page);
+    await page.setViewportSize({ width: 390, height: 844 });
+    await shot(page, "chat-phone");
+    return { partials: [...seen].filter(Boolean), statuses: [...statuses], answer, usage, cancelCode, timeline, first,
+      phoneOverflow: await page.evaluate(() => document.documentElement.scrollWidth > innerWidth) };
+  },
+
+  /** Upload with the file picker and by dropping a file; list, delete; the vector store section. */
+  async upload(context) {
+    const page = await context.newPage();
+    page.on("dialog", (dialog) => dialog.accept());
+    await ready(page, "#/files");
+    await page.locator("#upload-input").setInputFiles({ name: "notes.txt", mimeType: "text/plain", buffer: Buffer.from("x".repeat(300_000)) });
+    await page.waitForSelector("text=/uploaded as file-/", { timeout: TIMEOUT });
+    const progress = await page.locator(".uploads progress").first().evaluate((p) => p.value);
+    const dropped = await page.evaluateHandle(() => {
+      const data = new DataTransfer();
+      data.items.add(new File(["a,b\n1,2\n"], "dropped.csv", { type: "text/csv" }));
+      return data;
+    });
+    await page.locator("[data-testid=drop-zone]").dispatchEvent("drop", { dataTransfer: dropped });
+    await page.waitForSelector("table[aria-label=Files] td:text-is('dropped.csv')", { timeout: TIMEOUT });
+    const names = await page.locator("table[aria-label=Files] tbody tr td:first-child").allTextContents();
+    const stores = await vectorStore(page);
+    await shot(page, "files");
+    await page.getByRole("button", { name: "Delete notes.txt" }).click();
+    await page.waitForFunction(() => ![...document.querySelectorAll("table[aria-label=Files] td")].some((td) => td.textContent === "notes.txt"));
+    const after = await page.locator("table[aria-label=Files] tbody tr td:first-child").allTextContents();
+    return { progress, names, after, stores, code: await codeShown(page) };
+  },
+
+  /** A key the server does not accept is said so in plain words. */
+  async badkey(context) {
+    const page = await context.newPage();
+    await page.goto(`${BASE}/playground/`);
+    await page.getByRole("textbox", { name: "API key" }).fill("sk-not-a-real-key");
+    await page.getByRole("button", { name: "Use this key" }).click();
+    const error = page.locator("#key-error");
+    await error.waitFor({ state: "visible", timeout: TIMEOUT });
+    await shot(page, "bad-key");
+    return { error: await error.textContent(), dialogOpen: await page.locator("#key-dialog[open]").count() };
+  },
+
+  /** Time from navigation start to the app's ready marker, and where every request went. */
+  async perf(context) {
+    const page = await context.newPage();
+    const urls = [];
+    page.on("request", (request) => urls.push(request.url()));
+    await ready(page);
+    const timing = await page.evaluate(() => ({
+      ready: performance.getEntriesByName("playground-ready")[0].startTime,
+      resources: performance.getEntriesByType("resource").map((r) => ({ name: r.name, bytes: r.encodedBodySize })),
+    }));
+    return { ...timing, urls };
+  },
+};
+
+/** When the server has vector stores: create one, add a text file, wait for its ingestion status. */
+async function vectorStore(page) {
+  const section = page.locator("#stores-title + div");
+  await section.locator("p, form").first().waitFor();
+  if (!(await page.getByLabel("New vector store").count())) return { absent: await section.textContent() };
+  await page.locator("#upload-input").setInputFiles({ name: "guide.txt", mimeType: "text/plain",
+    buffer: Buffer.from("Assistd keeps your assistants running after the shutdown.\n") });
+  await page.waitForSelector("table[aria-label=Files] td:text-is('guide.txt')");
+  await page.getByLabel("New vector store").fill("Docs");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  const card = page.locator("article.card", { hasText: "Docs" });
+  await card.getByLabel(/File to add/).selectOption({ label: "guide.txt" });
+  await card.getByRole("button", { name: "Add file" }).click();
+  await card.locator(".store-files li", { hasText: "guide.txt" }).locator(".badge[data-status=completed], .badge[data-status=failed]")
+    .waitFor();
+  return { file: await card.locator(".store-files li").first().textContent() };
+}
+
+async function codeShown(page) {
+  await page.getByRole("button", { name: "Copy as code" }).click();
+  const text = await page.locator("#code-text").textContent();
+  await page.getByRole("button", { name: "Close" }).click();
+  return text;
+}
+
+const name = process.argv[2];
+const profile = mkdtempSync(join(tmpdir(), "assistd-chromium-"));
+const browser = await chromium.launchPersistentContext(profile, {
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  viewport: { width: 1280, height: 800 },
+});
+browser.setDefaultTimeout(TIMEOUT);
+const problems = [];
+browser.on("weberror", (error) => problems.push(String(error.error())));
+browser.on("console", (msg) => msg.type() === "error" && problems.push(msg.text()));
+try {
+  if (name !== "chat" && name !== "badkey") await withKey(browser, process.env.PLAYGROUND_ASSISTANT);
+  const result = await scenarios[name](browser);
+  console.log(JSON.stringify({ ...result, problems }));
+} catch (error) {
+  for (const [i, page] of browser.pages().entries()) await shot(page, `failed-${name}-${i}`).catch(() => {});
+  console.error(problems.join("\n"));
+  throw error;
+} finally {
+  await browser.close();
+  rmSync(profile, { recursive: true, force: true });
+}
