@@ -55,6 +55,12 @@ def start_distributed(*args: Any, **kw: Any) -> Server:
         raise
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_sandboxes() -> Iterator[None]:
+    yield
+    procs.remove_test_sandboxes()
+
+
 @pytest.fixture(scope="session")
 def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ScriptedModel]:
     model, proc = procs.start_model(tmp_path_factory.mktemp("model"))

@@ -132,6 +132,22 @@ class Server:
             self.clients.pop().close()
 
 
+TEST_NAMESPACE = "assistd-test-"  # of Redis keys and sandbox containers: tests remove theirs at the end
+
+
+def remove_test_sandboxes() -> None:
+    """Remove the code interpreter containers test servers left (sessions outlive their workers)."""
+    try:
+        listed = subprocess.run(["docker", "ps", "-a", "--filter", "label=assistd.sandbox=1", "--format",
+                                 '{{.ID}} {{.Label "assistd.namespace"}}'], capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return
+    ids = [line.split()[0] for line in listed.stdout.splitlines()
+           if len(line.split()) == 2 and line.split()[1].startswith(TEST_NAMESPACE)]
+    if ids:
+        subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
+
+
 def base_env(model: ScriptedModel) -> dict[str, str]:
     return {
         "OPENAI_BASE_URL": f"{model.url}/v1",
@@ -153,7 +169,8 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
 
 def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = base_env(model) | {"ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db", "ASSISTD_FILES_DIR": str(tmp)}
+    env = base_env(model) | {"ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db", "ASSISTD_FILES_DIR": str(tmp),
+                             "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4)}
     env |= extra or {}
     proc = spawn([sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log")
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
@@ -169,7 +186,7 @@ def start_distributed(
     env = base_env(model) | {
         "ASSISTD_DATABASE_URL": fresh_pg_database(),
         "ASSISTD_REDIS_URL": redis_url,
-        "ASSISTD_REDIS_NAMESPACE": "assistd-test-" + secrets.token_hex(4),
+        "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
     } | (extra or {})
     subprocess.run([sys.executable, "-m", "assistd", "migrate"], env=os.environ | env, check=True, cwd=ROOT,
                    capture_output=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import logging
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +25,7 @@ from core.storage import Storage
 if TYPE_CHECKING:  # the sandbox (and Docker's client) load only where code runs
     from sandbox import Execution, InputFile, Sandboxes
 
+log = logging.getLogger("assistd.worker")
 NAME = "code_interpreter"
 TOOL = {
     "type": "function",
@@ -133,6 +135,9 @@ async def run_code(
         result = await sandboxes.execute(run.thread_id, code, files)
     except SandboxUnavailable as exc:
         raise ToolUnavailable(f"Code interpreter is unavailable: {exc}") from exc
+    except Exception as exc:  # the engine failed us, not the code: the run fails, saying so
+        log.warning("run %s: code interpreter failed", run.id, exc_info=True)
+        raise ToolUnavailable(f"Code interpreter failed: {type(exc).__name__} {exc}".strip()) from exc
     items = await outputs(engine, storage, run, call["id"], result)
     return {"id": call["id"], "type": NAME, "code_interpreter": {"input": code, "outputs": items}}
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 from openai import OpenAI
 
-from tests.conftest import ScriptedModel, Server, start_embedded, stop, unavailable
+from tests.conftest import ScriptedModel, Server, spawn, start_distributed, start_embedded, stop, unavailable
 from tests.contract.test_tools import strict_steps
 
 IMAGE = "assistd-sandbox:1"
@@ -163,5 +166,34 @@ def test_missing_image_fails_the_run(model_server: ScriptedModel, tmp_path: Path
         run = ask(client, assistant, "Run it.")
         assert run.status == "failed"
         assert run.last_error.code == "server_error" and "assistd-sandbox:absent" in run.last_error.message
+    finally:
+        stop(server.procs)
+
+
+def test_worker_killed_mid_execution(model_server: ScriptedModel, tmp_path: Path) -> None:
+    """The worker dies while the code runs: another worker finishes the run, exactly once."""
+    server = start_distributed(model_server, tmp_path, workers=1)
+    try:
+        client = server.client()
+        source = "import time\ntime.sleep(3)\nprint('slept')"
+        assistant = tutor(client, model_server, [code("call_a", source), code("call_b", source),
+                                                 {"content": "Slept well."}])
+        thread = client.beta.threads.create(messages=[{"role": "user", "content": "Sleep."}])
+        run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+        deadline = time.time() + 30
+        while not model_server.requests(assistant.model) and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # the code is running now
+
+        server.procs[1].send_signal(signal.SIGKILL)
+        server.procs[1].wait()
+        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        done = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=100)
+        assert done.status == "completed", done.last_error
+        messages = client.beta.threads.messages.list(thread_id=thread.id)
+        assert [m.role for m in messages] == ["assistant", "user"]
+        (call,) = code_calls(server, done)  # the dead attempt recorded nothing
+        assert call.id == "call_b", call.id
+        assert call.code_interpreter.outputs[0].logs.strip().endswith("slept"), call.code_interpreter.outputs
     finally:
         stop(server.procs)
