@@ -43,9 +43,11 @@ RUNS_BY_STATUS = Gauge(
 
 def route_template(scope: Scope) -> str:
     """`/v1/threads/{thread_id}` for `/v1/threads/thread_abc`: the path with its parameters named."""
+    path: str = scope["path"]
+    if path.startswith("/playground"):  # its static files, under one label
+        return "/playground"
     if scope.get("route") is None:
         return "unmatched"
-    path: str = scope["path"]
     for name, value in scope.get("path_params", {}).items():
         path = path.replace(f"/{value}", f"/{{{name}}}", 1)
     return path
