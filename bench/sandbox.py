@@ -84,9 +84,10 @@ async def bench(n: int, redis_url: str | None) -> None:
     finally:
         for sbx in (warm, cold, crowd):
             await sbx.close()
-        containers = await warm.engine.connect() or await warm.engine.list()
-        await asyncio.gather(*(warm.engine.remove(c["Id"]) for c in containers or []))
-        await warm.engine.close()
+        cleaner = Sandboxes(SandboxConfig(namespace=ns, pool_size=0)).engine  # sessions stay after close()
+        if await cleaner.connect() is None:
+            await asyncio.gather(*(cleaner.remove(c["Id"]) for c in await cleaner.list()))
+        await cleaner.close()
 
 
 def main() -> None:

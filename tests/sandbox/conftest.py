@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import docker
+import docker.errors
 import pytest
 import redis
 
@@ -51,7 +53,8 @@ def namespace(run: Loop) -> Iterator[str]:
     yield ns
     client = docker.from_env()
     for c in client.containers.list(all=True, filters={"label": f"assistd.namespace={ns}"}):
-        c.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound, docker.errors.APIError):  # being removed
+            c.remove(force=True)
     client.close()
     r = redis.Redis.from_url(REDIS_URL)
     for key in r.scan_iter(f"{ns}:*"):
