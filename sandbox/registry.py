@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
 from redis import asyncio as aioredis
+from redis.asyncio.lock import Lock
 from redis.exceptions import LockError
 
 from sandbox.errors import SandboxBusy
@@ -118,6 +119,18 @@ class MemoryRegistry:
         pass
 
 
+LOCK_LEASE = 10.0
+
+
+async def _renew(lock: Lock) -> None:
+    while True:
+        await asyncio.sleep(LOCK_LEASE / 3)
+        try:
+            await lock.reacquire()
+        except LockError:
+            return  # lost it: nothing more to renew
+
+
 class RedisRegistry:
     """Shared by every worker: sessions expire with the key's TTL (idle_seconds, renewed on use)."""
 
@@ -156,16 +169,20 @@ class RedisRegistry:
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:
-        lock = self.redis.lock(f"{self.prefix}:lock:{key}", timeout=seconds, blocking_timeout=seconds)
+        """Wait up to `seconds` for the key. The lock lives LOCK_LEASE seconds and its holder
+        renews it, so a holder that dies (a killed worker) frees the session within seconds."""
+        lock = self.redis.lock(f"{self.prefix}:lock:{key}", timeout=LOCK_LEASE, blocking_timeout=seconds)
         if not await lock.acquire():
             raise SandboxBusy(f"session {key} is busy")
+        renewing = asyncio.create_task(_renew(lock))
         try:
             yield
         finally:
+            renewing.cancel()
             try:
                 await lock.release()
             except LockError:
-                pass  # expired meanwhile: the execution outlived its lock
+                pass  # expired meanwhile (Redis was unreachable for a while)
 
     async def beat(self, owner: str, ttl: float) -> None:
         if ttl > 0:
