@@ -46,7 +46,7 @@ class Chaos(threading.Thread):
 
     def run(self) -> None:
         started = time.time()
-        while not self.stopping.wait(random.uniform(0.3, 1.0)):
+        while not self.stopping.wait(random.uniform(0.5, 1.5)):
             workers = [p for p in self.server.procs[1:] if p.poll() is None]
             victim = random.choice(workers)
             victim.send_signal(signal.SIGKILL)

@@ -32,10 +32,7 @@ from core.ids import new_id, now
 from core.models import FILE_CHUNKS, FILES, VECTOR_STORE_FILES, VECTOR_STORES
 from core.storage import Storage, storage
 from retrieval.catalog import drop_unused_chunks, lock_store, recount
-from retrieval.chunk import chunk_text
 from retrieval.errors import InvalidFile, UnsupportedFile
-from retrieval.extract import extract_text
-from retrieval.store import embedder_for
 
 log = logging.getLogger("assistd.ingest")
 VSF, CHUNKS = VECTOR_STORE_FILES.c, FILE_CHUNKS.c
@@ -145,6 +142,11 @@ class Ingestor:
         size, overlap = sizes(vsf.chunking_strategy)
         key = content_key(data, store, size, overlap)
         if not await self._embedded(key):
+            # loaded on first use: numpy, the tokenizer and the model cost a worker seconds to import
+            from retrieval.chunk import chunk_text
+            from retrieval.extract import extract_text
+            from retrieval.store import embedder_for
+
             text = await asyncio.to_thread(extract_text, file.filename, data)
             chunks = await asyncio.to_thread(chunk_text, text, size, overlap)
             embedder = embedder_for(self.settings, store.embedding_model, store.embedding_endpoint)

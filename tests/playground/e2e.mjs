@@ -181,9 +181,10 @@ async function vectorStore(page) {
   await page.locator("#upload-input").setInputFiles({ name: "guide.txt", mimeType: "text/plain",
     buffer: Buffer.from("Assistd keeps your assistants running after the shutdown.\n") });
   await page.waitForSelector("table[aria-label=Files] td:text-is('guide.txt')");
-  await page.getByLabel("New vector store").fill("Docs");
+  const name = `Playground store ${Date.now()}`;  // the server may hold other tests' stores
+  await page.getByLabel("New vector store").fill(name);
   await page.getByRole("button", { name: "Create", exact: true }).click();
-  const card = page.locator("article.card", { hasText: "Docs" });
+  const card = page.locator("article.card", { hasText: name });
   await card.getByLabel(/File to add/).selectOption({ label: "guide.txt" });
   await card.getByRole("button", { name: "Add file" }).click();
   await card.locator(".store-files li", { hasText: "guide.txt" }).locator(".badge[data-status=completed], .badge[data-status=failed]")
