@@ -174,19 +174,20 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=100, help="runs for the overhead percentiles")
     parser.add_argument("--concurrency", type=int, default=64, help="client requests in flight")
     parser.add_argument("--seconds", type=int, default=10, help="load duration with wrk (apt-get install wrk)")
+    parser.add_argument("--model-http", nargs="+", default=["httpx"], help="model client transports to compare")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))
     model, model_proc = start_model(tmp)
     results: list[dict[str, Any]] = []
     try:
-        for n in args.workers:
-            path = tmp / f"workers{n}"
+        for n, http in ((n, http) for n in args.workers for http in args.model_http):
+            path = tmp / f"workers{n}-{http}"
             path.mkdir()
-            server = start_distributed(model, path, workers=n, extra=BENCH_ENV)
+            server = start_distributed(model, path, workers=n, extra=BENCH_ENV | {"ASSISTD_MODEL_HTTP": http})
             try:
                 time.sleep(1)
-                row: dict[str, Any] = {"workers": n}
+                row: dict[str, Any] = {"workers": n, "http": http}
                 row |= overhead(server, model.url, args.sequential)
                 row["zero"] = load(server, "echo", args.seconds, args.runs, args.concurrency)
                 row["slow"] = load(server, "slow:1000", args.seconds, args.slow_runs, args.concurrency)
@@ -207,10 +208,11 @@ def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
     for r in results:
         print(f"  {r['workers']} worker(s): {r['zero']['runs']} runs at 0 ms, {r['slow']['runs']} runs with the 1 s model")
     print()
-    print("| workers | overhead in p50 / p99 (ms) | overhead out p50 / p99 (ms) | runs/s, 0 ms model | runs/s, 1 s model |")
-    print("|---|---|---|---|---|")
+    print("| workers | model client | overhead in p50 / p99 (ms) | overhead out p50 / p99 (ms) | runs/s, 0 ms model "
+          "| runs/s, 1 s model |")
+    print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['workers']} | {r['in_p50']:.1f} / {r['in_p99']:.1f} | {r['out_p50']:.1f} / {r['out_p99']:.1f} "
+        print(f"| {r['workers']} | {r['http']} | {r['in_p50']:.1f} / {r['in_p99']:.1f} | {r['out_p50']:.1f} / {r['out_p99']:.1f} "
               f"| {r['zero']['runs_per_s']:.0f} | {r['slow']['runs_per_s']:.0f} |")
     print("\nagainst the peer (about 300 ms added per run, about 6 runs/s):")
     for r in results:

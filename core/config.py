@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     context_window: int = 128_000
     model_timeout_seconds: float = 180.0
     model_max_retries: int = 2
+    model_http: str = "httpx"  # the model client's transport: "httpx" or "aiohttp"
 
     # runs
     run_lease_seconds: float = 30.0

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import httpx2
-from openai import AsyncOpenAI, DefaultAsyncHttpx2Client
+from openai import AsyncOpenAI, DefaultAioHttpClient, DefaultAsyncHttpx2Client
 
 from core.config import ModelEndpoint, Settings
 
@@ -31,12 +31,13 @@ class ModelClients:
             # Hundreds of runs wait on one endpoint at once: keep that many connections alive
             # (the SDK keeps 100, and reconnecting costs more than the request).
             limits = httpx2.Limits(max_connections=2000, max_keepalive_connections=self._settings.worker_concurrency)
+            http = DefaultAioHttpClient if self._settings.model_http == "aiohttp" else DefaultAsyncHttpx2Client
             client = AsyncOpenAI(
                 base_url=ep.base_url,
                 api_key=ep.api_key,
                 max_retries=self._settings.model_max_retries,
                 timeout=self._settings.model_timeout_seconds,
-                http_client=DefaultAsyncHttpx2Client(limits=limits),
+                http_client=http(limits=limits),
             )
             self._clients[ep.base_url + ep.api_key] = client
         return client

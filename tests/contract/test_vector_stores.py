@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 from openai.types.beta.threads.runs import FileSearchToolCall
@@ -20,7 +21,7 @@ from sqlalchemy import func, select, update
 from core.config import Settings
 from core.db import async_engine, sync_engine
 from core.models import FILE_CHUNKS, VECTOR_STORES
-from tests.conftest import KEY_B, ScriptedModel, Server, start_embedded, stop
+from tests.conftest import KEY_A, KEY_B, ScriptedModel, Server, start_embedded, stop
 from workers.citations import annotate
 from workers.file_search import file_search
 
@@ -351,3 +352,31 @@ def test_message_attachment_for_file_search(server: Server, client: OpenAI, mode
     assert client.vector_stores.files.retrieve(file_id, vector_store_id=store_id).status == "completed"
     message = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
     assert message.content[0].text.annotations[0].file_citation.file_id == file_id
+
+
+def test_wire_shapes_match_the_sdk_types(server: Server, client: OpenAI) -> None:
+    """Raw JSON validated against the SDK's types (the SDK itself builds objects without checking)."""
+    from openai.types import VectorStore, VectorStoreSearchResponse
+    from openai.types.vector_stores import VectorStoreFile, VectorStoreFileBatch
+
+    store, ids = ready_store(client)
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+    base = f"{server.url}/v1/vector_stores/{store.id}"
+
+    def get(path: str, **kw: Any) -> Any:
+        response = httpx.request(kw.pop("method", "GET"), base + path, headers=headers, timeout=30, **kw)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    VectorStore.model_validate(get(""))
+    listed = get("/files")
+    assert listed["object"] == "list" and listed["first_id"] and listed["has_more"] is False
+    for item in listed["data"]:
+        VectorStoreFile.model_validate(item)
+    page = get("/search", method="POST", json={"query": "Eiffel Tower height"})
+    assert page["object"] == "vector_store.search_results.page"
+    for hit in page["data"]:
+        VectorStoreSearchResponse.model_validate(hit)
+    assert page["data"][0]["file_id"] == ids["paris.txt"]
+    batch = httpx.post(base + "/file_batches", headers=headers, json={"file_ids": [ids["paris.txt"]]}, timeout=30)
+    VectorStoreFileBatch.model_validate(batch.json())
