@@ -31,6 +31,7 @@ from retrieval.chunk import chunk_text  # noqa: E402
 from retrieval.embed import LocalEmbedder, make_embedder, normalise  # noqa: E402
 from retrieval.extract import extract_text  # noqa: E402
 from retrieval.index import Index  # noqa: E402
+from retrieval.tokens import count_tokens  # noqa: E402
 
 DATA = Path(os.environ.get("SCIFACT_DIR", Path(__file__).resolve().parents[2] / "shared/datasets/scifact"))
 if not DATA.exists():
@@ -162,8 +163,9 @@ def metrics(ranked: list[str], relevant: set[str]) -> tuple[float, float]:
     return dcg / idcg, len(relevant & set(ranked[:100])) / len(relevant)
 
 
-def evaluate(rank: Callable[[str], list[int]], queries: dict[str, str], qrels: dict[str, set[str]],
-             corpus: Corpus) -> tuple[float, float]:
+def evaluate(
+    rank: Callable[[str], list[int]], queries: dict[str, str], qrels: dict[str, set[str]], corpus: Corpus
+) -> tuple[float, float]:
     pairs = [metrics(doc_ranking(rank(q), corpus), qrels[q]) for q in queries]
     return float(np.mean([p[0] for p in pairs])), float(np.mean([p[1] for p in pairs]))
 
@@ -212,8 +214,13 @@ def sweep(docs: list[dict[str, str]], corpus: Corpus, w: dict[str, np.ndarray]) 
         print(f"  hybrid, convex alpha={alpha:.2f} (kw/upper)  {nd:.4f} / {rc:.4f}")
     for alpha in (0.3, 0.4, 0.5, 0.6, 0.7):
         nd, rc = evaluate(
-            lambda q: top_rows(alpha * vs[q] / max(vs[q].max(), 1e-9) + (1 - alpha) * kw[q] / max(kw[q].max(), 1e-9)),
-            queries, qrels, corpus)
+            lambda q: top_rows(
+                alpha * vs[q] / max(vs[q].max(), 1e-9) + (1 - alpha) * kw[q] / max(kw[q].max(), 1e-9)
+            ),
+            queries,
+            qrels,
+            corpus,
+        )
         print(f"  hybrid, convex alpha={alpha:.2f} (max-norm)  {nd:.4f} / {rc:.4f}")
     for k in (10, 30, 60, 100):
         nd, rc = evaluate(lambda q: top_rows(rrf(vs[q], kw[q], k)), queries, qrels, corpus)
@@ -229,7 +236,11 @@ def blas_report() -> str:
         for i in threadpool_info()
         if i["user_api"] == "blas"
     ]
-    env = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS") if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")
+        if k in os.environ
+    }
     return "; ".join(parts) + (f" (env {env})" if env else " (no OPENBLAS_* overrides)")
 
 
@@ -254,20 +265,28 @@ def latency(corpus: Corpus, vecs: np.ndarray, queries: dict[str, str], n: int, m
         if i >= 10:  # warm-up
             times.append((time.perf_counter() - t0) * 1000)
     p50, p99 = np.percentile(times, [50, 99])
-    print(f"  {n:>7,} chunks: search+query embedding p50 {p50:5.1f} ms  p99 {p99:5.1f} ms"
-          f"  ({len(times)} searches, index built in {build:.1f} s)")
+    print(
+        f"  {n:>7,} chunks: search+query embedding p50 {p50:5.1f} ms  p99 {p99:5.1f} ms"
+        f"  ({len(times)} searches, index built in {build:.1f} s)"
+    )
 
 
 def throughput(corpus: Corpus, w: dict[str, np.ndarray]) -> None:
     chunks, seconds = int(w["chunks"]), float(w["seconds"])
     tokens = float(w["counts"].sum())
-    print(f"  corpus pass (cached, nice 10): {chunks / seconds:.1f} chunks/s, {tokens / seconds:,.0f} tokens/s")
+    print(
+        f"  corpus pass (cached, nice 10): {chunks / seconds:.1f} chunks/s, {tokens / seconds:,.0f} tokens/s"
+    )
     sample = corpus.chunk_texts[:128]
     embedder = LocalEmbedder()
     started = time.perf_counter()
     embedder.embed(sample)
     dt = time.perf_counter() - started
-    print(f"  now, 128 chunks: {len(sample) / dt:.1f} chunks/s (load average {os.getloadavg()[0]:.1f})")
+    tokens_now = sum(map(count_tokens, sample))
+    print(
+        f"  now, 128 chunks: {len(sample) / dt:.1f} chunks/s, {tokens_now / dt:,.0f} tokens/s"
+        f" (load average {os.getloadavg()[0]:.1f})"
+    )
 
 
 def test_report(corpus: Corpus, w: dict[str, np.ndarray], latency_sizes: list[int]) -> None:
@@ -277,8 +296,12 @@ def test_report(corpus: Corpus, w: dict[str, np.ndarray], latency_sizes: list[in
     index = Index(chunk_ids(corpus), corpus.chunk_texts, vecs)
     print(f"test: {len(queries)} queries, {len(corpus.chunk_texts)} chunks  (nDCG@10 / recall@100)")
     for mode in ("keyword", "vector", "hybrid"):
-        nd, rc = evaluate(lambda q: [r for r, _ in index.search(queries[q], qvec[q], k=300, mode=mode)],
-                          queries, qrels, corpus)
+        nd, rc = evaluate(
+            lambda q: [r for r, _ in index.search(queries[q], qvec[q], k=300, mode=mode)],
+            queries,
+            qrels,
+            corpus,
+        )
         print(f"  {mode:8s} {nd:.4f} / {rc:.4f}")
     print(f"BLAS: {blas_report()}")
     print("latency (hybrid, k=20, query embedded by the local model inside the timing):")

@@ -90,7 +90,9 @@ class LocalEmbedder:
         self.heads = int(cfg["num_attention_heads"])
         self.eps = float(cfg["layer_norm_eps"])
         self.word = w["embeddings.word_embeddings.weight"]
-        self.pos = w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+        self.pos = (
+            w["embeddings.position_embeddings.weight"] + w["embeddings.token_type_embeddings.weight"][0]
+        )
         self.ln0 = (w["embeddings.LayerNorm.weight"], w["embeddings.LayerNorm.bias"])
         self.layers = [_Layer(w, f"encoder.layer.{i}") for i in range(int(cfg["num_hidden_layers"]))]
         self._blas = ThreadpoolController()
@@ -98,6 +100,8 @@ class LocalEmbedder:
         self.cls, self.sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), np.float32)
         sums, counts = self.embed_windows(texts)
         return normalise(self.pool(sums, counts))
 

@@ -1,9 +1,9 @@
 """Errors raised by the retrieval package.
 
-    RetrievalError
-    ├── UnsupportedFile   the file type cannot be searched (unknown extension)
-    ├── InvalidFile       the file claims a supported type but cannot be read
-    └── ModelMissing      the local embedding model's package is not installed
+RetrievalError
+├── UnsupportedFile   the file type cannot be searched (unknown extension)
+├── InvalidFile       the file claims a supported type but cannot be read
+└── ModelMissing      the local embedding model's package is not installed
 """
 
 from __future__ import annotations

@@ -79,8 +79,9 @@ def _scalar(value: Any) -> str:
 
 class _HTMLText(HTMLParser):
     SKIP = {"script", "style", "noscript", "template", "svg", "head"}
-    BLOCK = {"p", "div", "br", "li", "tr", "h1", "h2", "h3", "h4", "h5", "h6", "section", "article",
-             "header", "footer", "pre", "blockquote", "table", "ul", "ol", "title", "hr", "dt", "dd"}
+    BLOCK = set(
+        "p div br li tr h1 h2 h3 h4 h5 h6 section article header footer pre blockquote table ul ol title hr dt dd".split()
+    )
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)

@@ -23,17 +23,26 @@ def test_unit_vectors(local: LocalEmbedder) -> None:
     vecs = local.embed(["first text", "second, longer text about something else", ""])
     assert vecs.shape == (3, 384) and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert local.embed([]).shape == (0, 384)
 
 
 def test_matches_sentence_transformers(local: LocalEmbedder) -> None:
     # the figures sentence-transformers prints for its documented example
-    a, b, c = local.embed(["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."])
+    a, b, c = local.embed(
+        ["A man is eating food.", "A man is eating a piece of bread.", "The girl is carrying a baby."]
+    )
     assert a @ b == pytest.approx(0.7553, abs=1e-3)
     assert a @ c == pytest.approx(-0.1050, abs=1e-3)
 
 
 def test_similar_texts_score_higher(local: LocalEmbedder) -> None:
-    q, near, far = local.embed(["How do I reset my password?", "Steps to change a forgotten login password", "Banana bread recipe with walnuts"])
+    q, near, far = local.embed(
+        [
+            "How do I reset my password?",
+            "Steps to change a forgotten login password",
+            "Banana bread recipe with walnuts",
+        ]
+    )
     assert q @ near > q @ far + 0.2
 
 
@@ -80,13 +89,18 @@ class FakeEmbeddings:
 
     def create(self, **kwargs: Any) -> Any:
         self.calls.append(kwargs)
-        data = [SimpleNamespace(index=i, embedding=[float(len(t)), 1.0, 0.0]) for i, t in enumerate(kwargs["input"])]
+        data = [
+            SimpleNamespace(index=i, embedding=[float(len(t)), 1.0, 0.0])
+            for i, t in enumerate(kwargs["input"])
+        ]
         return SimpleNamespace(data=list(reversed(data)))
 
 
 def test_remote_embedder_batches_and_normalises() -> None:
     fake = FakeEmbeddings()
-    remote = RemoteEmbedder(None, "key", "text-embedding-3-small", batch_size=2, client=SimpleNamespace(embeddings=fake))
+    remote = RemoteEmbedder(
+        None, "key", "text-embedding-3-small", batch_size=2, client=SimpleNamespace(embeddings=fake)
+    )
     vecs = remote.embed(["a", "bbb", ""])
     assert [len(c["input"]) for c in fake.calls] == [2, 1]
     assert fake.calls[1]["input"] == [" "]  # the API rejects empty strings
@@ -105,9 +119,21 @@ def test_remote_through_the_real_client() -> None:
 
         n = len(json.loads(body)["input"])
         data = [{"object": "embedding", "index": i, "embedding": [3.0, 4.0]} for i in range(n)]
-        return httpx.Response(200, json={"object": "list", "data": data, "model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+        return httpx.Response(
+            200,
+            json={
+                "object": "list",
+                "data": data,
+                "model": "m",
+                "usage": {"prompt_tokens": 1, "total_tokens": 1},
+            },
+        )
 
-    client = OpenAI(base_url="http://embed.test/v1", api_key="k", http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+    client = OpenAI(
+        base_url="http://embed.test/v1",
+        api_key="k",
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+    )
     remote = RemoteEmbedder("http://embed.test/v1", "k", "m", client=client)
     np.testing.assert_allclose(remote.embed(["x", "y"]), [[0.6, 0.8], [0.6, 0.8]], atol=1e-6)
 
