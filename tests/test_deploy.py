@@ -42,6 +42,8 @@ def test_compose_references_real_services_files_and_settings() -> None:
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+            elif source.startswith("/"):  # the one host path: the engine the workers' sandboxes run on
+                assert (name, source) == ("worker", "/var/run/docker.sock"), f"{name} mounts host path {source}"
             else:
                 assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
         if "build" in service:
