@@ -181,8 +181,8 @@ def main() -> None:
     model, model_proc = start_model(tmp)
     results: list[dict[str, Any]] = []
     try:
-        for n, http in ((n, http) for n in args.workers for http in args.model_http):
-            path = tmp / f"workers{n}-{http}"
+        for i, (n, http) in enumerate((n, http) for n in args.workers for http in args.model_http):
+            path = tmp / f"{i}-workers{n}-{http}"
             path.mkdir()
             server = start_distributed(model, path, workers=n, extra=BENCH_ENV | {"ASSISTD_MODEL_HTTP": http})
             try:
