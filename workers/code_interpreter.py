@@ -162,8 +162,10 @@ async def attachments_of(engine: AsyncEngine, run_id: str, text: str) -> list[di
         rows = (await conn.execute(select(FILES.c.id, FILES.c.filename).where(FILES.c.run_id == run_id)
                                    .order_by(FILES.c.seq))).all()
     by_path = {row.filename: row.id for row in rows}  # the newest file of a path wins
-    return [
-        {"type": "file_path", "text": m.group(0), "start_index": m.start(), "end_index": m.end(),
-         "file_path": {"file_id": by_path[m.group(1)]}}
-        for m in links if m.group(1) in by_path
-    ]
+    found = []
+    for m in links:
+        path = m.group(1).rstrip(".,;:!?")  # the end of a sentence is not part of the name
+        if path in by_path:
+            found.append({"type": "file_path", "text": "sandbox:" + path, "start_index": m.start(),
+                          "end_index": m.start() + len("sandbox:" + path), "file_path": {"file_id": by_path[path]}})
+    return found

@@ -108,7 +108,7 @@ async def _ready(engine: AsyncEngine, stores: list[Any]) -> None:
         await asyncio.sleep(0.2)
 
 
-def model_output(call: dict[str, Any]) -> str:
+def model_output(call: dict[str, Any], ordinal: int = 0) -> str:
     """What the model reads back from a recorded file_search call: its results, with markers."""
     results = (call.get("file_search") or {}).get("results") or []
     if not results:
@@ -116,7 +116,7 @@ def model_output(call: dict[str, Any]) -> str:
     parts = ["Excerpts from the attached files, best first. Cite one by copying its marker.\n"]
     for j, r in enumerate(results):
         text = "\n".join(c.get("text") or "" for c in r.get("content") or [])
-        parts.append(f"{marker(0, j, r['file_name'])} (score {r['score']:.2f})\n{text}\n")
+        parts.append(f"{marker(ordinal, j, r['file_name'])} (score {r['score']:.2f})\n{text}\n")
     return "\n".join(parts)
 
 

@@ -9,7 +9,9 @@ no file stays in_progress for ever.
 
 Chunks are shared by content: their key hashes the bytes, the store's embedding model and
 endpoint and the chunk sizes, so a file added to several stores alike is embedded once.
-Extraction, chunking and embedding are CPU-bound and run in threads, off the event loop.
+Extraction, chunking and embedding are CPU-bound and run in threads, off the event loop. A
+file's outcome is written with those of the store's other files that end meanwhile
+(workers/group_commit.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import hashlib
 import logging
 import os
 import socket
+from dataclasses import dataclass
 from typing import Any
 
 import dramatiq
@@ -33,6 +36,7 @@ from core.models import FILE_CHUNKS, FILES, VECTOR_STORE_FILES, VECTOR_STORES
 from core.storage import Storage, storage
 from retrieval.catalog import drop_unused_chunks, lock_store, recount
 from retrieval.errors import InvalidFile, UnsupportedFile
+from workers.group_commit import GroupCommit
 
 log = logging.getLogger("assistd.ingest")
 VSF, CHUNKS = VECTOR_STORE_FILES.c, FILE_CHUNKS.c
@@ -63,18 +67,33 @@ def _insert_ignoring_duplicates(engine: AsyncEngine) -> Any:
     return insert(FILE_CHUNKS).on_conflict_do_nothing()
 
 
+@dataclass
+class Outcome:
+    """How a file's ingestion ended, to be written (see Ingestor.write_outcomes)."""
+
+    vsf: Any
+    status: str
+    key: str | None
+    usage: int
+    last_error: dict[str, str] | None
+    rows: list[dict[str, Any]]  # its new chunks
+
+
 class Ingestor:
     """One per worker process, on the worker's event loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.engine = async_engine(settings.database_url, pool_size=4)
+        # single statements need no BEGIN / COMMIT (or ROLLBACK after a read): a third of the round trips
+        self.single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.storage = storage(settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('i')[-8:]}"
         self.slots = asyncio.Semaphore(settings.ingest_concurrency)
         self.waiting: set[tuple[str, str]] = set()
         self.running: set[tuple[str, str]] = set()
         self.tasks: set[asyncio.Task[None]] = set()
+        self.outcomes = GroupCommit(self.write_outcomes)
         self._keepalive = asyncio.create_task(self._renew())
 
     def start(self, store_id: str, file_id: str) -> None:
@@ -101,7 +120,7 @@ class Ingestor:
 
     async def _claim(self, store_id: str, file_id: str) -> Any:
         t = now()
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             row = (await conn.execute(
                 update(VECTOR_STORE_FILES)
                 .where(VSF.vector_store_id == store_id, VSF.id == file_id, VSF.status == "in_progress",
@@ -133,80 +152,95 @@ class Ingestor:
 
     async def ingest(self, vsf: Any) -> None:
         """Extract, chunk and embed the file (unless its content is embedded already), then complete it."""
-        async with self.engine.connect() as conn:
-            store = (await conn.execute(select(VECTOR_STORES).where(VECTOR_STORES.c.id == vsf.vector_store_id))).first()
-            file = (await conn.execute(select(FILES.c.filename).where(FILES.c.id == vsf.id))).first()
-        if store is None or file is None:
-            return  # deleted meanwhile: its row went with it
+        async with self.single.connect() as conn:
+            store = (await conn.execute(
+                select(VECTOR_STORES, FILES.c.filename).select_from(VECTOR_STORES.join(FILES, FILES.c.id == vsf.id))
+                .where(VECTOR_STORES.c.id == vsf.vector_store_id))).first()
+        if store is None:
+            return  # the store or the file was deleted meanwhile: its row went with it
         data = await asyncio.to_thread(_read, self.storage, vsf.id)
         size, overlap = sizes(vsf.chunking_strategy)
         key = content_key(data, store, size, overlap)
+        rows: list[dict[str, Any]] | None = None
         if not await self._embedded(key):
             # loaded on first use: numpy, the tokenizer and the model cost a worker seconds to import
             from retrieval.chunk import chunk_text
             from retrieval.extract import extract_text
             from retrieval.store import embedder_for
 
-            text = await asyncio.to_thread(extract_text, file.filename, data)
+            text = await asyncio.to_thread(extract_text, store.filename, data)
             chunks = await asyncio.to_thread(chunk_text, text, size, overlap)
             embedder = embedder_for(self.settings, store.embedding_model, store.embedding_endpoint)
-            rows: list[dict[str, Any]] = []
+            rows = []
             step = self.settings.embeddings_batch_size
             for lo in range(0, len(chunks), step):
-                if not await self._still_mine(vsf):
+                if lo and not await self._still_mine(vsf):  # the claim has just said so for the first
                     return
                 texts = [c.text for c in chunks[lo:lo + step]]
                 vectors = await asyncio.to_thread(embedder.embed, texts)
                 rows += [{"content_key": key, "position": lo + i, "text": t, "vector": v.astype("<f4").tobytes()}
                          for i, (t, v) in enumerate(zip(texts, vectors))]
-            await self._write(rows)
-        await self.finish(vsf, "completed", key=key)
+        await self.finish(vsf, "completed", key=key, rows=rows)
 
     async def _embedded(self, key: str) -> bool:
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             return (await conn.execute(select(CHUNKS.position).where(CHUNKS.content_key == key).limit(1))).first() is not None
 
     async def _still_mine(self, vsf: Any) -> bool:
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             row = (await conn.execute(select(VSF.owner, VSF.status).where(
                 VSF.vector_store_id == vsf.vector_store_id, VSF.id == vsf.id))).first()
         return row is not None and row.owner == self.owner and row.status == "in_progress"
 
-    async def _write(self, rows: list[dict[str, Any]]) -> None:
-        statement = _insert_ignoring_duplicates(self.engine)
-        async with self.engine.begin() as conn:
-            for lo in range(0, len(rows), INSERT_ROWS):
-                await conn.execute(statement, rows[lo:lo + INSERT_ROWS])
-
     async def _usage(self, key: str) -> int:
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             text, vec = (await conn.execute(select(func.sum(func.length(CHUNKS.text)), func.sum(
                 func.length(CHUNKS.vector))).where(CHUNKS.content_key == key))).one()
         return int(text or 0) + int(vec or 0)
 
     async def finish(self, vsf: Any, status: str, *, key: str | None = None,
-                     error: tuple[str, str] | None = None) -> None:
-        """Complete or fail the file, if it is still ours and in progress; recount its store."""
-        usage = await self._usage(key) if key else 0
+                     error: tuple[str, str] | None = None, rows: list[dict[str, Any]] | None = None) -> None:
+        """Complete or fail the file (writing its new chunks, if any), if it is still ours and in
+        progress; recount its store."""
+        if rows is not None:
+            usage = sum(len(r["text"]) + len(r["vector"]) for r in rows)
+        else:
+            usage = await self._usage(key) if key else 0
         last_error = {"code": error[0], "message": error[1][:1000]} if error else None
+        await self.outcomes.add(vsf.vector_store_id, Outcome(vsf, status, key, usage, last_error, rows or []))
+
+    async def write_outcomes(self, store_id: str, outcomes: list[Outcome]) -> None:
+        """One transaction for these files of one store: one store lock, one recount."""
+        rows = [r for o in outcomes for r in o.rows]
+        statement = _insert_ignoring_duplicates(self.engine)
         async with self.engine.begin() as conn:
-            await lock_store(conn, vsf.vector_store_id)
-            done = (await conn.execute(
-                update(VECTOR_STORE_FILES)
-                .where(VSF.vector_store_id == vsf.vector_store_id, VSF.id == vsf.id, VSF.status == "in_progress",
-                       or_(VSF.owner == self.owner, VSF.owner.is_(None)))
-                .values(status=status, last_error=last_error, content_key=key or vsf.content_key, usage_bytes=usage,
-                        owner=None, lease_until=None)
-                .returning(VSF.batch_id)
-            )).first()
-            if done is not None:
-                await recount(conn, vsf.vector_store_id, [done.batch_id])
-            stale = [vsf.content_key] if done is not None and vsf.content_key != key else [key]
+            # chunks before the store's lock, which is then held for the bookkeeping only
+            for lo in range(0, len(rows), INSERT_ROWS):
+                await conn.execute(statement, rows[lo:lo + INSERT_ROWS])
+            await lock_store(conn, store_id)
+            batches: list[str | None] = []
+            stale: list[str | None] = []
+            for o in outcomes:
+                done = (await conn.execute(
+                    update(VECTOR_STORE_FILES)
+                    .where(VSF.vector_store_id == store_id, VSF.id == o.vsf.id, VSF.status == "in_progress",
+                           or_(VSF.owner == self.owner, VSF.owner.is_(None)))
+                    .values(status=o.status, last_error=o.last_error, content_key=o.key or o.vsf.content_key,
+                            usage_bytes=o.usage, owner=None, lease_until=None)
+                    .returning(VSF.batch_id)
+                )).first()
+                if done is None:
+                    stale.append(o.key)  # not ours any more: our chunks may be nobody's
+                else:
+                    batches.append(done.batch_id)
+                    stale.append(o.vsf.content_key if o.vsf.content_key != o.key else None)
+            if batches:
+                await recount(conn, store_id, batches)
             await drop_unused_chunks(conn, stale)
 
     async def _release(self, vsf: Any) -> None:
         """Give the file back; the sweeper sends it again after `ingest_requeue_after_seconds`."""
-        async with self.engine.begin() as conn:
+        async with self.single.connect() as conn:
             await conn.execute(update(VECTOR_STORE_FILES).where(
                 VSF.vector_store_id == vsf.vector_store_id, VSF.id == vsf.id, VSF.owner == self.owner
             ).values(owner=None, lease_until=None, enqueued_at=now()))
@@ -234,6 +268,7 @@ class Ingestor:
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.outcomes.close()
         await self.engine.dispose()
 
 

@@ -37,14 +37,15 @@ def _content(role: str, content: list[dict[str, Any]] | None) -> tuple[Any, int]
     return parts, tokens
 
 
-def _replayed(call: dict[str, Any]) -> dict[str, str]:
-    """A recorded tool call as the model made it: id, function name, arguments, and its output."""
+def _replayed(call: dict[str, Any], ordinal: int) -> dict[str, str]:
+    """A recorded tool call as the model made it: id, function name, arguments, and its output
+    (`ordinal`: how many file_search calls of the run came before it)."""
     kind = call.get("type")
     if kind == "function":
         f = call["function"]
         return {"id": call["id"], "name": f["name"], "arguments": f["arguments"], "output": f.get("output") or ""}
     arguments = json.dumps({"code": call[kind]["input"]}) if kind == "code_interpreter" else "{}"
-    return {"id": call["id"], "name": kind, "arguments": arguments, "output": tools.model_output(call)}
+    return {"id": call["id"], "name": kind, "arguments": arguments, "output": tools.model_output(call, ordinal)}
 
 
 def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[str, Any]]:
@@ -52,6 +53,7 @@ def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[st
     texts = {m.id: _content(m.role, m.content)[0] for m in thread if m.run_id == run_id}
     out: list[dict[str, Any]] = []
     open_text = False  # the previous step was this round's text, awaiting its tool calls
+    searches = 0
     for step in steps:
         details = step.step_details or {}
         if step.type == "message_creation":
@@ -59,7 +61,10 @@ def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[st
             out.append({"role": "assistant", "content": texts.get(message_id, "")})
             open_text = True
             continue
-        calls = [_replayed(c) for c in details.get("tool_calls", [])]
+        calls = []
+        for c in details.get("tool_calls", []):
+            calls.append(_replayed(c, searches))
+            searches += c.get("type") == "file_search"
         wire_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
                       for c in calls]
         if open_text:

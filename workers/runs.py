@@ -29,7 +29,14 @@ from workers import metrics
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
 from workers.streaming import Turn, TurnIds, abandoned, orphans, stream_turn
-from workers.tools import ToolUnavailable, builtin_tools, message_extras, run_tool, tool_definitions
+from workers.tools import (
+    ToolUnavailable,
+    annotations,
+    builtin_tools,
+    pending_images,
+    run_tool,
+    tool_definitions,
+)
 from workers.turns import Outcome
 
 log = logging.getLogger("assistd.worker")
@@ -48,6 +55,7 @@ class Context:
 
 CANCELLED = "cancelled by the user"  # the reason a task is cancelled with when its run was cancelled
 RELEASED = {"owner": None, "lease_until": None}
+MAX_ROUNDS = 50  # built-in tool rounds one claim runs before giving up: a model that never stops calling
 
 
 def _mine(ctx: Context, run_id: str, *statuses: str) -> Any:
@@ -131,8 +139,12 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         closing = await orphans(ctx.events, run.id) if run.attempts > 1 else []
         await publish(ctx, run, closing + [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
     next_round: Claimed | None = claimed
-    while next_round is not None:
+    for _ in range(MAX_ROUNDS):
         next_round = await model_round(ctx, next_round)
+        if next_round is None:
+            return
+    await fail(ctx, next_round.run, "server_error",
+               f"The run made more than {MAX_ROUNDS} rounds of code_interpreter or file_search calls.")
 
 
 async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
@@ -148,7 +160,9 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
         return None
     started, ids = now(), TurnIds()
     builtin = builtin_tools(run)
-    client, request = ctx.clients.client(run.model), request_for(run, prompt)
+    ids.images = pending_images(run, claimed)
+    client = ctx.clients.client(run.model)
+    request = request_for(run, prompt, forced=not any(s.type == "tool_calls" for s in claimed.steps))
     try:
         if run.stream:
             turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev), builtin)
@@ -180,18 +194,25 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     for call in turn.calls:
         metrics.TOOL_CALLS.labels(call["name"] if call["name"] in builtin else "function", "requested").inc()
     executed: dict[str, dict[str, Any]] = {}
-    if turn.finish_reason != "length":
+    if Outcome.cut_short(run, turn) is None:  # a round cut short records no calls: none are run
         try:
-            for index, call in enumerate(turn.calls):
-                if call["name"] in builtin:
-                    executed[call["id"]] = await run_tool(ctx, run, claimed, call, index, ids.tools_step)
-        except ToolUnavailable as exc:
-            if run.stream and ids.announced:
-                error = {"code": "server_error", "message": str(exc)}
+            ours = [c for c in turn.calls if c["name"] in builtin]
+            first = len(turn.calls) - len(ours)  # the step lists the function calls first
+            for index, call in enumerate(ours, start=first):
+                executed[call["id"]] = await run_tool(ctx, run, claimed, call, index, ids.tools_step)
+        except asyncio.CancelledError as exc:
+            if run.stream and exc.args == (CANCELLED,):
+                await publish(ctx, run, abandoned(run, ids, started, cancelled=True, error=None))
+            raise
+        except Exception as exc:
+            if run.stream:
+                error = {"code": "server_error", "message": str(exc) or type(exc).__name__}
                 await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
+            if not isinstance(exc, ToolUnavailable):
+                raise  # the runner fails the run
             await fail(ctx, run, "server_error", str(exc))
             return None
-    extras = await message_extras(ctx, run, claimed, turn.text)
+    extras = {"images": ids.images, "annotations": await annotations(ctx, run, claimed, turn.text)}
     outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras)
     recorded = await finish(ctx, run, outcome.status, inserts=outcome.rows,
                             announce=lambda _: outcome.events(run, ids, started), **outcome.values)
@@ -205,10 +226,12 @@ async def reload(ctx: Context, run_id: str) -> Claimed | None:
     async with ctx.engine.connect() as conn:
         run = (await conn.execute(select(RUNS).where(RUNS.c.id == run_id, RUNS.c.owner == ctx.owner,
                                                      RUNS.c.status == "in_progress"))).first()
-        if run is None:
-            return None
-        thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
-        steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all())
+        if run is not None:
+            thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+            steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all())
+    if run is None:
+        await stop(ctx, run_id)  # cancelled between two rounds: finish the cancel now
+        return None
     return Claimed(run, thread, steps)
 
 
@@ -230,8 +253,9 @@ async def publish(ctx: Context, run: Any, events: list[tuple[str, str]]) -> None
         log.warning("run %s: could not publish %d event(s)", run.id, len(events), exc_info=True)
 
 
-def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]:
-    """Chat-completions arguments from the run's settings."""
+def request_for(run: Row[Any], messages: list[dict[str, Any]], forced: bool = True) -> dict[str, Any]:
+    """Chat-completions arguments from the run's settings. A forced built-in tool is forced in
+    the run's first round only (`forced`): forcing it again would never let the model answer."""
     req: dict[str, Any] = {"model": run.model, "messages": messages}
     if run.temperature is not None:
         req["temperature"] = run.temperature
@@ -248,8 +272,8 @@ def request_for(run: Row[Any], messages: list[dict[str, Any]]) -> dict[str, Any]
         req["tools"] = functions
         choice = run.tool_choice or "auto"
         if isinstance(choice, dict) and choice.get("type") != "function":  # a built-in tool, forced
-            choice = {"type": "function", "function": {"name": "file_search" if choice["type"] == "retrieval"
-                                                       else choice["type"]}}
+            name = "file_search" if choice["type"] == "retrieval" else choice["type"]
+            choice = {"type": "function", "function": {"name": name}} if forced else "auto"
         req["tool_choice"] = choice
         if run.parallel_tool_calls is False:
             req["parallel_tool_calls"] = False

@@ -52,6 +52,7 @@ class TurnIds:
     tools_step: str = field(default_factory=lambda: new_id("step"))
     announced: set[str] = field(default_factory=set)  # which of the above already had *.created
     streamed: list[str] = field(default_factory=list)  # the text sent as deltas so far
+    images: list[dict[str, Any]] = field(default_factory=list)  # image_file parts the message opens with
 
 
 def message_wire(run: Any, ids: TurnIds, created: float, **values: Any) -> Any:
@@ -63,15 +64,21 @@ def step_wire(run: Any, step_id: str, created: float, kind: str, details: dict[s
 
 
 def message_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]:
-    """step.created/in_progress for the message_creation step, then message.created/in_progress."""
+    """step.created/in_progress for the message_creation step, then message.created/in_progress
+    (and its image parts: the text follows them, at index len(images))."""
     if ids.message in ids.announced:
         return []
     ids.announced.add(ids.message)
     details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
     step = step_wire(run, ids.message_step, created, "message_creation", details).model_dump_json()
     message = message_wire(run, ids, created).model_dump_json()
-    return [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
-            ("thread.message.created", message), ("thread.message.in_progress", message)]
+    events = [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
+              ("thread.message.created", message), ("thread.message.in_progress", message)]
+    if ids.images:
+        parts = [{"index": i} | part for i, part in enumerate(ids.images)]
+        events.append(("thread.message.delta", json.dumps(
+            {"id": ids.message, "object": "thread.message.delta", "delta": {"content": parts}})))
+    return events
 
 
 def tools_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]:
@@ -130,7 +137,8 @@ async def orphans(log: Any, run_id: str) -> list[tuple[str, str]]:
             if name in ("thread.message.created", "thread.run.step.created"):
                 opened[obj["id"]] = obj
             elif name == "thread.message.delta":
-                streamed.setdefault(obj["id"], []).append(obj["delta"]["content"][0]["text"]["value"])
+                streamed.setdefault(obj["id"], []).extend(
+                    p["text"]["value"] for p in obj["delta"]["content"] if p.get("type") == "text")
             elif name in CLOSING:
                 opened.pop(obj["id"], None)
     t = int(time.time())
@@ -148,9 +156,15 @@ async def orphans(log: Any, run_id: str) -> list[tuple[str, str]]:
     return events
 
 
-def _text_delta(message_id: str, text: str) -> str:
-    return json.dumps({"id": message_id, "object": "thread.message.delta", "delta": {
-        "content": [{"index": 0, "type": "text", "text": {"value": text, "annotations": []}}]}})
+def _text_delta(ids: TurnIds, text: str) -> str:
+    return json.dumps({"id": ids.message, "object": "thread.message.delta", "delta": {
+        "content": [{"index": len(ids.images), "type": "text", "text": {"value": text, "annotations": []}}]}})
+
+
+def builtin_delta(step_id: str, index: int, call: dict[str, Any]) -> tuple[str, str]:
+    """A step delta for a built-in tool call (`call` holds its id, type and what changed)."""
+    delta = {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index} | call]}}
+    return "thread.run.step.delta", json.dumps({"id": step_id, "object": "thread.run.step.delta", "delta": delta})
 
 
 def _call_delta(step_id: str, index: int, call_id: str | None, name: str | None, arguments: str) -> str:
@@ -193,6 +207,7 @@ class _Answer:
 
     text: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, str]] = field(default_factory=dict)
+    wire: dict[int, int] = field(default_factory=dict)  # a function call's index in the model's answer -> in the step
     finish: str | None = None
     usage: dict[str, int] = field(
         default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
@@ -235,7 +250,7 @@ def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds,
         delta = choice.delta
         if delta.content:
             events += message_start(run, ids, started)
-            events.append(("thread.message.delta", _text_delta(ids.message, delta.content)))
+            events.append(("thread.message.delta", _text_delta(ids, delta.content)))
             answer.text.append(delta.content)
         for tc in delta.tool_calls or []:
             events += tools_start(run, ids, started)
@@ -246,5 +261,8 @@ def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds,
             slot["name"] = name or slot["name"]
             slot["arguments"] += arguments
             if slot["name"] not in builtin:
-                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, tc.index, tc.id, name, arguments)))
+                # The step lists function calls first, built-in calls after them (announced
+                # once they run): the SDK's handler wants indexes that only ever go up.
+                index = answer.wire.setdefault(tc.index, len(answer.wire))
+                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, index, tc.id, name, arguments)))
     return events

@@ -7,13 +7,14 @@ then the run goes on to the next model round without waiting for the client.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from workers import code_interpreter
 from workers.code_interpreter import ToolUnavailable
+from workers.streaming import builtin_delta
 
-__all__ = ["ToolUnavailable", "builtin_tools", "tool_definitions", "run_tool", "message_extras", "model_output"]
+__all__ = ["ToolUnavailable", "builtin_tools", "tool_definitions", "run_tool", "pending_images", "annotations",
+           "model_output"]
 
 ALIASES = {"retrieval": "file_search"}  # the v1 name of file_search
 
@@ -43,34 +44,37 @@ def tool_definitions(run: Any) -> list[dict[str, Any]]:
 
 async def run_tool(ctx: Any, run: Any, claimed: Any, call: dict[str, str], index: int, step_id: str) -> dict[str, Any]:
     """Execute one built-in call (`index` in its round, in step `step_id`); the step's recorded
-    tool call, outputs filled."""
+    tool call, outputs filled. A streaming run sees the input, then the results, as step deltas."""
     from workers.runs import publish
 
     if call["name"] == "code_interpreter":
         if run.stream:  # the code is known now: show it before it runs
-            announce = {"id": call["id"], "type": "code_interpreter",
-                        "code_interpreter": {"input": code_interpreter.code_of(call["arguments"]), "outputs": []}}
-            await publish(ctx, run, [_step_delta(step_id, announce, index)])
-        return await code_interpreter.run_code(ctx.sandboxes, ctx.engine, ctx.storage, run, claimed.thread, call)
-    from workers import file_search
+            code = {"input": code_interpreter.code_of(call["arguments"]), "outputs": []}
+            await publish(ctx, run, [builtin_delta(step_id, index, {"id": call["id"], "type": "code_interpreter",
+                                                                    "code_interpreter": code})])
+        recorded = await code_interpreter.run_code(ctx.sandboxes, ctx.engine, ctx.storage, run, claimed.thread, call)
+        outputs = [{"index": i} | item for i, item in enumerate(recorded["code_interpreter"]["outputs"])]
+        shown = {"type": "code_interpreter", "code_interpreter": {"outputs": outputs}}
+    else:
+        from workers import file_search
 
-    # what the model reads back is rebuilt from the recorded results (model_output), every round
-    _, recorded = await file_search.file_search(ctx.engine, ctx.settings, run, call["arguments"])
-    return {"id": call["id"]} | recorded
+        # what the model reads back is rebuilt from the recorded results (model_output), every round
+        _, found = await file_search.file_search(ctx.engine, ctx.settings, run, call["arguments"])
+        recorded = {"id": call["id"]} | found
+        shown = recorded
+    if run.stream:
+        await publish(ctx, run, [builtin_delta(step_id, index, shown)])
+    return recorded
 
 
-def _step_delta(step_id: str, call: dict[str, Any], index: int) -> tuple[str, str]:
-    delta = {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index} | call]}}
-    return "thread.run.step.delta", json.dumps({"id": step_id, "object": "thread.run.step.delta", "delta": delta})
-
-
-def model_output(call: dict[str, Any]) -> str:
-    """What the model reads back from a recorded built-in call, when the run's rounds are replayed."""
+def model_output(call: dict[str, Any], ordinal: int = 0) -> str:
+    """What the model reads back from a recorded built-in call, when the run's rounds are replayed
+    (`ordinal`: which file_search call of the run this is, for its citation markers)."""
     if call.get("type") == "code_interpreter":
         return code_interpreter.model_output(call)
     from workers import file_search
 
-    return file_search.model_output(call)
+    return file_search.model_output(call, ordinal)
 
 
 def _shown_images(run: Any, thread: list[Any]) -> set[str]:
@@ -78,25 +82,28 @@ def _shown_images(run: Any, thread: list[Any]) -> set[str]:
             for part in m.content or [] if part.get("type") == "image_file"}
 
 
-async def message_extras(ctx: Any, run: Any, claimed: Any, text: str) -> dict[str, list[dict[str, Any]]]:
-    """Content a round's message carries beyond its text: the images this run's code drew and
-    no message showed yet, and annotations (file_path links, file_citation markers)."""
+def pending_images(run: Any, claimed: Any) -> list[dict[str, Any]]:
+    """image_file parts for the figures this run's code drew that no message of the run showed
+    yet: the next message opens with them."""
+    if "code_interpreter" not in builtin_tools(run):
+        return []
+    shown = _shown_images(run, claimed.thread)
+    return [{"type": "image_file", "image_file": {"file_id": item["image"]["file_id"]}}
+            for step in claimed.steps
+            for call in (step.step_details or {}).get("tool_calls", [])
+            for item in (call.get("code_interpreter") or {}).get("outputs", [])
+            if item["type"] == "image" and item["image"]["file_id"] not in shown]
+
+
+async def annotations(ctx: Any, run: Any, claimed: Any, text: str) -> list[dict[str, Any]]:
+    """A message's text annotations: file_path for `sandbox:/mnt/data/...` links to files this
+    run's code wrote, file_citation for the markers of file_search results."""
     builtin = builtin_tools(run)
-    if not builtin:
-        return {"images": [], "annotations": []}
-    annotations: list[dict[str, Any]] = []
-    images: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     if "code_interpreter" in builtin:
-        annotations += await code_interpreter.attachments_of(ctx.engine, run.id, text)
-        shown = _shown_images(run, claimed.thread)
-        for step in claimed.steps:
-            for call in (step.step_details or {}).get("tool_calls", []):
-                for item in (call.get("code_interpreter") or {}).get("outputs", []):
-                    if item["type"] == "image" and item["image"]["file_id"] not in shown:
-                        images.append({"type": "image_file", "image_file": {"file_id": item["image"]["file_id"]}})
+        found += await code_interpreter.attachments_of(ctx.engine, run.id, text)
     if "file_search" in builtin:
         from workers import citations
 
-        annotations += citations.annotate(text, claimed.steps)
-    annotations.sort(key=lambda a: a["start_index"])
-    return {"images": images, "annotations": annotations}
+        found += citations.annotate(text, claimed.steps)
+    return sorted(found, key=lambda a: a["start_index"])

@@ -47,6 +47,15 @@ class Outcome:
     rows: Rows
     values: dict[str, Any]
 
+    @staticmethod
+    def cut_short(run: Any, turn: Turn) -> str | None:
+        """Why the round ends the run incomplete (its tool calls are dropped), if it does."""
+        if turn.finish_reason == "length":
+            return "max_completion_tokens"
+        if run.max_prompt_tokens and _add(run.usage, turn.usage)["prompt_tokens"] > run.max_prompt_tokens:
+            return "max_prompt_tokens"
+        return None
+
     @classmethod
     def of(cls, run: Any, turn: Turn, started: float, ids: TurnIds, action_expiry: float,
            executed: dict[str, dict[str, Any]] | None = None, extras: Extras | None = None) -> Outcome:
@@ -55,11 +64,7 @@ class Outcome:
         executed = executed or {}
         total = _add(run.usage, turn.usage)
         t = now()
-        reason = None
-        if turn.finish_reason == "length":
-            reason = "max_completion_tokens"
-        elif run.max_prompt_tokens and total["prompt_tokens"] > run.max_prompt_tokens:
-            reason = "max_prompt_tokens"
+        reason = cls.cut_short(run, turn)
         rows: Rows = []
         if turn.text or not turn.calls:
             details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
@@ -72,8 +77,9 @@ class Outcome:
         values: dict[str, Any] = {"usage": total}
         if turn.calls and not reason:
             pending = [_function(c) for c in turn.calls if c["id"] not in executed]
-            recorded = [executed.get(c["id"]) or _function(c) | {"function": _function(c)["function"] | {"output": None}}
-                        for c in turn.calls]
+            # function calls first, then the built-in ones (the order the stream announced them in)
+            recorded = [_function(c) | {"function": _function(c)["function"] | {"output": None}} for c in turn.calls
+                        if c["id"] not in executed] + [executed[c["id"]] for c in turn.calls if c["id"] in executed]
             details = {"type": "tool_calls", "tool_calls": recorded}
             if not pending:
                 rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls", details,

@@ -89,7 +89,7 @@ def test_files_in_and_out(server: Server, client: OpenAI, model_server: Scripted
     source = ("import pandas as pd\ndf = pd.read_csv('/mnt/data/numbers.csv')\n"
               "print(df.n.sum(), pd.read_csv('/mnt/data/prices.csv').price[0])\n"
               "df.assign(double=df.n * 2).to_csv('/mnt/data/doubled.csv', index=False)")
-    reply = "Done: [doubled.csv](sandbox:/mnt/data/doubled.csv)"
+    reply = "Done: [doubled.csv](sandbox:/mnt/data/doubled.csv), also at sandbox:/mnt/data/doubled.csv."
     assistant = tutor(client, model_server, [code("call_csv", source), {"content": reply}],
                       tool_resources={"code_interpreter": {"file_ids": [given.id]}})
     run = ask(client, assistant, "Double the numbers.",
@@ -99,8 +99,10 @@ def test_files_in_and_out(server: Server, client: OpenAI, model_server: Scripted
     assert call.code_interpreter.outputs[0].logs.startswith("6 10")
     answer = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
     text = answer.content[-1].text
-    (link,) = text.annotations
-    assert link.type == "file_path" and text.value[link.start_index:link.end_index] == "sandbox:/mnt/data/doubled.csv"
+    link, again = text.annotations  # the second link ends a sentence: its full stop is not part of it
+    for a in (link, again):
+        assert a.type == "file_path" and text.value[a.start_index:a.end_index] == "sandbox:/mnt/data/doubled.csv"
+    assert again.file_path.file_id == link.file_path.file_id
     out = client.files.retrieve(link.file_path.file_id)
     assert out.purpose == "assistants_output" and out.filename == "/mnt/data/doubled.csv"
     assert client.files.content(out.id).content.decode().split() == ["n,double", "1,2", "2,4", "3,6"]
@@ -140,7 +142,9 @@ def test_streamed_code_interpreter_run(server: Server, client: OpenAI, model_ser
     names = [e.event for e in events]
     assert final.status == "completed" and names[-1] == "thread.run.completed"
     deltas = [e.data.delta.step_details.tool_calls[0] for e in events if e.event == "thread.run.step.delta"]
-    assert deltas and deltas[0].type == "code_interpreter" and deltas[0].code_interpreter.input == "print(sum(range(10)))"
+    assert deltas and all(d.type == "code_interpreter" and d.index == 0 for d in deltas)
+    assert "".join(d.code_interpreter.input or "" for d in deltas) == "print(sum(range(10)))"
+    assert [o.logs for d in deltas for o in d.code_interpreter.outputs or []] == ["45\n"]
     done = [e.data for e in events if e.event == "thread.run.step.completed" and e.data.type == "tool_calls"]
     assert done[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip() == "45"
     text = [e.data.content[0].text.value for e in events if e.event == "thread.message.completed"]
@@ -197,3 +201,54 @@ def test_worker_killed_mid_execution(model_server: ScriptedModel, tmp_path: Path
         assert call.code_interpreter.outputs[0].logs.strip().endswith("slept"), call.code_interpreter.outputs
     finally:
         stop(server.procs)
+
+
+def test_streamed_mixed_round_with_the_event_handler(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+    """Code and a function in one streamed round: the SDK's handler sees both calls, the code's
+    logs, then the function's requires_action; the plot drawn opens the final message."""
+    from openai import AssistantEventHandler
+
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+    plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()\nprint('drawn')"
+    model = model_server.script(str(uuid.uuid4()), [
+        {"tool_calls": [{"id": "call_c", "name": "code_interpreter", "arguments": json.dumps({"code": plot})},
+                        {"id": "call_w", "name": "get_weather", "arguments": "{}"}]},
+        {"content": "Sunny, and here is the plot."},
+    ])
+    assistant = client.beta.assistants.create(model=model, tools=[{"type": "code_interpreter"}, weather])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather and a plot"}])
+
+    class Seen(AssistantEventHandler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.created: list[str] = []
+            self.done: list[Any] = []
+            self.texts: list[str] = []
+
+        def on_tool_call_created(self, tool_call: Any) -> None:
+            self.created.append(tool_call.type)
+
+        def on_tool_call_done(self, tool_call: Any) -> None:
+            self.done.append(tool_call)
+
+        def on_text_done(self, text: Any) -> None:
+            self.texts.append(text.value)
+
+    first = Seen()
+    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=first) as s:
+        s.until_done()
+    run = first.current_run
+    assert run is not None and run.status == "requires_action"
+    assert first.created == ["function", "code_interpreter"]  # a step lists function calls first
+    code_call = next(c for c in first.done if c.type == "code_interpreter")
+    assert code_call.code_interpreter.input == plot and "drawn" in code_call.code_interpreter.outputs[0].logs
+    assert [c.id for c in run.required_action.submit_tool_outputs.tool_calls] == ["call_w"]
+    second = Seen()
+    with client.beta.threads.runs.submit_tool_outputs_stream(
+            thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": "call_w", "output": "sunny"}],
+            event_handler=second) as s:
+        s.until_done()
+    assert second.current_run is not None and second.current_run.status == "completed"
+    assert second.texts == ["Sunny, and here is the plot."]
+    (message,) = second.get_final_messages()
+    assert [p.type for p in message.content] == ["image_file", "text"]
