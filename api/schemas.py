@@ -238,6 +238,16 @@ class _Sampling(_HasMetadata):
     model: str | None = None
     instructions: Annotated[str, Field(max_length=256_000)] | None = None
     tools: Annotated[list[Tool], Field(max_length=128)] | None = None
+
+    @field_validator("tools")
+    @classmethod
+    def _distinct_names(cls, tools: list[Any] | None) -> list[Any] | None:
+        """The model sees every tool as a function: two of one name could not be told apart."""
+        names = [t.function.name if t.type == "function" else t.type for t in tools or []]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"tool names must be unique; used more than once: {', '.join(twice)}")
+        return tools
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     response_format: ResponseFormat | None = None

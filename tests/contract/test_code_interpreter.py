@@ -252,3 +252,12 @@ def test_streamed_mixed_round_with_the_event_handler(server: Server, client: Ope
     assert second.texts == ["Sunny, and here is the plot."]
     (message,) = second.get_final_messages()
     assert [p.type for p in message.content] == ["image_file", "text"]
+
+
+def test_a_function_cannot_shadow_the_tool(client: OpenAI) -> None:
+    from openai import BadRequestError
+
+    shadow = {"type": "function", "function": {"name": "code_interpreter", "parameters": {"type": "object"}}}
+    with pytest.raises(BadRequestError) as caught:
+        client.beta.assistants.create(model="echo", tools=[{"type": "code_interpreter"}, shadow])
+    assert caught.value.body["param"] == "tools" and "code_interpreter" in caught.value.body["message"]
