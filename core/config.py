@@ -47,7 +47,9 @@ class Settings(BaseSettings):
     context_window: int = 128_000
     model_timeout_seconds: float = 180.0
     model_max_retries: int = 2
-    model_http: str = "httpx"  # the model client's transport: "httpx" or "aiohttp"
+    # the model client's transport: "aiohttp" keeps its per-request cost flat with hundreds of
+    # requests in flight (httpx's pool did not: 1.3x the runs/s with a 1 s model, docs/benchmarks.md)
+    model_http: str = "aiohttp"
 
     # runs
     run_lease_seconds: float = 30.0
