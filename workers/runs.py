@@ -26,6 +26,7 @@ from core.ids import now
 from core.models import MESSAGES, RUNS, STEPS, Run, wire_of
 from core.storage import Storage
 from workers import metrics
+from workers.chat import model_error, request_for
 from workers.models import ModelClients
 from workers.prompt import PromptTooLong, build_prompt
 from workers.streaming import Turn, TurnIds, abandoned, orphans, stream_turn
@@ -35,7 +36,6 @@ from workers.tools import (
     builtin_tools,
     pending_images,
     run_tool,
-    tool_definitions,
 )
 from workers.turns import Outcome
 
@@ -159,8 +159,27 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
             await fail(ctx, run, "invalid_prompt", f"The prompt is too long for {run.model}: {exc}.")
         return None
     started, ids = now(), TurnIds()
-    builtin = builtin_tools(run)
     ids.images = pending_images(run, claimed)
+    turn = await call_model(ctx, claimed, prompt, ids, started)
+    if turn is None:
+        return None
+    executed = await run_tools(ctx, claimed, turn, ids, started)
+    if executed is None:
+        return None
+    extras = {"images": ids.images, "annotations": await annotations(ctx, run, claimed, turn.text)}
+    outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras)
+    recorded = await finish(ctx, run, outcome.status, inserts=outcome.rows,
+                            announce=lambda _: outcome.events(run, ids, started), **outcome.values)
+    if outcome.status != "in_progress" or not recorded:
+        return None
+    return await reload(ctx, run.id)
+
+
+async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]], ids: TurnIds,
+                     started: float) -> Turn | None:
+    """The model's answer to `prompt` (streamed as it comes for a streaming run); None if the
+    call failed and the run with it."""
+    run, builtin = claimed.run, builtin_tools(claimed.run)
     client = ctx.clients.client(run.model)
     request = request_for(run, prompt, forced=not any(s.type == "tool_calls" for s in claimed.steps))
     try:
@@ -193,32 +212,35 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     metrics.TOKENS.labels(run.model, "completion").inc(turn.usage["completion_tokens"])
     for call in turn.calls:
         metrics.TOOL_CALLS.labels(call["name"] if call["name"] in builtin else "function", "requested").inc()
+    return turn
+
+
+async def run_tools(ctx: Context, claimed: Claimed, turn: Turn, ids: TurnIds,
+                    started: float) -> dict[str, dict[str, Any]] | None:
+    """Run the round's built-in calls; their recorded calls by id. None if a tool could not run
+    (the run failed, saying why)."""
+    run, builtin = claimed.run, builtin_tools(claimed.run)
     executed: dict[str, dict[str, Any]] = {}
-    if Outcome.cut_short(run, turn) is None:  # a round cut short records no calls: none are run
-        try:
-            ours = [c for c in turn.calls if c["name"] in builtin]
-            first = len(turn.calls) - len(ours)  # the step lists the function calls first
-            for index, call in enumerate(ours, start=first):
-                executed[call["id"]] = await run_tool(ctx, run, claimed, call, index, ids.tools_step)
-        except asyncio.CancelledError as exc:
-            if run.stream and exc.args == (CANCELLED,):
-                await publish(ctx, run, abandoned(run, ids, started, cancelled=True, error=None))
-            raise
-        except Exception as exc:
-            if run.stream:
-                error = {"code": "server_error", "message": str(exc) or type(exc).__name__}
-                await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
-            if not isinstance(exc, ToolUnavailable):
-                raise  # the runner fails the run
-            await fail(ctx, run, "server_error", str(exc))
-            return None
-    extras = {"images": ids.images, "annotations": await annotations(ctx, run, claimed, turn.text)}
-    outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras)
-    recorded = await finish(ctx, run, outcome.status, inserts=outcome.rows,
-                            announce=lambda _: outcome.events(run, ids, started), **outcome.values)
-    if outcome.status != "in_progress" or not recorded:
+    if Outcome.cut_short(run, turn) is not None:  # a round cut short records no calls: none are run
+        return executed
+    ours = [c for c in turn.calls if c["name"] in builtin]
+    first = len(turn.calls) - len(ours)  # the step lists the function calls first
+    try:
+        for index, call in enumerate(ours, start=first):
+            executed[call["id"]] = await run_tool(ctx, run, claimed, call, index, ids.tools_step)
+    except asyncio.CancelledError as exc:
+        if run.stream and exc.args == (CANCELLED,):
+            await publish(ctx, run, abandoned(run, ids, started, cancelled=True, error=None))
+        raise
+    except Exception as exc:
+        if run.stream:
+            error = {"code": "server_error", "message": str(exc) or type(exc).__name__}
+            await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
+        if not isinstance(exc, ToolUnavailable):
+            raise  # the runner fails the run
+        await fail(ctx, run, "server_error", str(exc))
         return None
-    return await reload(ctx, run.id)
+    return executed
 
 
 async def reload(ctx: Context, run_id: str) -> Claimed | None:
@@ -235,49 +257,12 @@ async def reload(ctx: Context, run_id: str) -> Claimed | None:
     return Claimed(run, thread, steps)
 
 
-def model_error(exc: openai.APIError) -> tuple[str, str]:
-    """OpenAI's last_error code and a message for a model call that failed (after retries)."""
-    if not isinstance(exc, openai.APIStatusError):
-        return "server_error", f"The model endpoint failed: {exc}"
-    code = {429: "rate_limit_exceeded"}.get(exc.status_code)
-    if code is None:
-        code = "invalid_prompt" if exc.status_code in (400, 404, 413, 422) else "server_error"
-    return code, f"The model endpoint answered {exc.status_code}: {exc.message}"
-
-
 async def publish(ctx: Context, run: Any, events: list[tuple[str, str]]) -> None:
     """Append to the run's event log; a log that cannot be written never fails the run."""
     try:
         await ctx.events.publish(run.id, events)
     except Exception:
         log.warning("run %s: could not publish %d event(s)", run.id, len(events), exc_info=True)
-
-
-def request_for(run: Row[Any], messages: list[dict[str, Any]], forced: bool = True) -> dict[str, Any]:
-    """Chat-completions arguments from the run's settings. A forced built-in tool is forced in
-    the run's first round only (`forced`): forcing it again would never let the model answer."""
-    req: dict[str, Any] = {"model": run.model, "messages": messages}
-    if run.temperature is not None:
-        req["temperature"] = run.temperature
-    if run.top_p is not None:
-        req["top_p"] = run.top_p
-    if run.max_completion_tokens is not None:
-        req["max_completion_tokens"] = run.max_completion_tokens
-    if isinstance(run.response_format, dict) and run.response_format.get("type") != "text":
-        req["response_format"] = run.response_format
-    if run.reasoning_effort:
-        req["reasoning_effort"] = run.reasoning_effort
-    functions = tool_definitions(run)
-    if functions:
-        req["tools"] = functions
-        choice = run.tool_choice or "auto"
-        if isinstance(choice, dict) and choice.get("type") != "function":  # a built-in tool, forced
-            name = "file_search" if choice["type"] == "retrieval" else choice["type"]
-            choice = {"type": "function", "function": {"name": name}} if forced else "auto"
-        req["tool_choice"] = choice
-        if run.parallel_tool_calls is False:
-            req["parallel_tool_calls"] = False
-    return req
 
 
 async def finish(
