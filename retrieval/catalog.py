@@ -58,10 +58,15 @@ def expiry(expires_after: dict[str, Any] | None, last_active_at: float) -> float
     return None if not expires_after else last_active_at + int(expires_after["days"]) * DAY
 
 
+def stale(store: Any) -> bool:
+    """Whether a search should write the store's `last_active_at` (at most once a minute)."""
+    return bool(now() - store.last_active_at >= ACTIVE_EVERY)
+
+
 async def touch(conn: AsyncConnection, store: Any, *, force: bool = False) -> None:
     """Mark the store active now (its `expires_at` follows); searches write at most once a minute."""
     t = now()
-    if not force and t - store.last_active_at < ACTIVE_EVERY:
+    if not force and not stale(store):
         return
     await conn.execute(
         update(VECTOR_STORES)

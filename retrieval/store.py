@@ -164,6 +164,15 @@ def _search_one(
     return best
 
 
+def _embed_and_search(
+    embedder: Embedder, vectors: np.ndarray | None, loaded: Loaded, queries: Sequence[str], k: int,
+    predicate: Predicate | None,
+) -> tuple[np.ndarray, dict[int, float]]:
+    if vectors is None:
+        vectors = embedder.embed(list(queries))
+    return vectors, _search_one(loaded, queries, vectors, k, predicate)
+
+
 async def search(
     engine: AsyncEngine,
     settings: Settings,
@@ -187,9 +196,10 @@ async def search(
         loaded = await cache(settings).get(engine, store)
         if not loaded.texts:
             continue
-        if model not in vectors:
-            vectors[model] = await asyncio.to_thread(embedder_for(settings, *model).embed, list(queries))
-        best = await asyncio.to_thread(_search_one, loaded, queries, vectors[model], k, predicate)
+        embedder = embedder_for(settings, *model)
+        # one hop to a thread for both the queries' embedding and the search
+        vectors[model], best = await asyncio.to_thread(
+            _embed_and_search, embedder, vectors.get(model), loaded, queries, k, predicate)
         for pos, score in best.items():
             if score >= score_threshold:
                 file_id, filename, attrs = loaded.files[loaded.row_file[pos]]

@@ -20,7 +20,7 @@ from api.routes import vector_store_file_batches, vector_store_files
 from api.vector_store_rows import attach, new_store, send, store_of, usable
 from api.vector_store_schemas import BatchFile, SearchRequest, VectorStoreCreate, VectorStoreUpdate
 from core.models import FILE_BATCHES, VECTOR_STORE_FILES, VECTOR_STORES, VectorStore
-from retrieval.catalog import drop_unused_chunks, expiry, lock_store, touch
+from retrieval.catalog import drop_unused_chunks, expiry, lock_store, stale, touch
 from retrieval.filters import FilterError, Predicate, parse
 from retrieval.store import search
 
@@ -107,8 +107,9 @@ async def search_vector_store(
     threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
     hits = await search(session.bind, request.app.state.settings, [store], body.queries(),  # type: ignore[arg-type]
                         body.max_num_results, predicate, threshold)
-    await touch(await session.connection(), store)
-    await session.commit()
+    if stale(store):  # a read-only search skips the write (and its commit) most of the time
+        await touch(await session.connection(), store)
+        await session.commit()
     data = [{"file_id": h.file_id, "filename": h.filename, "score": h.score, "attributes": h.attributes,
              "content": [{"type": "text", "text": h.text}]} for h in hits]
     return JSONResponse({"object": "vector_store.search_results.page", "search_query": body.queries(),
