@@ -47,9 +47,10 @@ class Settings(BaseSettings):
     context_window: int = 128_000
     model_timeout_seconds: float = 180.0
     model_max_retries: int = 2
-    # the model client's transport: "aiohttp" keeps its per-request cost flat with hundreds of
-    # requests in flight (httpx's pool did not: 1.3x the runs/s with a 1 s model, docs/benchmarks.md)
-    model_http: str = "aiohttp"
+    # the model client's transport: "httpx" (the SDK's) or "aiohttp", whose cost per request stays
+    # flat with hundreds of requests in flight (1.3x the runs/s with a 1 s model) but which once
+    # left a streamed request answered 500 hanging until its timeout (docs/benchmarks.md)
+    model_http: str = "httpx"
 
     # runs
     run_lease_seconds: float = 30.0
