@@ -16,6 +16,7 @@ from core.events import MemoryEventLog
 from core.ids import now
 from core.models import Assistant, Message, Run, Thread, new_row
 from tests.conftest import fresh_pg_database
+from tests.procs import TEST_NAMESPACE
 from workers import runs
 from workers.models import ModelClients
 from workers.runner import Runner
@@ -101,7 +102,9 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
 def test_sweeper(database_url: str) -> None:
     async def go() -> None:
         sent: list[str] = []
-        settings = Settings(database_url=database_url, requeue_after_seconds=5)
+        # no warm sandboxes, and a test namespace: the session's end removes any container left
+        settings = Settings(database_url=database_url, requeue_after_seconds=5, sandbox_pool_size=0,
+                            redis_namespace=TEST_NAMESPACE + "sweeper")
         runner = Runner(settings, sent.append)
         ctx = runner.ctx
         lapsed = await new_run(ctx, status="in_progress", owner="dead", lease_until=now() - 1, expires_at=now() + 60)
