@@ -164,23 +164,13 @@ class Sandboxes:
                     self.engine.exchange(session.container, request), timeout + GRACE_SECONDS
                 )
             except TimeoutError:
-                await self._discard(key, session.container)
-                return Execution(
-                    "timeout",
-                    f"Execution timed out after {timeout:g} s and could not be interrupted; "
-                    "the session was reset: variables, imports and files are lost.",
-                    reset=lost,
-                )
+                why = f"Execution timed out after {timeout:g} s and could not be interrupted"
+                return await self._reset(key, session.container, "timeout", why, lost)
             except Died:
                 return await self._died(key, session.container, lost)
             except TooLarge as exc:
-                await self._discard(key, session.container)
-                return Execution(
-                    "error",
-                    f"The execution's results were too large to return ({exc}); "
-                    "the session was reset: variables, imports and files are lost.",
-                    reset=lost,
-                )
+                why = f"The execution's results were too large to return ({exc})"
+                return await self._reset(key, session.container, "error", why, lost)
             except Gone:
                 await self.engine.remove(session.container)
                 raise
@@ -198,21 +188,17 @@ class Sandboxes:
             if not state.get("Running"):
                 break
             await asyncio.sleep(0.05)
-        await self._discard(key, cid)
         if state.get("OOMKilled"):
             limit = self.config.memory_bytes / (1 << 20)
-            return Execution(
-                "memory",
-                f"Execution ran out of memory (limit {limit:g} MiB) and was killed; "
-                "the session was reset: variables, imports and files are lost.",
-                reset=lost,
-            )
-        return Execution(
-            "crashed",
-            f"The sandbox process died (exit code {state.get('ExitCode', '?')}); "
-            "the session was reset: variables, imports and files are lost.",
-            reset=lost,
-        )
+            why = f"Execution ran out of memory (limit {limit:g} MiB) and was killed"
+            return await self._reset(key, cid, "memory", why, lost)
+        why = f"The sandbox process died (exit code {state.get('ExitCode', '?')})"
+        return await self._reset(key, cid, "crashed", why, lost)
+
+    async def _reset(self, key: str, cid: str, status: str, why: str, lost: bool) -> Execution:
+        """End a session the runner cannot recover from; the model reads `why` and that it was reset."""
+        await self._discard(key, cid)
+        return Execution(status, f"{why}; the session was reset: variables, imports and files are lost.", reset=lost)
 
     async def _discard(self, key: str, cid: str) -> None:
         """Forget the session (the model is told in this execution's logs) and remove its container."""
