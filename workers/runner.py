@@ -20,7 +20,7 @@ import dramatiq
 from sqlalchemy import select, update
 
 from core.config import Settings
-from core.db import async_engine
+from core.db import async_engine, is_sqlite
 from core.events import event_log
 from core.ids import new_id, now
 from core.models import Run, RunStep, wire_of
@@ -28,6 +28,7 @@ from core.storage import storage
 from workers import metrics, runs
 from workers.ingest import sweep_ingestion
 from workers.models import ModelClients
+from workers.pg import Postgres
 from workers.runs import RUNS, STEPS
 
 log = logging.getLogger("assistd.worker")
@@ -58,10 +59,13 @@ class Runner:
         self.settings = settings
         self.enqueue = enqueue
         self.backlog = backlog
-        self.engine = async_engine(settings.database_url, pool_size=40)
+        # On PostgreSQL the claim and a round's end (every run's two writes) have a pool of
+        # their own (workers/pg.py); SQLAlchemy's serves the rest.
+        pg = None if is_sqlite(settings.database_url) else Postgres(settings.database_url, size=40)
+        self.engine = async_engine(settings.database_url, pool_size=40 if pg is None else 10)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log(), storage(settings),
-                                sandboxes(settings, owner))
+                                sandboxes(settings, owner), pg)
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -256,4 +260,6 @@ class Runner:
             await self.ctx.sandboxes.close()
         await self.ctx.clients.close()
         await self.ctx.events.aclose()
+        if self.ctx.pg is not None:
+            await self.ctx.pg.close()
         await self.engine.dispose()

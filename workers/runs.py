@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import openai
-from openai.types.chat import ChatCompletion
 from sqlalchemy import Row, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +27,7 @@ from core.storage import Storage
 from workers import metrics
 from workers.chat import model_error, request_for
 from workers.models import ModelClients
+from workers.pg import Postgres
 from workers.prompt import PromptTooLong, build_prompt
 from workers.streaming import Turn, TurnIds, abandoned, orphans, stream_turn
 from workers.tools import (
@@ -51,6 +51,7 @@ class Context:
     events: EventLog
     storage: Storage | None = None  # file bytes, for the tools that read or write files
     sandboxes: Any = None  # sandbox.Sandboxes where code_interpreter can run
+    pg: Postgres | None = None  # the claim and a round's end straight on asyncpg (PostgreSQL only)
 
 
 CANCELLED = "cancelled by the user"  # the reason a task is cancelled with when its run was cancelled
@@ -109,16 +110,19 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
     None if the run is not ours to execute (someone else has it, or it is over).
     """
     t = now()
-    async with ctx.engine.begin() as conn:
-        lease = t + ctx.settings.run_lease_seconds
-        run = (await conn.execute(CLAIM, {"run_id": run_id, "owner": ctx.owner, "lease_until": lease, "t": t})).first()
-        if run is None:
-            # a run cancelled while queued is finished off by whoever receives its id
-            cancelled = (await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})).first()
-        else:
-            thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
-            # usage is set once a round has been recorded: only then are there steps to replay
-            steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
+    lease = t + ctx.settings.run_lease_seconds
+    if ctx.pg is not None:
+        run, cancelled, thread, steps = await ctx.pg.claim(run_id, ctx.owner, lease, t)
+    else:
+        async with ctx.engine.begin() as conn:
+            run = (await conn.execute(CLAIM, {"run_id": run_id, "owner": ctx.owner, "lease_until": lease, "t": t})).first()
+            if run is None:
+                # a run cancelled while queued is finished off by whoever receives its id
+                cancelled = (await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})).first()
+            else:
+                thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+                # usage is set once a round has been recorded: only then are there steps to replay
+                steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
     if run is not None:
         metrics.RUNS_STARTED.labels(run.model).inc()
         metrics.QUEUE_WAIT.observe(max(0.0, t - (run.enqueued_at or run.created_at)))
@@ -186,8 +190,9 @@ async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]
         if run.stream:
             turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev), builtin)
         else:
-            # `post` skips the SDK's parameter transformation: the body is already wire-shaped.
-            turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=ChatCompletion))
+            # `post` skips the SDK's parameter transformation (the body is already wire-shaped);
+            # `object` returns the answer's JSON as it came
+            turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=object))
     except asyncio.CancelledError as exc:
         # Only a user's cancel closes the round here; a run handed back or taken over is closed
         # by its next attempt (see streaming.orphans), which knows how it ended.
@@ -280,17 +285,19 @@ async def finish(
     continuing = status == "in_progress"  # a round of built-in tool calls: the run goes on with us
     if not continuing:
         values |= RELEASED | {"expires_at": values.get("expires_at")}
-    async with ctx.engine.begin() as conn:
-        result = await conn.execute(_mine(ctx, run.id, "in_progress").values(status=status, **values))
-        if result.rowcount != 1:
-            await conn.rollback()
-            log.info("run %s: no longer ours, dropping this attempt's result", run.id)
-            lost = True
-        else:
-            lost = False
-            for table, row in inserts or []:
-                await conn.execute(INSERTS[table], row)
+    if ctx.pg is not None:
+        lost = not await ctx.pg.finish(run.id, ctx.owner, {"status": status} | values, inserts or [])
+    else:
+        async with ctx.engine.begin() as conn:
+            result = await conn.execute(_mine(ctx, run.id, "in_progress").values(status=status, **values))
+            lost = result.rowcount != 1
+            if lost:
+                await conn.rollback()
+            else:
+                for table, row in inserts or []:
+                    await conn.execute(INSERTS[table], row)
     if lost:
+        log.info("run %s: no longer ours, dropping this attempt's result", run.id)
         await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves
         return False
     if not continuing:

@@ -30,17 +30,22 @@ class Turn:
     usage: dict[str, int]
 
     @classmethod
-    def of(cls, completion: ChatCompletion) -> Turn:
-        choice = completion.choices[0]
+    def of(cls, completion: Any) -> Turn:
+        """A whole answer, from its JSON as sent (building the SDK's typed ChatCompletion cost
+        more of the worker's CPU than the rest of a round's bookkeeping)."""
+        choices = completion.get("choices") if isinstance(completion, dict) else None
+        if not choices or not isinstance(choices[0], dict):
+            raise ValueError("the model's answer is not a chat completion with a choice")
+        choice = choices[0]
+        message = choice.get("message") or {}
         calls = [
-            {"id": c.id, "name": c.function.name, "arguments": c.function.arguments}
-            for c in choice.message.tool_calls or []
-            if c.type == "function"
+            {"id": c["id"], "name": c["function"]["name"], "arguments": c["function"].get("arguments") or ""}
+            for c in message.get("tool_calls") or []
+            if c.get("type") == "function"
         ]
-        u = completion.usage
-        usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                 "total_tokens": u.total_tokens} if u else {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-        return cls(choice.message.content or "", calls, choice.finish_reason, usage)
+        u = completion.get("usage") or {}
+        usage = {k: int(u.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        return cls(message.get("content") or "", calls, choice.get("finish_reason"), usage)
 
 
 @dataclass
