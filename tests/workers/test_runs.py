@@ -11,14 +11,16 @@ import pytest
 from sqlmodel import select
 
 from core.config import Settings
-from core.db import async_engine, migrate, sessionmaker
+from core.db import async_engine, is_sqlite, migrate, sessionmaker
 from core.events import MemoryEventLog
 from core.ids import now
-from core.models import Assistant, Message, Run, Thread, new_row
+from core.models import Assistant, Message, Run, RunStep, Thread, new_row
 from tests.conftest import fresh_pg_database
 from tests.procs import TEST_NAMESPACE
 from workers import runs
 from workers.models import ModelClients
+from workers.pg import Postgres
+from workers.rows import message_row, step_row
 from workers.runner import Runner
 
 
@@ -29,10 +31,23 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
 
 
+class Connections:
+    """What a Runner opens: SQLAlchemy's engine, and on PostgreSQL the asyncpg pool of the run path."""
+
+    def __init__(self, url: str) -> None:
+        self.engine = async_engine(url)
+        self.pg = None if is_sqlite(url) else Postgres(url, size=4)
+
+    async def dispose(self) -> None:
+        if self.pg is not None:
+            await self.pg.close()
+        await self.engine.dispose()
+
+
 def ctx_for(url: str, owner: str) -> tuple[runs.Context, Any]:
     settings = Settings(database_url=url, run_lease_seconds=30)
-    engine = async_engine(url)
-    return runs.Context(settings, engine, ModelClients(settings), owner, MemoryEventLog()), engine
+    conns = Connections(url)
+    return runs.Context(settings, conns.engine, ModelClients(settings), owner, MemoryEventLog(), pg=conns.pg), conns
 
 
 def sessions(ctx: runs.Context) -> Any:
@@ -137,5 +152,40 @@ def test_cancelled_while_queued(database_url: str) -> None:
             row = await s.get(Run, run.id)
             assert row.status == "cancelled" and row.cancelled_at
         await engine.dispose()
+
+    asyncio.run(go())
+
+
+def test_a_rounds_end_writes_its_rows(database_url: str) -> None:
+    """The round's end (one statement on PostgreSQL) stores the run's values and the rows as
+    given, JSON and NULLs included, with the column defaults an ORM insert would fill."""
+
+    async def go() -> None:
+        ctx, conns = ctx_for(database_url, "w")
+        run = await new_run(ctx, stream=True)
+        claimed = await runs.claim(ctx, run.id)
+        assert claimed is not None and [m.role for m in claimed.thread] == ["user"]
+        content = [{"type": "text", "text": {"value": "héllo \"quoted\"", "annotations": []}}]
+        message = message_row(claimed.run, "msg_end", 1.5, content=content, status="completed", completed_at=2.5)
+        step = step_row(claimed.run, "step_end", 1.5, "message_creation",
+                        {"type": "message_creation", "message_creation": {"message_id": "msg_end"}},
+                        status="completed", completed_at=2.5, usage={"prompt_tokens": 3, "completion_tokens": 4,
+                                                                     "total_tokens": 7})
+        step.pop("metadata")  # left to the column's default
+        usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
+        assert await runs.finish(ctx, claimed.run, "completed", inserts=[(runs.MESSAGES, message), (runs.STEPS, step)],
+                                 announce=lambda _: [], usage=usage, completed_at=2.5)
+        async with sessions(ctx) as s:
+            r = await s.get(Run, run.id)
+            assert (r.status, r.usage, r.completed_at, r.owner, r.lease_until) == ("completed", usage, 2.5, None, None)
+            m = await s.get(Message, "msg_end")
+            assert (m.content, m.status, m.completed_at, m.incomplete_details, m.run_id) == (
+                content, "completed", 2.5, None, run.id)
+            st = await s.get(RunStep, "step_end")
+            assert st.step_details["message_creation"]["message_id"] == "msg_end" and st.usage == usage
+            assert st.meta is None and st.seq > m.seq
+        # the run is over: a second end (a stale attempt) changes nothing
+        assert not await runs.finish(ctx, claimed.run, "failed", failed_at=3.0)
+        await conns.dispose()
 
     asyncio.run(go())
