@@ -128,14 +128,21 @@ class Runner:
                 log.warning("housekeeping failed; retrying", exc_info=True)
 
     async def _check_cancelled(self) -> None:
-        """Stop tasks whose run was cancelled, expired or taken over."""
+        """Stop tasks whose run was cancelled, expired or taken over.
+
+        A run that ended completed, failed, incomplete or requires_action was ended by its own
+        task, which may still be announcing it to the stream: cancelling it there loses the
+        run's last events. (A stale attempt whose run another worker ended meanwhile is left to
+        finish: its writes are guarded by the owner and change nothing.)"""
         if not self.tasks:
             return
         c = RUNS.c
         async with self.engine.connect() as conn:
             rows = await conn.execute(
                 select(c.id, c.status).where(
-                    c.id.in_(list(self.tasks)), (c.status != "in_progress") | (c.owner != self.ctx.owner)
+                    c.id.in_(list(self.tasks)),
+                    c.status.in_(("cancelling", "expired", "queued"))
+                    | ((c.status == "in_progress") & (c.owner != self.ctx.owner)),
                 )
             )
             for run_id, status in rows.all():

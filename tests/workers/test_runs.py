@@ -189,3 +189,35 @@ def test_a_rounds_end_writes_its_rows(database_url: str) -> None:
         await conns.dispose()
 
     asyncio.run(go())
+
+
+def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -> None:
+    """A user's cancel, an expiry or a takeover stops the run's task; a run its own task has just
+    ended is left alone, or its stream would never hear the end (seen: a run recorded incomplete
+    whose stream hung)."""
+
+    async def go() -> None:
+        settings = Settings(database_url=database_url, sandbox_pool_size=0,
+                            redis_namespace=TEST_NAMESPACE + "housekeeping")
+        runner = Runner(settings, lambda _: None)
+        me = runner.ctx.owner
+        cases = {
+            "cancelling": await new_run(runner.ctx, status="cancelling", owner=me),
+            "expired": await new_run(runner.ctx, status="expired"),
+            "taken over": await new_run(runner.ctx, status="in_progress", owner="another worker"),
+            "ours": await new_run(runner.ctx, status="in_progress", owner=me),
+            "just ended": await new_run(runner.ctx, status="incomplete"),
+            "waiting for outputs": await new_run(runner.ctx, status="requires_action"),
+        }
+        tasks = {name: asyncio.create_task(asyncio.sleep(60)) for name in cases}
+        runner.tasks.update({run.id: tasks[name] for name, run in cases.items()})
+        await runner._check_cancelled()
+        await asyncio.sleep(0)
+        stopped = {name for name, task in tasks.items() if task.cancelled() or task.cancelling()}
+        assert stopped == {"cancelling", "expired", "taken over"}
+        for task in tasks.values():
+            task.cancel()
+        runner.tasks.clear()
+        await runner.close()
+
+    asyncio.run(go())
