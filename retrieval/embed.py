@@ -5,12 +5,11 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Protocol
 
 import numpy as np
-from scipy.special import erf
 from threadpoolctl import ThreadpoolController
 
 from retrieval.errors import ModelMissing
@@ -52,10 +51,53 @@ class _Layer:
 
 
 def _layer_norm(x: np.ndarray, gb: tuple[np.ndarray, np.ndarray], eps: float) -> np.ndarray:
-    mu = x.mean(-1, keepdims=True)
-    x = x - mu
-    var = (x * x).mean(-1, keepdims=True)
-    return x * (gb[0] / np.sqrt(var + eps)) + gb[1]
+    """LayerNorm over the last axis, in place: x is always a temporary of the forward pass."""
+    x -= x.mean(-1, keepdims=True)
+    var = np.einsum("ij,ij->i", x, x)[:, None]
+    var *= np.float32(1.0 / x.shape[-1])
+    var += eps
+    x *= gb[0] / np.sqrt(var)
+    x += gb[1]
+    return x
+
+
+# erf(z) ~ z * P(z^2) / Q(z^2) for |z| <= 4 (beyond, erf is +-1 in float32): the float32
+# rational approximation Eigen and XLA use, within 5e-7 of the exact erf. P is halved here,
+# so that the expression gives erf(z) / 2.
+_ERF_P = tuple(0.5 * c for c in (
+    -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
+    -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02,
+))
+_ERF_Q = (
+    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+    -1.42647390514189e-02,
+)
+
+
+def _horner(z2: np.ndarray, coefs: tuple[float, ...]) -> np.ndarray:
+    out = z2 * coefs[0]
+    out += coefs[1]
+    for c in coefs[2:]:
+        out *= z2
+        out += c
+    return out
+
+
+def _gelu(x: np.ndarray) -> np.ndarray:
+    """BERT's exact GELU, x * (1 + erf(x / sqrt(2))) / 2, in place.
+
+    scipy.special.erf computes in float64 and took a fifth of a query's embedding; this
+    float32 form is about 5x faster and agrees with it to float32 rounding (tests/retrieval).
+    """
+    z = x * np.float32(1.0 / math.sqrt(2.0))
+    np.clip(z, -4.0, 4.0, out=z)
+    z2 = z * z
+    half_erf = _horner(z2, _ERF_P)
+    half_erf *= z
+    half_erf /= _horner(z2, _ERF_Q)
+    half_erf += 0.5
+    x *= half_erf
+    return x
 
 
 class LocalEmbedder:
@@ -164,34 +206,47 @@ class LocalEmbedder:
         for i, s in enumerate(seqs):
             ids[i, : len(s)] = s
             mask[i, : len(s)] = 1.0
-        with self._one_blas_thread() if b * n < 1024 else nullcontext():
-            return self._layers(ids, mask)
+        if b * n < 1024:  # a query: every product is small, so one limit for the whole pass
+            with self._one_blas_thread():
+                return self._layers(ids, mask, nullcontext)
+        return self._layers(ids, mask, self._one_blas_thread)
 
-    def _layers(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    def _layers(
+        self, ids: np.ndarray, mask: np.ndarray, small: Callable[[], AbstractContextManager[object]]
+    ) -> np.ndarray:
+        """The encoder; `small` wraps the per-head attention products (one BLAS thread)."""
         b, n = ids.shape
         h, d = self.heads, self.dim // self.heads
         x = _layer_norm((self.word[ids] + self.pos[:n]).reshape(b * n, self.dim), self.ln0, self.eps)
         bias = ((mask - 1.0) * 1e9)[:, None, None, :]
         scale = np.float32(1.0 / math.sqrt(d))
         for layer in self.layers:
-            qkv = (x @ layer.qkv_w + layer.qkv_b).reshape(b, n, 3, h, d)
+            qkv = x @ layer.qkv_w
+            qkv += layer.qkv_b
+            qkv = qkv.reshape(b, n, 3, h, d)
             # contiguous operands: numpy's stacked matmul only reaches BLAS for those
             q = np.ascontiguousarray(qkv[:, :, 0].transpose(0, 2, 1, 3))
             k_t = np.ascontiguousarray(qkv[:, :, 1].transpose(0, 2, 3, 1))
             v = np.ascontiguousarray(qkv[:, :, 2].transpose(0, 2, 1, 3))
-            with self._one_blas_thread():
+            with small():
                 scores = q @ k_t
             scores *= scale
             scores += bias
             scores -= scores.max(-1, keepdims=True)
             np.exp(scores, out=scores)
             scores /= scores.sum(-1, keepdims=True)
-            with self._one_blas_thread():
+            with small():
                 ctx = (scores @ v).transpose(0, 2, 1, 3).reshape(b * n, self.dim)
-            x = _layer_norm(x + ctx @ layer.out_w + layer.out_b, layer.ln1, self.eps)
-            up = x @ layer.up_w + layer.up_b
-            up *= 0.5 * (1.0 + erf(up * np.float32(1.0 / math.sqrt(2.0))))
-            x = _layer_norm(x + up @ layer.down_w + layer.down_b, layer.ln2, self.eps)
+            y = ctx @ layer.out_w
+            y += layer.out_b
+            y += x
+            x = _layer_norm(y, layer.ln1, self.eps)
+            up = x @ layer.up_w
+            up += layer.up_b
+            y = _gelu(up) @ layer.down_w
+            y += layer.down_b
+            y += x
+            x = _layer_norm(y, layer.ln2, self.eps)
         return (x.reshape(b, n, self.dim) * mask[:, :, None]).sum(1)
 
 

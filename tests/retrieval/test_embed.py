@@ -142,3 +142,67 @@ def test_make_embedder_remote() -> None:
     remote = make_embedder("text-embedding-3-small", base_url="http://127.0.0.1:9/v1", api_key="k")
     assert isinstance(remote, RemoteEmbedder)
     assert embed_module.LOCAL_NAME == "all-MiniLM-L6-v2"
+
+
+def _reference_embedding(text: str) -> np.ndarray:
+    """all-MiniLM-L6-v2 written out plainly in float64 from the weights file: BERT, exact GELU
+    (scipy's erf), mean pooling, L2 normalisation. One text, no padding, no windows."""
+    import json
+
+    from safetensors.numpy import load_file
+    from scipy.special import erf
+
+    from retrieval.tokens import model_dir, tokenizer
+
+    cfg = json.loads((model_dir() / "config.json").read_text())
+    w = {k: v.astype(np.float64) for k, v in load_file(str(model_dir() / "model.safetensors")).items()}
+    eps, heads = cfg["layer_norm_eps"], cfg["num_attention_heads"]
+
+    def norm(x: np.ndarray, p: str) -> np.ndarray:
+        mu, var = x.mean(-1, keepdims=True), x.var(-1, keepdims=True)
+        return (x - mu) / np.sqrt(var + eps) * w[f"{p}.weight"] + w[f"{p}.bias"]
+
+    def dense(x: np.ndarray, p: str) -> np.ndarray:
+        return x @ w[f"{p}.weight"].T + w[f"{p}.bias"]
+
+    ids = tokenizer().encode(text).ids  # with [CLS] and [SEP]
+    n = len(ids)
+    e = "embeddings"
+    x = w[f"{e}.word_embeddings.weight"][ids] + w[f"{e}.position_embeddings.weight"][:n]
+    x = norm(x + w[f"{e}.token_type_embeddings.weight"][0], f"{e}.LayerNorm")
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"encoder.layer.{i}"
+        q, k, v = (dense(x, f"{p}.attention.self.{m}").reshape(n, heads, -1).transpose(1, 0, 2)
+                   for m in ("query", "key", "value"))
+        a = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
+        a = np.exp(a - a.max(-1, keepdims=True))
+        ctx = (a / a.sum(-1, keepdims=True) @ v).transpose(1, 0, 2).reshape(n, -1)
+        x = norm(x + dense(ctx, f"{p}.attention.output.dense"), f"{p}.attention.output.LayerNorm")
+        up = dense(x, f"{p}.intermediate.dense")
+        up = 0.5 * up * (1 + erf(up / np.sqrt(2)))
+        x = norm(x + dense(up, f"{p}.output.dense"), f"{p}.output.LayerNorm")
+    pooled = x.mean(0)
+    return pooled / np.linalg.norm(pooled)
+
+
+def test_matches_a_plain_float64_forward_pass(local: LocalEmbedder) -> None:
+    # the fast path (float32, in-place ops, erf approximation, padded batches) must give the
+    # model's own vectors: float32 rounding apart
+    texts = [
+        "What is the effect of vitamin D on bone density in older adults?",
+        "short",
+        "Transformers use self-attention; GELU activations appear in every feed-forward block. " * 4,
+    ]
+    fast = local.embed(texts)
+    for text, vec in zip(texts, fast):
+        np.testing.assert_allclose(vec, _reference_embedding(text), atol=1e-6, rtol=0)
+    np.testing.assert_allclose(local.embed(texts[:1])[0], fast[0], atol=1e-6, rtol=0)
+
+
+def test_gelu_matches_erf() -> None:
+    from scipy.special import erf
+
+    x = np.linspace(-12, 12, 200_001, dtype=np.float32)
+    exact = x.astype(np.float64) * 0.5 * (1 + erf(x.astype(np.float64) / np.sqrt(2)))
+    got = embed_module._gelu(x.copy())
+    np.testing.assert_allclose(got, exact, atol=2e-6, rtol=1e-6)

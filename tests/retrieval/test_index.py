@@ -80,3 +80,29 @@ def test_k_limits_results(index: Index) -> None:
 def test_empty_index() -> None:
     empty = Index([], [], np.zeros((0, 384), np.float32))
     assert empty.search("anything", np.ones(384, np.float32)) == []
+
+
+@pytest.mark.parametrize("kind", ["distinct", "ties", "few positive"])
+def test_top_k_is_a_full_sort_cut_at_k(kind: str) -> None:
+    from retrieval.index import _top_k
+
+    rng = np.random.default_rng(7)
+    for _ in range(200):
+        n, k = int(rng.integers(1, 5000)), int(rng.integers(1, 60))
+        if kind == "distinct":
+            scores = rng.random(n, dtype=np.float32)
+        elif kind == "ties":
+            scores = rng.integers(-1, 4, n).astype(np.float32)
+        else:
+            scores = np.where(rng.random(n) < 0.005, rng.random(n), -1.0).astype(np.float32)
+        full = np.lexsort((np.arange(n), -scores))  # best first, ties by position
+        np.testing.assert_array_equal(_top_k(scores, k), full[:k])
+
+
+def test_vector_scores_of_a_row_major_matrix() -> None:
+    # the index keeps its vectors column-major; the scores are the plain row dot products
+    rng = np.random.default_rng(3)
+    rows = rng.standard_normal((1000, 16)).astype(np.float32)
+    q = rng.standard_normal(16).astype(np.float32)
+    index = Index([str(i) for i in range(1000)], ["x"] * 1000, rows)
+    np.testing.assert_allclose(index.vector_scores(q), np.maximum(rows.astype(np.float64) @ q, 0), atol=1e-5)
