@@ -47,10 +47,10 @@ class Settings(BaseSettings):
     context_window: int = 128_000
     model_timeout_seconds: float = 180.0
     model_max_retries: int = 2
-    # the model client's transport: "httpx" (the SDK's) or "aiohttp", whose cost per request stays
-    # flat with hundreds of requests in flight (1.3x the runs/s with a 1 s model) but which once
-    # left a streamed request answered 500 hanging until its timeout (docs/benchmarks.md)
-    model_http: str = "httpx"
+    # the model client's transport: "aiohttp" (the default), whose cost per request stays flat
+    # with hundreds of requests in flight, or "httpx" (the SDK's own), whose connection pool scans
+    # every connection per request (about 1.3x the worker's CPU per run with a 1 s model)
+    model_http: str = "aiohttp"
 
     # runs
     run_lease_seconds: float = 30.0
