@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import streams
 from api.deps import Project, Session
-from api.errors import BadRequest
+from api.errors import BadRequest, NotFound
 from api.pagination import Listing, page
 from api.responses import run_response
 from api.schemas import (
@@ -37,9 +37,10 @@ from api.store import (
 )
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send, thread_resources
 from core.ids import now
-from core.models import Assistant, Message, Run, RunStep, Thread, new_row, wire_of
+from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, wire_of
 
 router = APIRouter(tags=["runs"])
+ASSISTANTS, THREADS = Assistant.__table__, Thread.__table__  # type: ignore[attr-defined]
 
 
 def run_row(request: Request, project: str, thread_id: str, assistant: Any, body: RunParams) -> dict[str, Any]:
@@ -113,6 +114,12 @@ async def commit_and_enqueue(
         await session.rollback()
         active = await active_run(session, run["thread_id"])
         raise BadRequest(f"Thread {run['thread_id']} already has an active run {active}.") from None
+    return await announce(request, run, thread)
+
+
+async def announce(request: Request, run: dict[str, Any], thread: dict[str, Any] | None = None) -> Response:
+    """Hand a stored run's id to the workers; the response (a streaming run's starts with the
+    API's own events)."""
     wire = wire_of(Run, run)
     if run["stream"]:
         events = [streams.event("thread.created", wire_of(Thread, thread))] if thread is not None else []
@@ -125,20 +132,30 @@ async def commit_and_enqueue(
 
 
 @router.post("/threads/runs")
-async def create_thread_and_run(
-    request: Request, body: ThreadAndRunCreate, project: Project, session: Session
-) -> Response:
+async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, project: Project) -> Response:
     """Create a thread and run it in one request."""
-    assistant = await owned_row(session, Assistant, body.assistant_id, project)
-    thread, messages = thread_rows(project, body.thread)
-    run = run_row(request, project, thread["id"], assistant, body)
-    pending: list[tuple[str, str]] = []
-    if body.thread is not None and (body.thread.tool_resources or file_search_attachments(body.thread.messages or [])):
-        thread["tool_resources"], pending = await thread_resources(
-            session, request.app.state.settings, project, body.thread.tool_resources, body.thread.messages or [])
-    await insert(session, Thread, [thread])
-    await insert(session, Message, messages)
-    response = await commit_and_enqueue(request, session, run, thread)
+    files = body.thread is not None and (
+        body.thread.tool_resources or file_search_attachments(body.thread.messages or []))
+    pg = request.app.state.pg
+    if pg is not None and not files:  # PostgreSQL, nothing to ingest: one read and one write
+        assistant = await pg.owned(ASSISTANTS, body.assistant_id, project)
+        if assistant is None:
+            raise NotFound.of("assistant", body.assistant_id)
+        thread, messages = thread_rows(project, body.thread)
+        run = run_row(request, project, thread["id"], assistant, body)
+        await pg.insert([(THREADS, [thread]), (MESSAGES, messages), (RUNS, [run])])
+        return await announce(request, run, thread)
+    async with request.app.state.sessions() as session:
+        assistant = await owned_row(session, Assistant, body.assistant_id, project)
+        thread, messages = thread_rows(project, body.thread)
+        run = run_row(request, project, thread["id"], assistant, body)
+        pending: list[tuple[str, str]] = []
+        if files:
+            thread["tool_resources"], pending = await thread_resources(
+                session, request.app.state.settings, project, body.thread.tool_resources, body.thread.messages or [])
+        await insert(session, Thread, [thread])
+        await insert(session, Message, messages)
+        response = await commit_and_enqueue(request, session, run, thread)
     await send(pending)  # ingestion of attached files; the run's file_search waits for it
     return response
 

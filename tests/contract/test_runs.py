@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 
-from tests.conftest import ScriptedModel
+from tests.conftest import KEY_B, ScriptedModel, Server
 
 
 def _thread(client: OpenAI, text: str) -> Any:
@@ -45,6 +45,20 @@ def test_create_thread_and_run(client: OpenAI, assistant: Any) -> None:
     assert run.status == "completed"
     msgs = client.beta.threads.messages.list(thread_id=run.thread_id)
     assert msgs.data[0].content[0].text.value == "You said: combined"
+    thread = client.beta.threads.retrieve(run.thread_id)
+    assert thread.id == run.thread_id and [m.role for m in msgs.data] == ["assistant", "user"]
+
+
+def test_create_thread_and_run_refused(server: Server, client: OpenAI, assistant: Any) -> None:
+    """An unknown assistant, another project's, or a tool_choice naming no tool: OpenAI's errors."""
+    with pytest.raises(NotFoundError):
+        client.beta.threads.create_and_run(assistant_id="asst_missing", thread={"messages": [
+            {"role": "user", "content": "lost"}]})
+    with pytest.raises(NotFoundError):
+        server.client(KEY_B).beta.threads.create_and_run(assistant_id=assistant.id)
+    with pytest.raises(BadRequestError):
+        client.beta.threads.create_and_run(assistant_id=assistant.id, tool_choice={
+            "type": "function", "function": {"name": "nope"}})
 
 
 def test_prompt_is_built_from_run_settings(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
