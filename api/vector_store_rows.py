@@ -5,6 +5,7 @@ messages, assistants and files (tool_resources, attachments, deleting a file).""
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from typing import Any
 
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +26,10 @@ from retrieval.store import store_endpoint
 log = logging.getLogger("assistd.api")
 VSF = VECTOR_STORE_FILES.c
 Pending = list[tuple[str, str]]  # (vector store id, file id) to send to the workers
+# stores attached to lately -> whether they embed locally: `send` puts one file in a message for
+# those (a worker holds the files of its messages: with the local model, each file takes a
+# tenth of a second or more, so one per message keeps the workers' shares even)
+_local: OrderedDict[str, bool] = OrderedDict()
 
 
 async def store_of(session: AsyncSession, store_id: str, project: str) -> VectorStore:
@@ -83,17 +88,23 @@ async def attach(session: AsyncSession, project: str, store: VectorStore, items:
     t = now()
     fresh = {"status": "in_progress", "last_error": None, "batch_id": batch_id, "enqueued_at": t, "owner": None,
              "lease_until": None, "attempts": 0}
+    new: list[dict[str, Any]] = []
     for item in items:
         values = fresh | {"attributes": item.attributes, "chunking_strategy": stored_chunking(item.chunking_strategy)}
         if item.file_id in old:
             await conn.execute(update(VECTOR_STORE_FILES).where(
                 VSF.vector_store_id == store.id, VSF.id == item.file_id).values(**values))
         else:
-            await conn.execute(insert(VECTOR_STORE_FILES).values(
-                vector_store_id=store.id, id=item.file_id, project=project, seq=seq(), created_at=t, usage_bytes=0,
-                content_key=None, **values))
+            new.append(values | {"vector_store_id": store.id, "id": item.file_id, "project": project, "seq": seq(),
+                                 "created_at": t, "usage_bytes": 0, "content_key": None})
+    if new:  # one statement for a batch's new files, not a round trip each
+        await conn.execute(insert(VECTOR_STORE_FILES), new)
     await recount(conn, store.id, [batch_id, *old.values()])
     await touch(conn, store, force=True)
+    _local[store.id] = store.embedding_model in LOCAL_ALIASES
+    _local.move_to_end(store.id)
+    while len(_local) > 4096:
+        _local.popitem(last=False)
     return [(store.id, i) for i in ids]
 
 
@@ -101,12 +112,12 @@ async def send(pending: Pending) -> None:
     """Hand committed files to the workers. A lost message is re-sent by the workers' sweeper."""
     if not pending:
         return
-    from core.broker import enqueue_ingest
+    from core.ingest_queue import by_store, enqueue_ingest_files
 
     def go() -> None:
         try:
-            for store_id, file_id in pending:
-                enqueue_ingest(store_id, file_id)
+            for store_id, file_ids in by_store(pending).items():
+                enqueue_ingest_files(store_id, file_ids, per_message=1 if _local.get(store_id, True) else None)
         except Exception:
             log.warning("could not enqueue ingestion; the sweeper will re-send it", exc_info=True)
 

@@ -90,6 +90,10 @@ class Settings(BaseSettings):
     ingest_lease_seconds: float = 60.0  # renewed while a file is ingested; once it lapses, it is re-sent
     ingest_requeue_after_seconds: float = 30.0  # an unclaimed in_progress file is re-sent after this
     ingest_max_attempts: int = 3  # then the file fails with server_error
+    # files of one store claimed, embedded and written together (external embedding models only:
+    # the local model takes one file at a time, its embedding costs far more than the bookkeeping)
+    ingest_group_files: int = 64
+    ingest_nice: int = 10  # nice value of ingestion's threads (Linux): searches and runs go first
     search_cache_stores: int = 32  # vector store indexes kept in memory per process
 
     # metrics and logs

@@ -20,7 +20,8 @@ The model name picks the script:
 Both `stream: true` (with `stream_options.include_usage`) and plain responses are served.
 POST /v1/embeddings answers at once with deterministic vectors: each lower-cased word is hashed
 into one of `dimensions` (default 64) buckets, and the counts are L2-normalised, so texts that
-share words are close. Embedding requests are not listed by /_requests.
+share words are close; an input containing `[slow-embedding N ms]` makes the answer wait N ms
+(a worker can then be killed mid-ingestion). Embedding requests are not listed by /_requests.
 GET /_requests lists what was received (body, received_at, done_at); DELETE /_requests clears it.
 """
 
@@ -189,7 +190,11 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     if path == "/health":
         return await _send_json(send, 200, {"ok": True})
     if path.endswith("/embeddings"):
-        return await _send_json(send, 200, embeddings(json.loads(raw)))
+        body = json.loads(raw)
+        delay = max((float(ms) for t in _inputs(body) for ms in SLOW_EMBEDDING.findall(str(t))), default=0.0)
+        if delay:
+            await asyncio.sleep(delay / 1000)
+        return await _send_json(send, 200, embeddings(body))
     if not path.endswith("/chat/completions"):
         return await _send_json(send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
     await chat(json.loads(raw), send)
@@ -203,10 +208,17 @@ def _bag_of_words(text: str, dim: int) -> list[float]:
     return [v / norm for v in vec]
 
 
+SLOW_EMBEDDING = re.compile(r"\[slow-embedding (\d+) ms\]")
+
+
+def _inputs(body: dict[str, Any]) -> list[Any]:
+    texts = body.get("input", [])
+    return [texts] if isinstance(texts, str) else list(texts)
+
+
 def embeddings(body: dict[str, Any]) -> dict[str, Any]:
     """A hashed bag of words per input, as the OpenAI embeddings API shapes it."""
-    texts = body.get("input", [])
-    texts = [texts] if isinstance(texts, str) else texts
+    texts = _inputs(body)
     dim = int(body.get("dimensions") or 64)
     tokens = sum(_tokens(str(t)) for t in texts)
     return {"object": "list", "model": body.get("model", "embed"),

@@ -6,6 +6,7 @@ import dramatiq
 
 from core.broker import EXECUTE_RUN, INGEST_FILE, INGEST_QUEUE, RUNS_QUEUE, backlog, broker
 from core.config import get_settings
+from core.ingest_queue import INGEST_FILES
 from workers.ingest import IngestMiddleware, ingestor
 from workers.metrics import QueueMetrics
 from workers.middleware import RunnerMiddleware, runner
@@ -25,3 +26,9 @@ async def execute_run(run_id: str) -> None:
 async def ingest_file(vector_store_id: str, file_id: str) -> None:
     """Start ingesting a vector store file on this process's event loop. Safe to receive twice."""
     ingestor(get_settings()).start(vector_store_id, file_id)
+
+
+@dramatiq.actor(queue_name=INGEST_QUEUE, actor_name=INGEST_FILES, max_retries=5, min_backoff=200, max_backoff=5000)
+def ingest_files(vector_store_id: str, file_ids: list[str]) -> None:
+    """Start ingesting files of a vector store (on ingestion's own loop). Safe to receive twice."""
+    ingestor(get_settings()).start(vector_store_id, *file_ids)

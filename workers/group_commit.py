@@ -19,16 +19,18 @@ T = TypeVar("T")
 
 
 class GroupCommit(Generic[T]):
-    """`await add(store_id, item)` returns once `write(store_id, items)` has written the item."""
+    """`await add(store_id, *items)` returns once `write(store_id, [...])` has written the items."""
 
     def __init__(self, write: Callable[[str, list[T]], Awaitable[None]]) -> None:
         self.write = write
         self.pending: dict[str, list[tuple[T, asyncio.Future[None]]]] = defaultdict(list)
         self.writers: dict[str, asyncio.Task[None]] = {}
 
-    async def add(self, store_id: str, item: T) -> None:
+    async def add(self, store_id: str, *items: T) -> None:
+        if not items:
+            return
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.pending[store_id].append((item, done))
+        self.pending[store_id] += [(item, done) for item in items]
         if store_id not in self.writers:
             # a task of its own: a caller cancelled while it waits must not stop the others' group
             self.writers[store_id] = asyncio.create_task(self._drain(store_id))

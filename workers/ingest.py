@@ -1,4 +1,4 @@
-"""Ingestion: a vector store file's bytes become embedded chunks, in a worker process.
+"""Ingestion: vector store files' bytes become embedded chunks, in a worker process.
 
 A queue message carries (vector store id, file id) and only starts the work, as for runs: the
 file is claimed with a database lease that this process renews while it works, so a worker that
@@ -7,55 +7,57 @@ one of this process's `ingest_concurrency` slots has its `enqueued_at` refreshed
 sweeper leaves it alone. After `ingest_max_attempts` claims a file fails with `server_error`:
 no file stays in_progress for ever.
 
+A slot takes up to `ingest_group_files` waiting files of one store at once (one with the local
+model, whose embedding dwarfs the rest): one claim, one read of the store, one thread hop to
+extract and chunk, embedding requests that span files, one write. Per file, that bookkeeping
+cost more than an external endpoint's embedding. Outcomes are written with those of the
+store's other files that end meanwhile (workers/group_commit.py).
+
 Chunks are shared by content: their key hashes the bytes, the store's embedding model and
 endpoint and the chunk sizes, so a file added to several stores alike is embedded once.
-Extraction, chunking and embedding are CPU-bound and run in threads, off the event loop. A
-file's outcome is written with those of the store's other files that end meanwhile
-(workers/group_commit.py).
+
+Everything here runs on an event loop of its own, in threads at nice `ingest_nice`
+(workers/ingest_thread.py): a busy ingestion leaves the CPU to searches and runs first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import itertools
 import logging
 import os
 import socket
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
 from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
-from sqlalchemy import and_, func, or_, select, tuple_, update
+from sqlalchemy import and_, case, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.db import async_engine
 from core.ids import new_id, now
 from core.models import FILE_CHUNKS, FILES, VECTOR_STORE_FILES, VECTOR_STORES
-from core.storage import Storage, storage
+from core.storage import storage
 from retrieval.catalog import drop_unused_chunks, lock_store, recount
-from retrieval.errors import InvalidFile, UnsupportedFile
 from workers.group_commit import GroupCommit
+from workers.ingest_files import (
+    Outcome,
+    Pending,
+    content_key,
+    prepare_all,
+    read_all,
+    sizes,
+    spans,
+)
+from workers.ingest_thread import LoopThread
 
 log = logging.getLogger("assistd.ingest")
 VSF, CHUNKS = VECTOR_STORE_FILES.c, FILE_CHUNKS.c
-INSERT_ROWS = 500
-
-
-def content_key(data: bytes, store: Any, size: int, overlap: int) -> str:
-    """The embed-once cache key: same bytes, model and chunking give the same chunks."""
-    parts = [hashlib.sha256(data).hexdigest(), store.embedding_model, store.embedding_endpoint or "", size, overlap]
-    return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
-
-
-def sizes(chunking: dict[str, Any] | None) -> tuple[int, int]:
-    static = (chunking or {}).get("static") or {}
-    return int(static.get("max_chunk_size_tokens", 800)), int(static.get("chunk_overlap_tokens", 400))
-
-
-def _read(store: Storage, file_id: str) -> bytes:
-    return b"".join(store.open(file_id))
+INSERT_ROWS = 500  # chunks per INSERT
+UPDATE_FILES = 500  # files per UPDATE of their outcomes
+FLUSH_ROWS = 2000  # a group writes its finished files once they hold this many chunks
 
 
 def _insert_ignoring_duplicates(engine: AsyncEngine) -> Any:
@@ -67,149 +69,205 @@ def _insert_ignoring_duplicates(engine: AsyncEngine) -> Any:
     return insert(FILE_CHUNKS).on_conflict_do_nothing()
 
 
-@dataclass
-class Outcome:
-    """How a file's ingestion ended, to be written (see Ingestor.write_outcomes)."""
-
-    vsf: Any
-    status: str
-    key: str | None
-    usage: int
-    last_error: dict[str, str] | None
-    rows: list[dict[str, Any]]  # its new chunks
+def _per_file(ids: list[str], values: list[Any], column: Any) -> Any:
+    """CASE id WHEN ... THEN ...: one UPDATE gives each file its own value."""
+    return case(*[(VSF.id == i, literal(v, column.type)) for i, v in zip(ids, values)], else_=column)
 
 
 class Ingestor:
-    """One per worker process, on the worker's event loop."""
+    """One per worker process, on ingestion's own event loop."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # a connection per file slot, the group writer and the lease keeper: a pool smaller than
-        # that opens and closes a connection per statement (and prepares every statement again)
+        # a connection per slot, the group writer and the lease keeper: a pool smaller than that
+        # opens and closes a connection per statement (and prepares every statement again)
         self.engine = async_engine(settings.database_url, pool_size=settings.ingest_concurrency + 2)
         # single statements need no BEGIN / COMMIT (or ROLLBACK after a read): a third of the round trips
         self.single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.storage = storage(settings)
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('i')[-8:]}"
-        self.slots = asyncio.Semaphore(settings.ingest_concurrency)
-        self.waiting: set[tuple[str, str]] = set()
+        self.waiting: dict[str, dict[str, None]] = {}  # store id -> its files waiting here, in order
         self.running: set[tuple[str, str]] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.outcomes = GroupCommit(self.write_outcomes)
-        self._keepalive = asyncio.create_task(self._renew())
+        self.local: dict[str, bool] = {}  # store id -> embeds with the local model (a store keeps its model)
+        self.work = asyncio.Event()
+        self.loop = asyncio.get_running_loop()
+        self.outcomes: GroupCommit[Outcome] = GroupCommit(self.write_outcomes)
+        self.tasks = [asyncio.create_task(self._slot()) for _ in range(settings.ingest_concurrency)]
+        self.tasks.append(asyncio.create_task(self._renew()))
 
-    def start(self, store_id: str, file_id: str) -> None:
-        """Ingest the file once a slot is free; a file already waiting or running here is ignored."""
-        key = (store_id, file_id)
-        if key in self.waiting or key in self.running:
-            return
-        self.waiting.add(key)
-        task = asyncio.create_task(self._run(key))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+    def start(self, store_id: str, *file_ids: str) -> None:
+        """Ingest the files once a slot is free; a file already waiting or running here is ignored.
+        Called from any thread (the actors run on dramatiq's threads)."""
+        self.loop.call_soon_threadsafe(self._add, store_id, file_ids)
 
-    async def _run(self, key: tuple[str, str]) -> None:
-        try:
-            async with self.slots:
-                self.waiting.discard(key)
-                self.running.add(key)
-                claimed = await self._claim(*key)
-                if claimed is not None:
-                    await self._ingest_or_fail(claimed)
-        finally:
-            self.waiting.discard(key)
-            self.running.discard(key)
+    def _add(self, store_id: str, file_ids: tuple[str, ...]) -> None:
+        waiting = self.waiting.setdefault(store_id, {})
+        waiting.update((f, None) for f in file_ids if (store_id, f) not in self.running)
+        if not waiting:
+            del self.waiting[store_id]
+        self.work.set()
 
-    async def _claim(self, store_id: str, file_id: str) -> Any:
+    async def _slot(self) -> None:
+        while True:
+            await self.work.wait()
+            store_id, file_ids = "", []
+            try:
+                store_id, file_ids = await self._take()
+                self.running.update((store_id, f) for f in file_ids)
+                if file_ids:
+                    claimed = await self._claim(store_id, file_ids)
+                    if claimed:
+                        await self._ingest_or_fail(store_id, claimed)
+            except asyncio.CancelledError:
+                raise  # shutting down: the leases lapse and the sweeper sends the files again
+            except Exception:
+                # the claim failed (database): the files are re-sent by the sweeper
+                log.exception("ingesting files of %s failed", store_id)
+                await asyncio.sleep(0.5)
+            finally:
+                self.running.difference_update((store_id, f) for f in file_ids)
+
+    async def _take(self) -> tuple[str, list[str]]:
+        """The next files to ingest: a group of the first waiting store, which then goes last."""
+        store_id = next(iter(self.waiting), None)
+        if store_id is None:
+            self.work.clear()
+            return "", []
+        if store_id not in self.local:
+            self.local[store_id] = await self._is_local(store_id)
+        files = self.waiting.pop(store_id, {})
+        n = 1 if self.local[store_id] else max(1, self.settings.ingest_group_files)
+        taken = list(itertools.islice(files, n))
+        for f in taken:
+            del files[f]
+        if files:
+            self.waiting[store_id] = files
+        if not self.waiting:
+            self.work.clear()
+        return store_id, taken
+
+    async def _is_local(self, store_id: str) -> bool:
+        from retrieval.embed import LOCAL_ALIASES
+
+        if len(self.local) > 10_000:
+            self.local.clear()
+        async with self.single.connect() as conn:
+            model = (await conn.execute(select(VECTOR_STORES.c.embedding_model)
+                                        .where(VECTOR_STORES.c.id == store_id))).scalar()
+        return model in LOCAL_ALIASES
+
+    async def _claim(self, store_id: str, file_ids: list[str]) -> list[Any]:
+        """Claim those of the files no live worker holds, in one statement; fail those out of attempts."""
         t = now()
         async with self.single.connect() as conn:
-            row = (await conn.execute(
+            rows = (await conn.execute(
                 update(VECTOR_STORE_FILES)
-                .where(VSF.vector_store_id == store_id, VSF.id == file_id, VSF.status == "in_progress",
+                .where(VSF.vector_store_id == store_id, VSF.id.in_(file_ids), VSF.status == "in_progress",
                        or_(VSF.owner.is_(None), VSF.lease_until < t))
                 .values(owner=self.owner, lease_until=t + self.settings.ingest_lease_seconds,
                         attempts=VSF.attempts + 1)
                 .returning(*VECTOR_STORE_FILES.c)
-            )).first()
-        if row is not None and row.attempts > self.settings.ingest_max_attempts:
-            await self.finish(row, "failed", error=("server_error", "The file could not be processed."))
-            return None
-        return row
+            )).all()
+        spent = [r for r in rows if r.attempts > self.settings.ingest_max_attempts]
+        await self.outcomes.add(store_id, *(
+            Outcome.failed(r, "server_error", "The file could not be processed.") for r in spent))
+        return [r for r in rows if r.attempts <= self.settings.ingest_max_attempts]
 
-    async def _ingest_or_fail(self, vsf: Any) -> None:
+    async def _ingest_or_fail(self, store_id: str, vsfs: list[Any]) -> None:
         try:
-            await self.ingest(vsf)
-        except UnsupportedFile as exc:
-            await self.finish(vsf, "failed", error=("unsupported_file", f"{exc}"))
-        except InvalidFile as exc:
-            await self.finish(vsf, "failed", error=("invalid_file", f"{exc}"))
+            await self.ingest(store_id, vsfs)
         except asyncio.CancelledError:
-            raise  # shutting down: the lease lapses and the sweeper sends the file again
+            raise  # shutting down: the leases lapse and the sweeper sends the files again
         except Exception as exc:
-            log.exception("ingesting %s into %s failed", vsf.id, vsf.vector_store_id)
-            if vsf.attempts >= self.settings.ingest_max_attempts:
-                await self.finish(vsf, "failed", error=("server_error", f"The file could not be processed: {exc}"))
+            # files of the group written already are neither released nor failed: they are not ours
+            log.exception("ingesting %d file(s) into %s failed", len(vsfs), store_id)
+            last = [v for v in vsfs if v.attempts >= self.settings.ingest_max_attempts]
+            await self._release(store_id, [v.id for v in vsfs if v.attempts < self.settings.ingest_max_attempts])
+            await self.outcomes.add(store_id, *(
+                Outcome.failed(v, "server_error", f"The file could not be processed: {exc}") for v in last))
+
+    async def ingest(self, store_id: str, vsfs: list[Any]) -> None:
+        """Extract, chunk and embed the files (unless their content is embedded already), then complete them."""
+        store, names = await self._store(store_id, [v.id for v in vsfs])
+        vsfs = [v for v in vsfs if v.id in names]  # files deleted meanwhile: their rows went with them
+        if store is None or not vsfs:
+            return  # the store was deleted meanwhile: its rows went with it
+        datas = await asyncio.to_thread(read_all, self.storage, [v.id for v in vsfs])
+        chunking = [sizes(v.chunking_strategy) for v in vsfs]
+        keys = [content_key(d, store, *c) for d, c in zip(datas, chunking)]
+        known = await self._known(keys)
+        done = [Outcome(v, "completed", k, known[k]) for v, k in zip(vsfs, keys) if k in known]
+        first: dict[str, int] = {}  # key -> the group's first file with that content
+        for i, k in enumerate(keys):
+            if k not in known:
+                first.setdefault(k, i)
+        jobs = list(first.values())
+        prepared = await asyncio.to_thread(prepare_all, [(names[vsfs[i].id], datas[i], *chunking[i]) for i in jobs])
+        todo: dict[str, Pending] = {}
+        for i, got in zip(jobs, prepared):
+            if isinstance(got, Outcome):
+                got.vsf = vsfs[i]
+                done.append(got)
             else:
-                await self._release(vsf)
+                todo[keys[i]] = Pending(vsfs[i], keys[i], got)
+        for i, k in enumerate(keys):
+            if k in first and first[k] != i:  # same bytes as a file before it: ends as that one does
+                if k in todo:
+                    todo[k].same.append(vsfs[i])
+                else:
+                    done.append(Outcome.failed(vsfs[i], **_error_of(done, vsfs[first[k]].id)))
+        await self._embed(store, list(todo.values()), done)
 
-    async def ingest(self, vsf: Any) -> None:
-        """Extract, chunk and embed the file (unless its content is embedded already), then complete it."""
+    async def _embed(self, store: Any, files: list[Pending], done: list[Outcome]) -> None:
+        """Embed the files' chunks, requests spanning files; write each file once it is embedded."""
+        from retrieval.store import embedder_for
+
+        embedder = embedder_for(self.settings, store.embedding_model, store.embedding_endpoint)
+        left = {id(f): len(f.texts) for f in files}
+        for f in files:
+            if not f.texts:
+                done += f.outcomes()
+        mine = {f.vsf.id for f in files}
+        for n, span in enumerate(spans(files, self.settings.embeddings_batch_size)):
+            if n:  # the claim has just said so for the first
+                mine = await self._still_mine(store.id, mine)
+                span = [(f, p) for f, p in span if f.vsf.id in mine]
+                if not span:
+                    continue
+            vectors = await asyncio.to_thread(embedder.embed, [f.texts[p] for f, p in span])
+            for (f, p), v in zip(span, vectors):
+                f.add(p, v)
+                left[id(f)] -= 1
+                if not left[id(f)]:
+                    done += f.outcomes()
+            if sum(len(o.rows) for o in done) >= FLUSH_ROWS:
+                await self.outcomes.add(store.id, *done)
+                done = []
+        await self.outcomes.add(store.id, *done)
+
+    async def _store(self, store_id: str, file_ids: list[str]) -> tuple[Any, dict[str, str]]:
+        """The store's row and the files' names (those not deleted), in one query."""
         async with self.single.connect() as conn:
-            store = (await conn.execute(
-                select(VECTOR_STORES, FILES.c.filename).select_from(VECTOR_STORES.join(FILES, FILES.c.id == vsf.id))
-                .where(VECTOR_STORES.c.id == vsf.vector_store_id))).first()
-        if store is None:
-            return  # the store or the file was deleted meanwhile: its row went with it
-        data = await asyncio.to_thread(_read, self.storage, vsf.id)
-        size, overlap = sizes(vsf.chunking_strategy)
-        key = content_key(data, store, size, overlap)
-        rows: list[dict[str, Any]] | None = None
-        if not await self._embedded(key):
-            # loaded on first use: numpy, the tokenizer and the model cost a worker seconds to import
-            from retrieval.chunk import chunk_text
-            from retrieval.extract import extract_text
-            from retrieval.store import embedder_for
+            rows = (await conn.execute(
+                select(VECTOR_STORES, FILES.c.id.label("file_id"), FILES.c.filename)
+                .select_from(VECTOR_STORES.join(FILES, FILES.c.id.in_(file_ids)))
+                .where(VECTOR_STORES.c.id == store_id))).all()
+        return (rows[0] if rows else None), {r.file_id: r.filename for r in rows}
 
-            text = await asyncio.to_thread(extract_text, store.filename, data)
-            chunks = await asyncio.to_thread(chunk_text, text, size, overlap)
-            embedder = embedder_for(self.settings, store.embedding_model, store.embedding_endpoint)
-            rows = []
-            step = self.settings.embeddings_batch_size
-            for lo in range(0, len(chunks), step):
-                if lo and not await self._still_mine(vsf):  # the claim has just said so for the first
-                    return
-                texts = [c.text for c in chunks[lo:lo + step]]
-                vectors = await asyncio.to_thread(embedder.embed, texts)
-                rows += [{"content_key": key, "position": lo + i, "text": t, "vector": v.astype("<f4").tobytes()}
-                         for i, (t, v) in enumerate(zip(texts, vectors))]
-        await self.finish(vsf, "completed", key=key, rows=rows)
-
-    async def _embedded(self, key: str) -> bool:
+    async def _known(self, keys: Sequence[str]) -> dict[str, int]:
+        """The keys whose chunks are stored already, with the usage (bytes) of those chunks."""
         async with self.single.connect() as conn:
-            return (await conn.execute(select(CHUNKS.position).where(CHUNKS.content_key == key).limit(1))).first() is not None
+            rows = (await conn.execute(
+                select(CHUNKS.content_key, func.sum(func.length(CHUNKS.text)), func.sum(func.length(CHUNKS.vector)))
+                .where(CHUNKS.content_key.in_(sorted(set(keys)))).group_by(CHUNKS.content_key))).all()
+        return {k: int(text or 0) + int(vec or 0) for k, text, vec in rows}
 
-    async def _still_mine(self, vsf: Any) -> bool:
+    async def _still_mine(self, store_id: str, file_ids: set[str]) -> set[str]:
         async with self.single.connect() as conn:
-            row = (await conn.execute(select(VSF.owner, VSF.status).where(
-                VSF.vector_store_id == vsf.vector_store_id, VSF.id == vsf.id))).first()
-        return row is not None and row.owner == self.owner and row.status == "in_progress"
-
-    async def _usage(self, key: str) -> int:
-        async with self.single.connect() as conn:
-            text, vec = (await conn.execute(select(func.sum(func.length(CHUNKS.text)), func.sum(
-                func.length(CHUNKS.vector))).where(CHUNKS.content_key == key))).one()
-        return int(text or 0) + int(vec or 0)
-
-    async def finish(self, vsf: Any, status: str, *, key: str | None = None,
-                     error: tuple[str, str] | None = None, rows: list[dict[str, Any]] | None = None) -> None:
-        """Complete or fail the file (writing its new chunks, if any), if it is still ours and in
-        progress; recount its store."""
-        if rows is not None:
-            usage = sum(len(r["text"]) + len(r["vector"]) for r in rows)
-        else:
-            usage = await self._usage(key) if key else 0
-        last_error = {"code": error[0], "message": error[1][:1000]} if error else None
-        await self.outcomes.add(vsf.vector_store_id, Outcome(vsf, status, key, usage, last_error, rows or []))
+            rows = (await conn.execute(select(VSF.id).where(
+                VSF.vector_store_id == store_id, VSF.id.in_(sorted(file_ids)), VSF.owner == self.owner,
+                VSF.status == "in_progress"))).scalars().all()
+        return set(rows)
 
     async def write_outcomes(self, store_id: str, outcomes: list[Outcome]) -> None:
         """One transaction for these files of one store: one store lock, one recount."""
@@ -220,31 +278,36 @@ class Ingestor:
             for lo in range(0, len(rows), INSERT_ROWS):
                 await conn.execute(statement, rows[lo:lo + INSERT_ROWS])
             await lock_store(conn, store_id)
-            batches: list[str | None] = []
-            stale: list[str | None] = []
-            for o in outcomes:
-                done = (await conn.execute(
-                    update(VECTOR_STORE_FILES)
-                    .where(VSF.vector_store_id == store_id, VSF.id == o.vsf.id, VSF.status == "in_progress",
-                           or_(VSF.owner == self.owner, VSF.owner.is_(None)))
-                    .values(status=o.status, last_error=o.last_error, content_key=o.key or o.vsf.content_key,
-                            usage_bytes=o.usage, owner=None, lease_until=None)
-                    .returning(VSF.batch_id)
-                )).first()
-                if done is None:
-                    stale.append(o.key)  # not ours any more: our chunks may be nobody's
-                else:
-                    batches.append(done.batch_id)
-                    stale.append(o.vsf.content_key if o.vsf.content_key != o.key else None)
-            if batches:
-                await recount(conn, store_id, batches)
+            written: dict[str, str | None] = {}
+            for part in _by_status(outcomes):
+                written.update(await self._write_status(conn, store_id, part))
+            # a file not ours any more: the chunks we wrote may be nobody's; ours: its old content's may be
+            stale = [o.key if o.vsf.id not in written else (o.vsf.content_key if o.vsf.content_key != o.key else None)
+                     for o in outcomes]
+            if written:
+                await recount(conn, store_id, list(written.values()))
             await drop_unused_chunks(conn, stale)
 
-    async def _release(self, vsf: Any) -> None:
-        """Give the file back; the sweeper sends it again after `ingest_requeue_after_seconds`."""
+    async def _write_status(self, conn: Any, store_id: str, outcomes: list[Outcome]) -> dict[str, str | None]:
+        """End files of one status and error (if ours and in progress): their ids -> batch ids."""
+        ids = [o.vsf.id for o in outcomes]
+        return {r.id: r.batch_id for r in (await conn.execute(
+            update(VECTOR_STORE_FILES)
+            .where(VSF.vector_store_id == store_id, VSF.id.in_(ids), VSF.status == "in_progress",
+                   or_(VSF.owner == self.owner, VSF.owner.is_(None)))
+            .values(status=outcomes[0].status, last_error=outcomes[0].last_error, owner=None, lease_until=None,
+                    content_key=_per_file(ids, [o.key or o.vsf.content_key for o in outcomes], VSF.content_key),
+                    usage_bytes=_per_file(ids, [o.usage for o in outcomes], VSF.usage_bytes))
+            .returning(VSF.id, VSF.batch_id)
+        )).all()}
+
+    async def _release(self, store_id: str, file_ids: list[str]) -> None:
+        """Give files back; the sweeper sends them again after `ingest_requeue_after_seconds`."""
+        if not file_ids:
+            return
         async with self.single.connect() as conn:
             await conn.execute(update(VECTOR_STORE_FILES).where(
-                VSF.vector_store_id == vsf.vector_store_id, VSF.id == vsf.id, VSF.owner == self.owner
+                VSF.vector_store_id == store_id, VSF.id.in_(file_ids), VSF.owner == self.owner
             ).values(owner=None, lease_until=None, enqueued_at=now()))
 
     async def _renew(self) -> None:
@@ -252,44 +315,75 @@ class Ingestor:
         while True:
             await asyncio.sleep(every)
             try:
-                t = now()
-                async with self.engine.begin() as conn:
-                    if self.running:
-                        await conn.execute(update(VECTOR_STORE_FILES).where(
-                            tuple_(VSF.vector_store_id, VSF.id).in_(list(self.running)), VSF.owner == self.owner
-                        ).values(lease_until=t + self.settings.ingest_lease_seconds))
-                    if self.waiting:
-                        await conn.execute(update(VECTOR_STORE_FILES).where(
-                            tuple_(VSF.vector_store_id, VSF.id).in_(list(self.waiting)), VSF.owner.is_(None)
-                        ).values(enqueued_at=t))
+                await self._renew_once()
             except Exception:
                 log.warning("renewing ingestion leases failed; retrying", exc_info=True)
 
+    async def _renew_once(self) -> None:
+        t = now()
+        running = sorted(self.running)
+        waiting = [(s, f) for s, files in self.waiting.items() for f in files]
+        async with self.engine.begin() as conn:
+            for lo in range(0, len(running), UPDATE_FILES):
+                await conn.execute(update(VECTOR_STORE_FILES).where(
+                    tuple_(VSF.vector_store_id, VSF.id).in_(running[lo:lo + UPDATE_FILES]), VSF.owner == self.owner
+                ).values(lease_until=t + self.settings.ingest_lease_seconds))
+            for lo in range(0, len(waiting), UPDATE_FILES):
+                await conn.execute(update(VECTOR_STORE_FILES).where(
+                    tuple_(VSF.vector_store_id, VSF.id).in_(waiting[lo:lo + UPDATE_FILES]), VSF.owner.is_(None)
+                ).values(enqueued_at=t))
+
     async def close(self) -> None:
-        self._keepalive.cancel()
-        for task in list(self.tasks):
+        for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.outcomes.close()
         await self.engine.dispose()
 
 
+def _by_status(outcomes: list[Outcome]) -> list[list[Outcome]]:
+    """The outcomes in parts of one status and error, `UPDATE_FILES` at most."""
+    parts: dict[str, list[Outcome]] = {}
+    for o in outcomes:
+        parts.setdefault(f"{o.status}|{o.last_error}", []).append(o)
+    return [p[lo:lo + UPDATE_FILES] for p in parts.values() for lo in range(0, len(p), UPDATE_FILES)]
+
+
+def _error_of(done: list[Outcome], file_id: str) -> dict[str, str]:
+    """The failure of an earlier file of the group, for a file with the same content."""
+    error = next(o.last_error for o in done if o.vsf.id == file_id and o.last_error)
+    return {"code": error["code"], "message": error["message"]}
+
+
 _ingestor: Ingestor | None = None
+_thread: LoopThread | None = None
+_lock = threading.Lock()
+
+
+async def _create(settings: Settings) -> Ingestor:
+    return Ingestor(settings)
 
 
 def ingestor(settings: Settings) -> Ingestor:
-    """This process's Ingestor, created on first use on the running event loop."""
-    global _ingestor
-    if _ingestor is None:
-        _ingestor = Ingestor(settings)
-    return _ingestor
+    """This process's Ingestor, created on first use with its niced loop thread."""
+    global _ingestor, _thread
+    with _lock:
+        if _ingestor is None:
+            _thread = LoopThread(settings.ingest_nice, settings.ingest_concurrency + 2)
+            _ingestor = _thread.run(_create(settings))
+        return _ingestor
 
 
-async def close_ingestor() -> None:
-    global _ingestor
-    if _ingestor is not None:
-        await _ingestor.close()
-        _ingestor = None
+def stop_ingestor(timeout: float = 30.0) -> None:
+    """Stop this process's ingestion (unfinished files' leases lapse) and its thread."""
+    global _ingestor, _thread
+    with _lock:
+        if _ingestor is not None and _thread is not None:
+            try:
+                _thread.run(_ingestor.close(), timeout)
+            finally:
+                _thread.stop()
+        _ingestor = _thread = None
 
 
 async def sweep_ingestion(engine: AsyncEngine, settings: Settings, *, orphans_now: bool = False) -> int:
@@ -313,11 +407,11 @@ async def sweep_ingestion(engine: AsyncEngine, settings: Settings, *, orphans_no
             .returning(VSF.vector_store_id, VSF.id)
         )).all()
     if again:
-        from core.broker import enqueue_ingest
+        from core.ingest_queue import by_store, enqueue_ingest_files
 
         def send() -> None:
-            for store_id, file_id in again:
-                enqueue_ingest(store_id, file_id)
+            for store_id, file_ids in by_store([(s, f) for s, f in again]).items():
+                enqueue_ingest_files(store_id, file_ids)
 
         await asyncio.to_thread(send)
         log.info("sweeper re-sent %d vector store file(s) for ingestion", len(again))
@@ -329,9 +423,7 @@ class IngestMiddleware(dramatiq.Middleware):
     leases of unfinished files lapse and the sweeper sends them to another worker."""
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        if _ingestor is None:
-            return
         try:
-            get_event_loop_thread().run_coroutine(close_ingestor())  # type: ignore[union-attr]
+            stop_ingestor()
         except Exception:
             log.warning("ingestion did not stop cleanly", exc_info=True)

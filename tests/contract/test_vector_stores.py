@@ -7,8 +7,10 @@ Redis, two workers, S3). Files are tiny: the local MiniLM embeds about ten chunk
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,8 +22,8 @@ from sqlalchemy import func, select, update
 
 from core.config import Settings
 from core.db import async_engine, sync_engine
-from core.models import FILE_CHUNKS, VECTOR_STORES
-from tests.conftest import KEY_A, KEY_B, ScriptedModel, Server, start_embedded, stop
+from core.models import FILE_CHUNKS, VECTOR_STORE_FILES, VECTOR_STORES
+from tests.conftest import KEY_A, KEY_B, ScriptedModel, Server, start_distributed, start_embedded, stop
 from workers.citations import annotate
 from workers.file_search import file_search
 
@@ -301,6 +303,76 @@ def test_remote_embedding_model(remote_embedded: Server) -> None:
         dims = {len(v) // 4 for v in conn.execute(select(FILE_CHUNKS.c.vector)).scalars()}
     engine.dispose()
     assert model == "hashed-words" and endpoint == remote_embedded.env["OPENAI_BASE_URL"] and dims == {64}
+
+
+def test_remote_model_ingests_files_in_groups(remote_embedded: Server) -> None:
+    """With an external model, a batch's files are claimed, embedded and written in groups; each
+    file still ends on its own: bytes seen twice are embedded once, a bad file fails alone."""
+    client = remote_embedded.client()
+    trees = ["oak", "elm", "ash", "fir", "yew", "pine", "birch", "alder"]
+    docs = {f"tree{i}.txt": f"Note {i}: the {t} grows by the river.".encode() for i, t in enumerate(trees)}
+    docs |= {"copy.txt": docs["tree0.txt"], "picture.xyz": b"\x00\x01"}
+    ids = {name: upload(client, name, data) for name, data in docs.items()}
+    store = client.vector_stores.create(name="groups")
+    batch = client.vector_stores.file_batches.create_and_poll(vector_store_id=store.id, file_ids=list(ids.values()))
+    assert batch.status == "completed", batch
+    assert (batch.file_counts.completed, batch.file_counts.failed, batch.file_counts.total) == (9, 1, 10)
+    bad = client.vector_stores.files.retrieve(ids["picture.xyz"], vector_store_id=store.id)
+    assert bad.status == "failed" and bad.last_error is not None and bad.last_error.code == "unsupported_file"
+    original = client.vector_stores.files.retrieve(ids["tree0.txt"], vector_store_id=store.id)
+    copy = client.vector_stores.files.retrieve(ids["copy.txt"], vector_store_id=store.id)
+    assert copy.usage_bytes == original.usage_bytes > 0
+    content = client.vector_stores.files.content(ids["tree3.txt"], vector_store_id=store.id)
+    assert [c.text for c in content.data] == ["Note 3: the fir grows by the river."]
+    assert client.vector_stores.search(store.id, query="fir").data[0].file_id == ids["tree3.txt"]
+    engine = db(remote_embedded)
+    with engine.connect() as conn:
+        keys = dict(conn.execute(select(VECTOR_STORE_FILES.c.id, VECTOR_STORE_FILES.c.content_key)
+                                 .where(VECTOR_STORE_FILES.c.vector_store_id == store.id)).all())
+        stored = conn.execute(select(func.count()).select_from(FILE_CHUNKS)
+                              .where(FILE_CHUNKS.c.content_key == keys[ids["tree0.txt"]])).scalar()
+    engine.dispose()
+    assert keys[ids["copy.txt"]] == keys[ids["tree0.txt"]] and stored == 1
+    assert len({keys[ids[f"tree{i}.txt"]] for i in range(len(trees))}) == len(trees)
+
+
+def test_killed_worker_file_is_finished_by_another(model_server: ScriptedModel, tmp_path: Path) -> None:
+    """A worker killed while it embeds a file: its lease lapses, the sweeper sends the file again
+    and the other worker ingests it."""
+    server = start_distributed(model_server, tmp_path, workers=2, extra={
+        "ASSISTD_EMBEDDINGS_MODEL": "hashed-words", "ASSISTD_INGEST_LEASE_SECONDS": "2",
+        "ASSISTD_SWEEP_INTERVAL_SECONDS": "0.5"})
+    engine = db(server)
+    try:
+        client = server.client()
+        file_id = upload(client, "slow.txt", b"Tides follow the Moon. [slow-embedding 3000 ms]")
+        store = client.vector_stores.create(name="crash")
+        client.vector_stores.files.create(vector_store_id=store.id, file_id=file_id)
+        owner_of = select(VECTOR_STORE_FILES.c.owner).where(VECTOR_STORE_FILES.c.id == file_id)
+        deadline = time.monotonic() + 20
+        while True:
+            with engine.connect() as conn:
+                owner = conn.execute(owner_of).scalar()
+            if owner is not None:
+                break
+            assert time.monotonic() < deadline, "no worker claimed the file"
+            time.sleep(0.05)
+        victim = next(p for p in server.procs[1:] if p.pid == int(owner.split(":")[1]))
+        victim.send_signal(signal.SIGKILL)
+        victim.wait()
+        deadline = time.monotonic() + 30
+        while (done := client.vector_stores.files.retrieve(file_id, vector_store_id=store.id)).status == "in_progress":
+            assert time.monotonic() < deadline, "the file was not finished by the other worker"
+            time.sleep(0.2)
+        assert done.status == "completed" and done.usage_bytes > 0
+        with engine.connect() as conn:
+            row = conn.execute(select(VECTOR_STORE_FILES).where(VECTOR_STORE_FILES.c.id == file_id)).one()
+        assert row.attempts == 2 and row.owner is None and row.owner != owner
+        content = client.vector_stores.files.content(file_id, vector_store_id=store.id)
+        assert "Tides follow the Moon" in (content.data[0].text or "")
+    finally:
+        engine.dispose()
+        stop(server.procs)
 
 
 def test_run_with_file_search_cites_the_file(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +31,9 @@ def test_sweep_sends_lost_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyP
     migrate(url)
     settings = Settings(database_url=url, ingest_requeue_after_seconds=30)
     sent: list[tuple[str, str]] = []
-    import core.broker
+    import core.ingest_queue
 
-    monkeypatch.setattr(core.broker, "enqueue_ingest", lambda s, f: sent.append((s, f)))
+    monkeypatch.setattr(core.ingest_queue, "enqueue_ingest_files", lambda s, fs: sent.extend((s, f) for f in fs))
     t = now()
     rows = [
         row("fresh"),  # just sent
@@ -66,3 +69,67 @@ def test_content_key_follows_bytes_model_and_chunking() -> None:
     assert len({a, ingest.content_key(b"y", Store, 800, 400), ingest.content_key(b"x", Store, 400, 200)}) == 3
     Store.embedding_model = "other"
     assert ingest.content_key(b"x", Store, 800, 400) != a
+
+
+def test_one_claim_takes_many_files(tmp_path: Path) -> None:
+    """A group of files is claimed in one statement: only those no live worker holds; a file out of
+    attempts fails instead of being claimed again."""
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    migrate(url)
+    settings = Settings(database_url=url, files_dir=str(tmp_path / "files"), ingest_max_attempts=3)
+    t = now()
+    free = [f"f{i}" for i in range(5)]
+    rows = [row(f) for f in free] + [
+        row("held", owner="w2", lease_until=t + 30),  # another worker is on it
+        row("lapsed", owner="w1", lease_until=t - 1, attempts=1),  # its worker died
+        row("spent", attempts=3),
+        row("done", status="completed"),
+    ]
+
+    async def go() -> tuple[list[str], list[Any], str, dict[str, Any]]:
+        engine = async_engine(url)
+        async with engine.begin() as conn:
+            await conn.execute(insert(VECTOR_STORE_FILES), rows)
+        ingestor = ingest.Ingestor(settings)
+        try:
+            first = await ingestor._claim("vs_1", [r["id"] for r in rows])
+            again = await ingestor._claim("vs_1", [r["id"] for r in rows])
+            async with engine.connect() as conn:
+                state = {r.id: r for r in (await conn.execute(select(VECTOR_STORE_FILES))).all()}
+        finally:
+            await ingestor.close()
+            await engine.dispose()
+        return [r.id for r in first], again, ingestor.owner, state
+
+    first, again, owner, state = asyncio.run(go())
+    assert sorted(first) == sorted([*free, "lapsed"]) and again == []
+    assert all(state[f].owner == owner and state[f].attempts == 1 for f in free)
+    assert state["lapsed"].owner == owner and state["lapsed"].attempts == 2
+    assert state["held"].owner == "w2" and state["held"].attempts == 0
+    assert state["spent"].status == "failed" and state["spent"].last_error["code"] == "server_error"
+    assert state["spent"].owner is None
+    assert state["done"].status == "completed" and state["done"].owner is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux keeps a nice value per thread")
+def test_ingestion_threads_are_niced(tmp_path: Path) -> None:
+    """Ingestion's loop thread and the threads it hands work to run at `ingest_nice`; the caller's
+    thread (the worker's run loop) keeps its priority."""
+    url = f"sqlite:///{tmp_path}/db.sqlite"
+    migrate(url)
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    settings = Settings(database_url=url, files_dir=str(tmp_path / "files"), ingest_nice=mine + 7)
+
+    async def helper_nice() -> int:
+        return await asyncio.to_thread(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    ingest.ingestor(settings)
+    try:
+        thread = ingest._thread
+        assert thread is not None and thread.thread.native_id is not None
+        assert os.getpriority(os.PRIO_PROCESS, thread.thread.native_id) == mine + 7
+        assert thread.run(helper_nice(), timeout=10) == mine + 7
+        assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+    finally:
+        ingest.stop_ingestor()
+    assert ingest._thread is None and not thread.thread.is_alive()
