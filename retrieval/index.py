@@ -64,13 +64,8 @@ class Index:
         scores = self.vectors @ q
         return np.maximum(scores, 0.0, out=scores)
 
-    def scores(
-        self, query: str, query_vector: np.ndarray | None, mode: str, keyword: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Dense (n,) scores of every row; -1 marks rows that must not be returned.
-
-        `keyword` is `keyword_scores(query)` if the caller has it already.
-        """
+    def scores(self, query: str, query_vector: np.ndarray | None, mode: str) -> np.ndarray:
+        """Dense (n,) scores of every row; -1 marks rows that must not be returned."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if mode == "vector" or (mode == "hybrid" and query_vector is not None):
@@ -79,10 +74,9 @@ class Index:
             scores = self.vector_scores(query_vector)
             if mode == "hybrid":
                 scores *= self.alpha
-                kw = self.keyword_scores(query) if keyword is None else keyword
-                scores += (1.0 - self.alpha) * kw
+                scores += (1.0 - self.alpha) * self.keyword_scores(query)
             return scores
-        kw = self.keyword_scores(query) if keyword is None else keyword
+        kw = self.keyword_scores(query)
         return np.where(kw > 0, kw, np.float32(-1.0))
 
     def search(
@@ -92,18 +86,16 @@ class Index:
         k: int = 20,
         mode: str = "hybrid",
         allowed: np.ndarray | None = None,
-        keyword: np.ndarray | None = None,
     ) -> list[tuple[int, float]]:
         """The best `k` rows as (row position, score in [0, 1]), best first.
 
         `allowed` is a boolean mask over the rows (those passing attribute filters). Hybrid
         without a query vector falls back to keyword search; keyword search returns only rows
-        that share a term with the query. `keyword` is `keyword_scores(query)` if the caller
-        has it already.
+        that share a term with the query.
         """
         if k <= 0 or not len(self.ids):
             return []
-        scores = self.scores(query, query_vector, mode, keyword)
+        scores = self.scores(query, query_vector, mode)
         if allowed is not None:
             mask = np.asarray(allowed, bool)
             if mask.shape != scores.shape:
