@@ -24,7 +24,7 @@ async def execute_run(run_id: str) -> None:
 
 @dramatiq.actor(queue_name=INGEST_QUEUE, actor_name=INGEST_FILE, max_retries=5, min_backoff=200, max_backoff=5000)
 async def ingest_file(vector_store_id: str, file_id: str) -> None:
-    """Start ingesting a vector store file on this process's event loop. Safe to receive twice."""
+    """The one-file message an older API sends: `ingest_files` with one file. Safe to receive twice."""
     ingestor(get_settings()).start(vector_store_id, file_id)
 
 
