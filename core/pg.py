@@ -4,7 +4,8 @@ Through SQLAlchemy a statement costs about as much CPU in its execution layer as
 driver, and a transaction adds BEGIN and COMMIT round trips. The few writes every run makes
 (its creation in the API, its claim and each round's end in the worker) go through here as
 single statements instead: several rows are written atomically as data-modifying CTEs. Every
-other query, and SQLite, keeps SQLAlchemy; both write the same rows.
+other query, and SQLite, keeps SQLAlchemy. Both write the same rows, but for one detail no
+reader here depends on: a None in a JSON column is SQL NULL here and JSON null there.
 """
 
 from __future__ import annotations
@@ -65,7 +66,9 @@ class Params:
         placeholder = f"${len(self.values)}"
         if table is None or column is None:
             return placeholder
-        return f"{placeholder}::{table.c[column].type.compile(dialect=_DIALECT)}"
+        # without the length: a cast to VARCHAR(n) cuts a longer value short, where the column
+        # itself refuses it
+        return f"{placeholder}::{table.c[column].type.compile(dialect=_DIALECT).split('(')[0]}"
 
 
 def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:

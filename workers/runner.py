@@ -60,9 +60,9 @@ class Runner:
         self.enqueue = enqueue
         self.backlog = backlog
         # On PostgreSQL the claim and a round's end (every run's two writes) have a pool of
-        # their own (workers/pg.py); SQLAlchemy's serves the rest.
+        # their own (workers/pg.py); SQLAlchemy's serves the rest: reloads, tools, housekeeping.
         pg = None if is_sqlite(settings.database_url) else Postgres(settings.database_url, size=40)
-        self.engine = async_engine(settings.database_url, pool_size=40 if pg is None else 10)
+        self.engine = async_engine(settings.database_url, pool_size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log(), storage(settings),
                                 sandboxes(settings, owner), pg)
@@ -85,6 +85,7 @@ class Runner:
         if claimed is None:
             self.slots.release()
             return
+        self.ctx.ended.discard(run_id)  # claimed again (tool outputs came): running, not ending
         task = asyncio.create_task(self._drive(claimed))
         self.tasks[run_id] = task
         metrics.IN_FLIGHT.inc()
@@ -93,6 +94,7 @@ class Runner:
     def _finished(self, run_id: str, task: asyncio.Task[None]) -> None:
         if self.tasks.get(run_id) is task:  # a later claim of the same run may have replaced it
             del self.tasks[run_id]
+            self.ctx.ended.discard(run_id)
         self.slots.release()
         metrics.IN_FLIGHT.dec()
 
@@ -128,26 +130,21 @@ class Runner:
                 log.warning("housekeeping failed; retrying", exc_info=True)
 
     async def _check_cancelled(self) -> None:
-        """Stop tasks whose run was cancelled, expired or taken over.
+        """Stop tasks whose run was cancelled, expired, taken over or ended by another worker.
 
-        A run that ended completed, failed, incomplete or requires_action was ended by its own
-        task, which may still be announcing it to the stream: cancelling it there loses the
-        run's last events. (A stale attempt whose run another worker ended meanwhile is left to
-        finish: its writes are guarded by the owner and change nothing.)"""
-        if not self.tasks:
+        A run whose own task has just committed its end is left alone: the task may still be
+        announcing the end to the stream, and cancelling it there would lose the last events."""
+        running = [run_id for run_id in self.tasks if run_id not in self.ctx.ended]
+        if not running:
             return
         c = RUNS.c
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(c.id, c.status).where(
-                    c.id.in_(list(self.tasks)),
-                    c.status.in_(("cancelling", "expired", "queued"))
-                    | ((c.status == "in_progress") & (c.owner != self.ctx.owner)),
-                )
+                select(c.id, c.status).where(c.id.in_(running), (c.status != "in_progress") | (c.owner != self.ctx.owner))
             )
             for run_id, status in rows.all():
                 task = self.tasks.get(run_id)
-                if task is not None:
+                if task is not None and run_id not in self.ctx.ended:
                     task.cancel(runs.CANCELLED if status == "cancelling" else None)
 
     async def _renew(self) -> None:

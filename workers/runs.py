@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import openai
@@ -52,6 +52,8 @@ class Context:
     storage: Storage | None = None  # file bytes, for the tools that read or write files
     sandboxes: Any = None  # sandbox.Sandboxes where code_interpreter can run
     pg: Postgres | None = None  # the claim and a round's end straight on asyncpg (PostgreSQL only)
+    # runs whose own task has committed their end and may still be announcing it: not to be stopped
+    ended: set[str] = field(default_factory=set)
 
 
 CANCELLED = "cancelled by the user"  # the reason a task is cancelled with when its run was cancelled
@@ -296,6 +298,8 @@ async def finish(
             else:
                 for table, row in inserts or []:
                     await conn.execute(INSERTS[table], row)
+    if not lost and not continuing:
+        ctx.ended.add(run.id)
     if lost:
         log.info("run %s: no longer ours, dropping this attempt's result", run.id)
         await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves

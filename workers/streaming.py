@@ -33,19 +33,32 @@ class Turn:
     def of(cls, completion: Any) -> Turn:
         """A whole answer, from its JSON as sent (building the SDK's typed ChatCompletion cost
         more of the worker's CPU than the rest of a round's bookkeeping)."""
+        if isinstance(completion, (str, bytes)):  # JSON sent without a JSON content type
+            try:
+                completion = json.loads(completion)
+            except ValueError:
+                raise ValueError("the model's answer is not JSON") from None
         choices = completion.get("choices") if isinstance(completion, dict) else None
         if not choices or not isinstance(choices[0], dict):
             raise ValueError("the model's answer is not a chat completion with a choice")
         choice = choices[0]
         message = choice.get("message") or {}
         calls = [
-            {"id": c["id"], "name": c["function"]["name"], "arguments": c["function"].get("arguments") or ""}
+            {"id": c["id"], "name": c["function"]["name"], "arguments": _arguments(c["function"].get("arguments"))}
             for c in message.get("tool_calls") or []
-            if c.get("type") == "function"
+            if c.get("type", "function") == "function"  # some servers leave the type out
         ]
         u = completion.get("usage") or {}
-        usage = {k: int(u.get(k) or 0) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        usage = {k: int(u.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
+        usage["total_tokens"] = int(u.get("total_tokens") or usage["prompt_tokens"] + usage["completion_tokens"])
         return cls(message.get("content") or "", calls, choice.get("finish_reason"), usage)
+
+
+def _arguments(value: Any) -> str:
+    """A call's arguments as the JSON text the API carries (some servers send the object)."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 @dataclass

@@ -192,9 +192,9 @@ def test_a_rounds_end_writes_its_rows(database_url: str) -> None:
 
 
 def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -> None:
-    """A user's cancel, an expiry or a takeover stops the run's task; a run its own task has just
-    ended is left alone, or its stream would never hear the end (seen: a run recorded incomplete
-    whose stream hung)."""
+    """A user's cancel, an expiry, a takeover or an end by another worker stops the run's task; a
+    run its own task has just ended is left alone, or its stream would never hear the end (seen:
+    a run recorded incomplete whose stream hung)."""
 
     async def go() -> None:
         settings = Settings(database_url=database_url, sandbox_pool_size=0,
@@ -205,16 +205,20 @@ def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -
             "cancelling": await new_run(runner.ctx, status="cancelling", owner=me),
             "expired": await new_run(runner.ctx, status="expired"),
             "taken over": await new_run(runner.ctx, status="in_progress", owner="another worker"),
+            "ended by another worker": await new_run(runner.ctx, status="completed"),
+            "cancelled by another worker": await new_run(runner.ctx, status="cancelled"),
             "ours": await new_run(runner.ctx, status="in_progress", owner=me),
-            "just ended": await new_run(runner.ctx, status="incomplete"),
-            "waiting for outputs": await new_run(runner.ctx, status="requires_action"),
+            "just ended by its task": await new_run(runner.ctx, status="incomplete"),
+            "waiting for outputs, by its task": await new_run(runner.ctx, status="requires_action"),
         }
+        runner.ctx.ended.update(cases[name].id for name in cases if name.endswith("by its task"))
         tasks = {name: asyncio.create_task(asyncio.sleep(60)) for name in cases}
         runner.tasks.update({run.id: tasks[name] for name, run in cases.items()})
         await runner._check_cancelled()
         await asyncio.sleep(0)
         stopped = {name for name, task in tasks.items() if task.cancelled() or task.cancelling()}
-        assert stopped == {"cancelling", "expired", "taken over"}
+        assert stopped == {"cancelling", "expired", "taken over", "ended by another worker",
+                           "cancelled by another worker"}
         for task in tasks.values():
             task.cancel()
         runner.tasks.clear()
