@@ -93,7 +93,7 @@ class Settings(BaseSettings):
     # files of one store claimed, embedded and written together (external embedding models only:
     # the local model takes one file at a time, its embedding costs far more than the bookkeeping)
     ingest_group_files: int = 64
-    ingest_nice: int = 10  # nice value of ingestion's threads (Linux): searches and runs go first
+    ingest_nice: int = 10  # nice value of ingestion's threads (Linux, not on SQLite): searches and runs go first
     search_cache_stores: int = 32  # vector store indexes kept in memory per process
 
     # metrics and logs

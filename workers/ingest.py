@@ -36,7 +36,7 @@ from sqlalchemy import and_, case, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
-from core.db import async_engine
+from core.db import async_engine, is_sqlite
 from core.ids import new_id, now
 from core.models import FILE_CHUNKS, FILES, VECTOR_STORE_FILES, VECTOR_STORES
 from core.storage import storage
@@ -176,15 +176,27 @@ class Ingestor:
     async def _ingest_or_fail(self, store_id: str, vsfs: list[Any]) -> None:
         try:
             await self.ingest(store_id, vsfs)
+            return
         except asyncio.CancelledError:
             raise  # shutting down: the leases lapse and the sweeper sends the files again
         except Exception as exc:
-            # files of the group written already are neither released nor failed: they are not ours
-            log.exception("ingesting %d file(s) into %s failed", len(vsfs), store_id)
-            last = [v for v in vsfs if v.attempts >= self.settings.ingest_max_attempts]
-            await self._release(store_id, [v.id for v in vsfs if v.attempts < self.settings.ingest_max_attempts])
-            await self.outcomes.add(store_id, *(
-                Outcome.failed(v, "server_error", f"The file could not be processed: {exc}") for v in last))
+            if len(vsfs) == 1:
+                log.exception("ingesting %s into %s failed", vsfs[0].id, store_id)
+                await self._give_up(store_id, vsfs, exc)
+                return
+            log.warning("ingesting %d files into %s failed (%r): trying them one at a time", len(vsfs), store_id, exc)
+        # one bad file must not cost the others of its group their attempts
+        mine = await self._still_mine(store_id, {v.id for v in vsfs})
+        for v in vsfs:
+            if v.id in mine:
+                await self._ingest_or_fail(store_id, [v])
+
+    async def _give_up(self, store_id: str, vsfs: list[Any], exc: Exception) -> None:
+        """Hand the files back to the sweeper, or fail those out of attempts."""
+        last = [v for v in vsfs if v.attempts >= self.settings.ingest_max_attempts]
+        await self._release(store_id, [v.id for v in vsfs if v.attempts < self.settings.ingest_max_attempts])
+        await self.outcomes.add(store_id, *(
+            Outcome.failed(v, "server_error", f"The file could not be processed: {exc}") for v in last))
 
     async def ingest(self, store_id: str, vsfs: list[Any]) -> None:
         """Extract, chunk and embed the files (unless their content is embedded already), then complete them."""
@@ -369,7 +381,10 @@ def ingestor(settings: Settings) -> Ingestor:
     global _ingestor, _thread
     with _lock:
         if _ingestor is None:
-            _thread = LoopThread(settings.ingest_nice, settings.ingest_concurrency + 2)
+            # On SQLite ingestion's writes hold the database's one write lock: a niced holder
+            # would keep the API and the runs waiting, so there it keeps its priority.
+            nice = 0 if is_sqlite(settings.database_url) else settings.ingest_nice
+            _thread = LoopThread(nice, settings.ingest_concurrency + 2)
             _ingestor = _thread.run(_create(settings))
         return _ingestor
 

@@ -80,6 +80,8 @@ def prepare(filename: str, data: bytes, size: int, overlap: int) -> list[str] | 
         return Outcome.failed(None, "unsupported_file", f"{exc}")
     except InvalidFile as exc:
         return Outcome.failed(None, "invalid_file", f"{exc}")
+    except Exception as exc:  # a parser's own failure on malformed bytes: this file only
+        return Outcome.failed(None, "invalid_file", f"The file could not be read ({type(exc).__name__}: {exc}).")
 
 
 def prepare_all(jobs: list[tuple[str, bytes, int, int]]) -> list[list[str] | Outcome]:

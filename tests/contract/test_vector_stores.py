@@ -452,3 +452,27 @@ def test_wire_shapes_match_the_sdk_types(server: Server, client: OpenAI) -> None
     assert page["data"][0]["file_id"] == ids["paris.txt"]
     batch = httpx.post(base + "/file_batches", headers=headers, json={"file_ids": [ids["paris.txt"]]}, timeout=30)
     VectorStoreFileBatch.model_validate(batch.json())
+
+
+def test_a_file_that_breaks_its_group_costs_the_others_nothing(remote_embedded: Server) -> None:
+    """A file whose bytes cannot be read fails the group's common step; the group's other files
+    are then ingested one at a time and complete, and only the broken one is left to retry."""
+    client = remote_embedded.client()
+    docs = {f"lake{i}.txt": f"Lake note {i}: the water is {i} degrees.".encode() for i in range(5)}
+    ids = {name: upload(client, name, data) for name, data in docs.items()}
+    broken = upload(client, "broken.txt", b"these bytes go missing")
+    matches = list(Path(remote_embedded.env["ASSISTD_FILES_DIR"]).rglob(f"{broken}*"))
+    assert matches, "the uploaded file's bytes were not found on disk"
+    for path in matches:
+        path.unlink()
+    store = client.vector_stores.create(name="one bad apple")
+    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[*ids.values(), broken])
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        batch = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)
+        if batch.file_counts.completed == len(ids):
+            break
+        time.sleep(0.2)
+    assert batch.file_counts.completed == len(ids), batch.file_counts
+    assert client.vector_stores.files.retrieve(broken, vector_store_id=store.id).status != "completed"
+    assert client.vector_stores.search(store.id, query="water degrees").data

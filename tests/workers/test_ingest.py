@@ -16,6 +16,7 @@ from core.config import Settings
 from core.db import async_engine, migrate
 from core.ids import now
 from core.models import VECTOR_STORE_FILES
+from tests.conftest import fresh_pg_database
 from workers import ingest
 
 
@@ -112,13 +113,16 @@ def test_one_claim_takes_many_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="only Linux keeps a nice value per thread")
-def test_ingestion_threads_are_niced(tmp_path: Path) -> None:
+@pytest.mark.parametrize("database", ["postgresql", "sqlite"])
+def test_ingestion_threads_are_niced(tmp_path: Path, database: str) -> None:
     """Ingestion's loop thread and the threads it hands work to run at `ingest_nice`; the caller's
-    thread (the worker's run loop) keeps its priority."""
-    url = f"sqlite:///{tmp_path}/db.sqlite"
+    thread (the worker's run loop) keeps its priority. Not on SQLite: there ingestion's writes
+    hold the one write lock everything else waits for."""
+    url = fresh_pg_database() if database == "postgresql" else f"sqlite:///{tmp_path}/db.sqlite"
     migrate(url)
     mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
     settings = Settings(database_url=url, files_dir=str(tmp_path / "files"), ingest_nice=mine + 7)
+    expected = mine + 7 if database == "postgresql" else mine
 
     async def helper_nice() -> int:
         return await asyncio.to_thread(lambda: os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
@@ -127,8 +131,8 @@ def test_ingestion_threads_are_niced(tmp_path: Path) -> None:
     try:
         thread = ingest._thread
         assert thread is not None and thread.thread.native_id is not None
-        assert os.getpriority(os.PRIO_PROCESS, thread.thread.native_id) == mine + 7
-        assert thread.run(helper_nice(), timeout=10) == mine + 7
+        assert os.getpriority(os.PRIO_PROCESS, thread.thread.native_id) == expected
+        assert thread.run(helper_nice(), timeout=10) == expected
         assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
     finally:
         ingest.stop_ingestor()
