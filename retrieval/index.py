@@ -96,6 +96,7 @@ class Index:
         if k <= 0 or not len(self.ids):
             return []
         scores = self.scores(query, query_vector, mode)
+        np.nan_to_num(scores, copy=False, nan=-1.0)  # a bad remote vector: never a result, nor a bound
         if allowed is not None:
             mask = np.asarray(allowed, bool)
             if mask.shape != scores.shape:

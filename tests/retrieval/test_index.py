@@ -106,3 +106,13 @@ def test_vector_scores_of_a_row_major_matrix() -> None:
     q = rng.standard_normal(16).astype(np.float32)
     index = Index([str(i) for i in range(1000)], ["x"] * 1000, rows)
     np.testing.assert_allclose(index.vector_scores(q), np.maximum(rows.astype(np.float64) @ q, 0), atol=1e-5)
+
+
+def test_a_nan_vector_is_never_a_result_nor_hides_others() -> None:
+    """A remote endpoint's bad vector (NaN) must not cut the top k short."""
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((300, 16)).astype(np.float32)
+    rows[7] = np.nan
+    index = Index([str(i) for i in range(300)], ["x"] * 300, rows)
+    hits = index.search("x", rows[0], k=5, mode="vector")
+    assert len(hits) == 5 and 7 not in [i for i, _ in hits]
