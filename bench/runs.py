@@ -174,7 +174,8 @@ def main() -> None:
     parser.add_argument("--sequential", type=int, default=100, help="runs for the overhead percentiles")
     parser.add_argument("--concurrency", type=int, default=64, help="client requests in flight")
     parser.add_argument("--seconds", type=int, default=10, help="load duration with wrk (apt-get install wrk)")
-    parser.add_argument("--model-http", nargs="+", default=["httpx"], help="model client transports to compare")
+    parser.add_argument("--model-http", nargs="+", default=["aiohttp"],
+                        help="model client transports to compare (aiohttp is the default setting)")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))
