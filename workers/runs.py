@@ -333,6 +333,8 @@ async def stop(ctx: Context, run_id: str) -> None:
                 .returning(*RUNS.c)
             )
         ).first()
+    if row is not None:
+        ctx.ended.add(run_id)  # housekeeping must not interrupt the announcement below
     if row is not None and row.stream:
         await publish(ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
 
