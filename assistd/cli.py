@@ -83,7 +83,11 @@ def _worker(args: argparse.Namespace) -> int:
         signal.signal(sig, lambda *_: stop.set())
     worker = start_worker(get_settings())
     log.info("worker started")
-    stop.wait()
+    # Wake up now and then: a signal the kernel hands to another thread does not interrupt an
+    # untimed wait, and Python runs its handler only once the main thread runs again (seen: a
+    # SIGTERM handled 15 s late, when a second one came).
+    while not stop.wait(0.5):
+        pass
     log.info("worker stopping: handing back runs in flight")
     worker.stop()
     return 0
