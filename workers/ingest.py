@@ -421,12 +421,20 @@ async def sweep_ingestion(engine: AsyncEngine, settings: Settings, *, orphans_no
             update(VECTOR_STORE_FILES).where(lost).values(enqueued_at=t, owner=None, lease_until=None)
             .returning(VSF.vector_store_id, VSF.id)
         )).all()
+        stores = {s for s, _ in again}
+        models: dict[str, str] = {}
+        if stores:
+            query = select(VECTOR_STORES.c.id, VECTOR_STORES.c.embedding_model).where(VECTOR_STORES.c.id.in_(stores))
+            models = {r.id: r.embedding_model for r in (await conn.execute(query)).all()}
     if again:
         from core.ingest_queue import by_store, enqueue_ingest_files
+        from retrieval.embed import LOCAL_ALIASES
 
         def send() -> None:
             for store_id, file_ids in by_store([(s, f) for s, f in again]).items():
-                enqueue_ingest_files(store_id, file_ids)
+                # the local model's files one to a message, as the API sends them: spread evenly
+                local = models.get(store_id) in (*LOCAL_ALIASES, None)
+                enqueue_ingest_files(store_id, file_ids, per_message=1 if local else None)
 
         await asyncio.to_thread(send)
         log.info("sweeper re-sent %d vector store file(s) for ingestion", len(again))

@@ -34,7 +34,13 @@ def test_sweep_sends_lost_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyP
     sent: list[tuple[str, str]] = []
     import core.ingest_queue
 
-    monkeypatch.setattr(core.ingest_queue, "enqueue_ingest_files", lambda s, fs: sent.extend((s, f) for f in fs))
+    per_message: list[int | None] = []
+
+    def enqueue(store_id: str, file_ids: list[str], per_message_: int | None = None, **kw: Any) -> None:
+        sent.extend((store_id, f) for f in file_ids)
+        per_message.append(kw.get("per_message", per_message_))
+
+    monkeypatch.setattr(core.ingest_queue, "enqueue_ingest_files", enqueue)
     t = now()
     rows = [
         row("fresh"),  # just sent
@@ -57,6 +63,7 @@ def test_sweep_sends_lost_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     n, everything, owners = asyncio.run(go())
     assert n == 2 and sorted(f for _, f in sent[:2]) == ["dead", "lost"]
+    assert per_message[0] == 1  # a store of the local model (or gone): one file to a message
     assert everything == 4  # at start-up every unfinished file is sent again
     assert dict(owners)["dead"] is None
 
