@@ -4,18 +4,30 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class ModelEndpoint(BaseModel):
-    """Where requests for one model name go (an OpenAI-compatible base URL)."""
+    """Where requests for one model name go (an OpenAI-compatible base URL), and what that server
+    accepts: real inference servers are stricter than OpenAI in some places and laxer in others."""
 
-    base_url: str
-    api_key: str = "none"
+    base_url: str | None = None  # None: OPENAI_BASE_URL (for the "*" entry, the catch-all)
+    api_key: str | None = None  # None: OPENAI_API_KEY
     context_window: int | None = None
+    # the request field that limits the answer: llama.cpp's server reads only "max_tokens", and
+    # OpenAI's reasoning models refuse it
+    token_limit_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens"
+    # the answer's token limit when the run sets none (None: the room reserved for the answer)
+    max_output_tokens: int | None = Field(None, ge=1)
+    stream_usage: bool = True  # ask for a usage chunk when streaming (stream_options.include_usage)
+    # an assistant turn that only called tools is replayed with content null, as OpenAI's spec
+    # allows; most other servers refuse null, so by default it goes as ""
+    null_content: bool = False
+    # a request that timed out may still be generating on the server: a retry only queues behind it
+    retry_timeouts: bool = False
 
 
 class Settings(BaseSettings):
@@ -42,9 +54,16 @@ class Settings(BaseSettings):
     # models: the default endpoint is the one the openai client itself reads
     openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
     openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))
-    # JSON object: model name -> {"base_url", "api_key", "context_window"}
+    # JSON object: model name -> ModelEndpoint's fields; the key "*" sets the options of every
+    # other model (its base_url and api_key default to OPENAI_BASE_URL / OPENAI_API_KEY)
     model_endpoints: dict[str, ModelEndpoint] = {}
     context_window: int = 128_000
+    # room kept for the answer when a run sets no max_completion_tokens (at most a quarter of the
+    # context window): the prompt is cut to leave it, and it is sent as the answer's token limit
+    completion_reserve_tokens: int = 4096
+    # model names that label metrics, beside the keys of model_endpoints; every other name is
+    # counted as "other" (a model name is the caller's text: it must not grow /metrics)
+    metrics_models: str = ""
     model_timeout_seconds: float = 180.0
     model_max_retries: int = 2
     # the model client's transport: "aiohttp" (the default), whose cost per request stays flat

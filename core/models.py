@@ -51,6 +51,12 @@ def wire_of(table: Any, values: Any) -> Any:
     return table.to_openai(SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in values.items()}))
 
 
+def known(usage: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Token usage for the wire: null when the model endpoint never reported the counts (stored
+    as None values, so the run still shows that a round was recorded)."""
+    return usage if usage and usage.get("prompt_tokens") is not None else None
+
+
 def new_row(prefix: str, **values: Any) -> dict[str, Any]:
     """Column values for a Core insert on a hot path (no ORM object): id, seq and created_at filled."""
     out = {"id": new_id(prefix), "seq": seq(), "created_at": now(), "metadata": None} | values
@@ -235,7 +241,7 @@ class Run(SQLModel, table=True):
                 "max_prompt_tokens": self.max_prompt_tokens,
                 "max_completion_tokens": self.max_completion_tokens,
                 "metadata": self.meta or {},
-                "usage": self.usage,
+                "usage": known(self.usage),
                 "last_error": self.last_error,
                 "incomplete_details": self.incomplete_details,
                 "required_action": self.required_action,
@@ -282,7 +288,7 @@ class RunStep(SQLModel, table=True):
                 "type": self.type,
                 "status": self.status,
                 "step_details": self.step_details,
-                "usage": self.usage,
+                "usage": known(self.usage),
                 "last_error": self.last_error,
                 "metadata": self.meta or {},
                 "completed_at": ts(self.completed_at),

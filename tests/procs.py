@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -148,8 +149,16 @@ def remove_test_sandboxes() -> None:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
 
 
+# An endpoint like a small llama.cpp server: a 4,096-token window, and "max_tokens" (the one
+# token limit it reads). tests/contract/test_inference_quirks.py runs against it.
+SMALL_MODEL = "echo@small"
+
+
 def base_env(model: ScriptedModel) -> dict[str, str]:
+    small = {"base_url": f"{model.url}/v1", "context_window": 4096, "token_limit_field": "max_tokens"}
     return {
+        "ASSISTD_MODEL_ENDPOINTS": json.dumps({SMALL_MODEL: small}),
+        "ASSISTD_METRICS_MODELS": "echo",
         "OPENAI_BASE_URL": f"{model.url}/v1",
         "OPENAI_API_KEY": "sk-scripted",
         "ASSISTD_API_KEYS": API_KEYS,

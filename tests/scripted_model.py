@@ -18,6 +18,15 @@ The model name picks the script:
                             makes the server answer 400 unless the request ends with exactly
                             those tool messages, in that order
 Both `stream: true` (with `stream_options.include_usage`) and plain responses are served.
+
+A model name may end in `@` and comma-separated quirks of real inference servers (llama.cpp,
+vLLM, Ollama), which are stricter or rougher than OpenAI: `echo@strict,repeat-ids`.
+  strict      a message whose content is null is refused with HTTP 500, as llama.cpp's server does
+  obey        a function named in `tool_choice` is called, whatever came before (as a real model
+              does when it is forced), with `{"n": <calls so far>}` as its arguments
+  repeat-ids  every chunk of a streamed tool call repeats its id, type and function name
+  no-usage    no usage chunk when streaming, whatever `stream_options` asks
+  cut         the stream closes after its first words: no finish_reason, no [DONE]
 POST /v1/embeddings answers at once with deterministic vectors: each lower-cased word is hashed
 into one of `dimensions` (default 64) buckets, and the counts are L2-normalised, so texts that
 share words are close; an input containing `[slow-embedding N ms]` makes the answer wait N ms
@@ -69,11 +78,25 @@ def _tokens(text: str) -> int:
     return len(text) // 4 + 1
 
 
+def quirks(body: dict[str, Any]) -> set[str]:
+    return set(str(body.get("model", "")).partition("@")[2].split(",")) - {""}
+
+
 def plan(body: dict[str, Any]) -> dict[str, Any]:
     """What to answer: {"content"} | {"tool_calls"} | {"error"} | {"content", "finish": "length"}."""
-    model = str(body.get("model", "echo"))
+    model = str(body.get("model", "echo")).partition("@")[0]
     kind, _, arg = model.partition(":")
     last = _last_user_text(body)
+    odd = quirks(body)
+    if "strict" in odd:
+        for i, msg in enumerate(body.get("messages", [])):
+            if msg.get("content") is None:
+                return {"error": 500, "message": f"messages.{i}.content: Input should be a valid string"}
+    choice = body.get("tool_choice")
+    if "obey" in odd and isinstance(choice, dict) and choice.get("type") == "function":
+        calls = sum(len(m.get("tool_calls") or []) for m in body.get("messages", []))
+        return {"tool_calls": [{"id": f"call_obey{calls}", "name": choice["function"]["name"],
+                                "arguments": json.dumps({"n": calls})}]}
     if kind == "text":
         return {"content": arg}
     if kind == "words":
@@ -131,7 +154,7 @@ def completion(body: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def chunks(full: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
+def chunks(full: dict[str, Any], include_usage: bool, repeat_ids: bool = False) -> list[dict[str, Any]]:
     """The streamed form of a completion: role, content pieces, tool call pieces, finish, usage."""
     base = {k: full[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
     choice = full["choices"][0]
@@ -145,7 +168,11 @@ def chunks(full: dict[str, Any], include_usage: bool) -> list[dict[str, Any]]:
                                     "function": {"name": call["function"]["name"], "arguments": ""}}]})
         args = call["function"]["arguments"]
         for i in range(0, len(args), 8):
-            out.append({"tool_calls": [{"index": index, "function": {"arguments": args[i:i + 8]}}]})
+            piece: dict[str, Any] = {"index": index, "function": {"arguments": args[i:i + 8]}}
+            if repeat_ids:
+                piece |= {"id": call["id"], "type": "function",
+                          "function": {"name": call["function"]["name"], "arguments": args[i:i + 8]}}
+            out.append({"tool_calls": [piece]})
     events = [base | {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in out]
     events.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
     if include_usage:
@@ -246,15 +273,19 @@ async def chat(body: dict[str, Any], send: Any) -> None:
         await _send_json(send, 200, full)
         entry["done_at"] = time.time()
         return
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    odd = quirks(body)
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and "no-usage" not in odd
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
-    for i, event in enumerate(chunks(full, include_usage)):
+    events = chunks(full, include_usage, repeat_ids="repeat-ids" in odd)
+    if "cut" in odd:  # the server fails inside the stream and closes it
+        events = events[:2]
+    for i, event in enumerate(events):
         await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
                     "more_body": True})
         if i == 1 and step.get("pause_ms"):
             await asyncio.sleep(step["pause_ms"] / 1000)
-    await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
+    await send({"type": "http.response.body", "body": b"" if "cut" in odd else b"data: [DONE]\n\n"})
     entry["done_at"] = time.time()
 
 

@@ -35,6 +35,21 @@ TOKENS = Counter("assistd_tokens_total", "Tokens reported by the model endpoint"
 TOOL_CALLS = Counter("assistd_tool_calls_total", "Tool calls made by models", ["type", "outcome"])
 IN_FLIGHT = Gauge("assistd_worker_runs_in_flight", "Runs this worker is executing", multiprocess_mode="livesum")
 
+# model names that may label a series: the operator's, never the callers' (see `model`)
+_MODELS: frozenset[str] = frozenset()
+
+
+def configure(settings: Settings) -> None:
+    global _MODELS
+    listed = {m.strip() for m in settings.metrics_models.split(",") if m.strip()}
+    _MODELS = frozenset(settings.model_endpoints.keys() - {"*"} | listed)
+
+
+def model(name: str) -> str:
+    """The label of a model name: a run's model is whatever its caller sent, so only the names the
+    operator configured are labels of their own, and every other name counts as "other"."""
+    return name if name in _MODELS else "other"
+
 
 def serve(settings: Settings, ready: Any) -> ThreadingHTTPServer | None:
     """Start the metrics/health server on a daemon thread; None if turned off or the port is taken."""

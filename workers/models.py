@@ -16,16 +16,17 @@ class ModelClients:
         self._clients: dict[str, AsyncOpenAI] = {}
 
     def endpoint(self, model: str) -> ModelEndpoint:
-        mapped = self._settings.model_endpoints.get(model)
-        if mapped is not None:
-            return mapped
-        return ModelEndpoint(
-            base_url=self._settings.openai_base_url or "https://api.openai.com/v1",
-            api_key=self._settings.openai_api_key or "none",
-        )
+        """The endpoint serving `model`, with its base URL and key filled in."""
+        s = self._settings
+        ep = s.model_endpoints.get(model) or s.model_endpoints.get("*") or ModelEndpoint()
+        return ep.model_copy(update={
+            "base_url": ep.base_url or s.openai_base_url or "https://api.openai.com/v1",
+            "api_key": ep.api_key or s.openai_api_key or "none",
+        })
 
     def client(self, model: str) -> AsyncOpenAI:
         ep = self.endpoint(model)
+        assert ep.base_url is not None and ep.api_key is not None
         client = self._clients.get(ep.base_url + ep.api_key)
         if client is None:
             # Hundreds of runs wait on one endpoint at once: keep that many connections alive
@@ -35,7 +36,7 @@ class ModelClients:
             client = AsyncOpenAI(
                 base_url=ep.base_url,
                 api_key=ep.api_key,
-                max_retries=self._settings.model_max_retries,
+                max_retries=0,  # workers/chat.py retries, and knows which failures to leave alone
                 timeout=self._settings.model_timeout_seconds,
                 http_client=http(limits=limits),
             )
@@ -44,6 +45,14 @@ class ModelClients:
 
     def context_window(self, model: str) -> int:
         return self.endpoint(model).context_window or self._settings.context_window
+
+    def answer_limit(self, model: str, asked: int | None) -> int:
+        """The answer's token limit: the run's, else the endpoint's default, else the room the
+        prompt leaves for the answer (never unlimited: an unbounded answer ties up the server)."""
+        if asked:
+            return asked
+        window = self.context_window(model)
+        return self.endpoint(model).max_output_tokens or min(self._settings.completion_reserve_tokens, window // 4)
 
     async def close(self) -> None:
         for client in self._clients.values():

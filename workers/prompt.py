@@ -48,8 +48,10 @@ def _replayed(call: dict[str, Any], ordinal: int) -> dict[str, str]:
     return {"id": call["id"], "name": kind, "arguments": arguments, "output": tools.model_output(call, ordinal)}
 
 
-def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[str, Any]]:
-    """This run's earlier rounds as chat messages, from its message_creation and tool_calls steps."""
+def run_rounds(run_id: str, thread: list[Any], steps: list[Any], null_content: bool = False) -> list[dict[str, Any]]:
+    """This run's earlier rounds as chat messages, from its message_creation and tool_calls steps.
+    A round with no text replays its content as "" (most servers refuse the null that OpenAI's
+    spec allows), or as null when the endpoint takes it (`null_content`)."""
     texts = {m.id: _content(m.role, m.content)[0] for m in thread if m.run_id == run_id}
     out: list[dict[str, Any]] = []
     open_text = False  # the previous step was this round's text, awaiting its tool calls
@@ -70,24 +72,29 @@ def run_rounds(run_id: str, thread: list[Any], steps: list[Any]) -> list[dict[st
         if open_text:
             out[-1]["tool_calls"] = wire_calls
         else:
-            out.append({"role": "assistant", "content": None, "tool_calls": wire_calls})
+            out.append({"role": "assistant", "content": None if null_content else "", "tool_calls": wire_calls})
         open_text = False
         for c in calls:
             out.append({"role": "tool", "tool_call_id": c["id"], "content": c["output"]})
     return out
 
 
-def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: int) -> list[dict[str, Any]]:
-    """System instructions, the thread's newest messages that fit, then this run's rounds."""
+def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: int, answer_limit: int,
+                 null_content: bool = False) -> list[dict[str, Any]]:
+    """System instructions, the thread's newest messages that fit, then this run's rounds. The
+    prompt leaves `answer_limit` tokens of the window for the answer, and counts the tool
+    definitions the request carries."""
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
-    rounds = run_rounds(run.id, thread, steps)
+    rounds = run_rounds(run.id, thread, steps, null_content)
     used = estimate_tokens(run.instructions) + 4 if run.instructions else 0
     used += sum(estimate_tokens(json.dumps(r)) for r in rounds)
+    definitions = tools.tool_definitions(run)
+    used += estimate_tokens(json.dumps(definitions)) if definitions else 0
     history = [m for m in thread if m.run_id != run.id]
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
         history = history[-int(strategy["last_messages"]) :]
-    budget = min(context_window - (run.max_completion_tokens or 0), run.max_prompt_tokens or context_window)
+    budget = min(context_window - answer_limit, run.max_prompt_tokens or context_window)
     kept: list[dict[str, Any]] = []
     for message in reversed(history):
         content, tokens = _content(message.role, message.content)

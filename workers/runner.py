@@ -57,6 +57,7 @@ class Runner:
         self, settings: Settings, enqueue: Callable[[str], None], backlog: Callable[[], int] = lambda: 0
     ) -> None:
         self.settings = settings
+        metrics.configure(settings)
         self.enqueue = enqueue
         self.backlog = backlog
         # On PostgreSQL the claim and a round's end (every run's two writes) have a pool of

@@ -25,11 +25,11 @@ from core.ids import now
 from core.models import MESSAGES, RUNS, STEPS, Run, wire_of
 from core.storage import Storage
 from workers import metrics
-from workers.chat import model_error, request_for
+from workers.chat import model_error, request_for, with_retries
 from workers.models import ModelClients
 from workers.pg import Postgres
 from workers.prompt import PromptTooLong, build_prompt
-from workers.streaming import Turn, TurnIds, abandoned, orphans, stream_turn
+from workers.streaming import CutShort, Turn, TurnIds, abandoned, orphans, stream_turn
 from workers.tools import (
     ToolUnavailable,
     annotations,
@@ -126,7 +126,7 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
                 # usage is set once a round has been recorded: only then are there steps to replay
                 steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
     if run is not None:
-        metrics.RUNS_STARTED.labels(run.model).inc()
+        metrics.RUNS_STARTED.labels(metrics.model(run.model)).inc()
         metrics.QUEUE_WAIT.observe(max(0.0, t - (run.enqueued_at or run.created_at)))
     if run is None:
         if cancelled is not None and cancelled.stream:
@@ -156,8 +156,11 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
 async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     """One model round; the run as it stands after it when another round must follow."""
     run = claimed.run
+    clients = ctx.clients
+    limit = clients.answer_limit(run.model, run.max_completion_tokens)
     try:
-        prompt = build_prompt(run, claimed.thread, claimed.steps, ctx.clients.context_window(run.model))
+        prompt = build_prompt(run, claimed.thread, claimed.steps, clients.context_window(run.model), limit,
+                              null_content=clients.endpoint(run.model).null_content)
     except PromptTooLong as exc:
         if run.max_prompt_tokens:
             await finish(ctx, run, "incomplete", completed_at=now(), incomplete_details={"reason": "max_prompt_tokens"})
@@ -166,7 +169,7 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
         return None
     started, ids = now(), TurnIds()
     ids.images = pending_images(run, claimed)
-    turn = await call_model(ctx, claimed, prompt, ids, started)
+    turn = await call_model(ctx, claimed, prompt, limit, ids, started)
     if turn is None:
         return None
     executed = await run_tools(ctx, claimed, turn, ids, started)
@@ -181,29 +184,36 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     return await reload(ctx, run.id)
 
 
-async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]], ids: TurnIds,
+async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]], limit: int, ids: TurnIds,
                      started: float) -> Turn | None:
     """The model's answer to `prompt` (streamed as it comes for a streaming run); None if the
     call failed and the run with it."""
     run, builtin = claimed.run, builtin_tools(claimed.run)
-    client = ctx.clients.client(run.model)
-    request = request_for(run, prompt, forced=not any(s.type == "tool_calls" for s in claimed.steps))
-    try:
+    client, endpoint = ctx.clients.client(run.model), ctx.clients.endpoint(run.model)
+    request = request_for(run, prompt, endpoint, limit,
+                          first_round=not any(s.type == "tool_calls" for s in claimed.steps))
+
+    async def send() -> Turn:
         if run.stream:
-            turn = await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev), builtin)
-        else:
-            # `post` skips the SDK's parameter transformation (the body is already wire-shaped);
-            # `object` returns the answer's JSON as it came
-            turn = Turn.of(await client.post("/chat/completions", body=request, cast_to=object))
+            return await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev), builtin,
+                                     usage=endpoint.stream_usage)
+        # `post` skips the SDK's parameter transformation (the body is already wire-shaped);
+        # `object` returns the answer's JSON as it came
+        return Turn.of(await client.post("/chat/completions", body=request, cast_to=object))
+
+    try:
+        # a streamed answer already partly published is not asked for again
+        turn = await with_retries(send, endpoint, ctx.settings.model_max_retries, lambda: not ids.announced)
     except asyncio.CancelledError as exc:
         # Only a user's cancel closes the round here; a run handed back or taken over is closed
         # by its next attempt (see streaming.orphans), which knows how it ended.
         if run.stream and ids.announced and exc.args == (CANCELLED,):
             await publish(ctx, run, abandoned(run, ids, started, cancelled=True, error=None))
         raise
-    except openai.APIError as exc:
+    except (openai.APIError, CutShort) as exc:
         code, message = model_error(exc)
-        metrics.MODEL_ERRORS.labels(run.model, code).inc()
+        log.warning("run %s: model call failed: %s (%r)", run.id, message, exc)
+        metrics.MODEL_ERRORS.labels(metrics.model(run.model), code).inc()
         if run.stream and ids.announced:
             error = {"code": code, "message": message}
             await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
@@ -214,9 +224,11 @@ async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]
             error = {"code": "server_error", "message": "The model's answer could not be read."}
             await publish(ctx, run, abandoned(run, ids, started, cancelled=False, error=error))
         raise  # the runner fails the run
-    metrics.MODEL_LATENCY.labels(run.model).observe(now() - started)
-    metrics.TOKENS.labels(run.model, "prompt").inc(turn.usage["prompt_tokens"])
-    metrics.TOKENS.labels(run.model, "completion").inc(turn.usage["completion_tokens"])
+    model = metrics.model(run.model)
+    metrics.MODEL_LATENCY.labels(model).observe(now() - started)
+    if turn.usage["prompt_tokens"] is not None:
+        metrics.TOKENS.labels(model, "prompt").inc(turn.usage["prompt_tokens"])
+        metrics.TOKENS.labels(model, "completion").inc(turn.usage["completion_tokens"])
     for call in turn.calls:
         metrics.TOOL_CALLS.labels(call["name"] if call["name"] in builtin else "function", "requested").inc()
     return turn
@@ -305,9 +317,9 @@ async def finish(
         await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves
         return False
     if not continuing:
-        metrics.RUNS_FINISHED.labels(run.model, status).inc()
+        metrics.RUNS_FINISHED.labels(metrics.model(run.model), status).inc()
     if status not in ("requires_action", "in_progress"):
-        metrics.RUN_DURATION.labels(run.model).observe(max(0.0, now() - run.created_at))
+        metrics.RUN_DURATION.labels(metrics.model(run.model)).observe(max(0.0, now() - run.created_at))
     if run.stream:
         final = dict(run._mapping) | {"status": status} | values
         events = announce(final) if announce else []

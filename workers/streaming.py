@@ -9,15 +9,22 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import openai
 from openai import AsyncStream
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from core.ids import new_id
 from core.models import Message, RunStep, wire_of
 from workers.rows import message_row, step_row
+
+
+class CutShort(Exception):
+    """The endpoint's stream ended (or broke off) before the answer's finish_reason: what came is
+    not the whole answer, so it is never recorded as one."""
 
 
 @dataclass
@@ -27,7 +34,7 @@ class Turn:
     text: str
     calls: list[dict[str, str]]
     finish_reason: str | None
-    usage: dict[str, int]
+    usage: dict[str, Any]  # token counts, or all None when the endpoint reported none
 
     @classmethod
     def of(cls, completion: Any) -> Turn:
@@ -48,10 +55,20 @@ class Turn:
             for c in message.get("tool_calls") or []
             if c.get("type", "function") == "function"  # some servers leave the type out
         ]
-        u = completion.get("usage") or {}
-        usage = {k: int(u.get(k) or 0) for k in ("prompt_tokens", "completion_tokens")}
-        usage["total_tokens"] = int(u.get("total_tokens") or usage["prompt_tokens"] + usage["completion_tokens"])
-        return cls(message.get("content") or "", calls, choice.get("finish_reason"), usage)
+        return cls(message.get("content") or "", calls, choice.get("finish_reason"), usage_of(completion.get("usage")))
+
+
+UNKNOWN = {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}
+
+
+def usage_of(u: Any) -> dict[str, Any]:
+    """The endpoint's token counts; all None when it sent none (some servers never do when
+    streaming): a zero would be a false figure, and null is what the run then reports."""
+    if not isinstance(u, dict) or u.get("prompt_tokens") is None or u.get("completion_tokens") is None:
+        return dict(UNKNOWN)
+    usage = {k: int(u[k]) for k in ("prompt_tokens", "completion_tokens")}
+    usage["total_tokens"] = int(u.get("total_tokens") or usage["prompt_tokens"] + usage["completion_tokens"])
+    return usage
 
 
 def _arguments(value: Any) -> str:
@@ -227,41 +244,56 @@ class _Answer:
     calls: dict[int, dict[str, str]] = field(default_factory=dict)
     wire: dict[int, int] = field(default_factory=dict)  # a function call's index in the model's answer -> in the step
     finish: str | None = None
-    usage: dict[str, int] = field(
-        default_factory=lambda: {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
-    )
+    usage: dict[str, Any] = field(default_factory=lambda: dict(UNKNOWN))
 
     def turn(self) -> Turn:
         return Turn("".join(self.text), [self.calls[i] for i in sorted(self.calls)], self.finish, self.usage)
 
 
 async def stream_turn(client: Any, request: dict[str, Any], run: Any, ids: TurnIds, started: float,
-                      publish: Any, builtin: frozenset[str] = frozenset()) -> Turn:
+                      publish: Any, builtin: frozenset[str] = frozenset(), usage: bool = True) -> Turn:
     """One streamed model round: publish deltas as they arrive, return the assembled answer.
 
     Calls of `builtin` tools stream no argument deltas: their step shows the tool's own input
-    once the worker runs it (workers/tools.py)."""
-    body = request | {"stream": True, "stream_options": {"include_usage": True}}
+    once the worker runs it (workers/tools.py). `usage`: ask the endpoint for a usage chunk."""
+    body = request | {"stream": True}
+    if usage:
+        body["stream_options"] = {"include_usage": True}
     stream = await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
                                stream_cls=AsyncStream[ChatCompletionChunk])
     answer, out = _Answer(text=ids.streamed), Coalescer(publish)
     try:
-        async for chunk in stream:
+        async for chunk in _chunks(stream):
             events = _absorb(chunk, answer, run, ids, started, builtin)
             if events:
                 out.add(events)
     finally:
         await out.drain()
+    if answer.finish is None:  # the server closed the stream early: a part is not the answer
+        raise CutShort("the stream closed without a finish_reason")
     return answer.turn()
+
+
+async def _chunks(stream: Any) -> AsyncIterator[ChatCompletionChunk]:
+    """The stream's chunks; a connection that breaks mid-stream is an answer cut short."""
+    chunks = stream.__aiter__()
+    while True:
+        try:
+            chunk = await chunks.__anext__()
+        except StopAsyncIteration:
+            return
+        except openai.APIError:  # an error event inside the stream: the endpoint's own words
+            raise
+        except Exception as exc:
+            raise CutShort(f"the stream broke off: {type(exc).__name__}") from exc
+        yield chunk
 
 
 def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds, started: float,
             builtin: frozenset[str]) -> list[tuple[str, str]]:
     """Add one chunk to the answer; the events it makes."""
     if chunk.usage:
-        u = chunk.usage
-        answer.usage = {"prompt_tokens": u.prompt_tokens, "completion_tokens": u.completion_tokens,
-                        "total_tokens": u.total_tokens}
+        answer.usage = usage_of(chunk.usage.model_dump())
     events: list[tuple[str, str]] = []
     for choice in chunk.choices:
         answer.finish = choice.finish_reason or answer.finish
@@ -273,14 +305,17 @@ def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds,
         for tc in delta.tool_calls or []:
             events += tools_start(run, ids, started)
             slot = answer.calls.setdefault(tc.index, {"id": "", "name": "", "arguments": ""})
-            name = tc.function.name if tc.function else None
+            # Some servers repeat the id and name in every chunk of a call; OpenAI sends them in
+            # the call's first delta only, and the SDK concatenates whatever deltas carry.
+            new_id = tc.id if tc.id and not slot["id"] else None
+            name = tc.function.name if tc.function and tc.function.name and not slot["name"] else None
             arguments = (tc.function.arguments if tc.function else None) or ""
-            slot["id"] = tc.id or slot["id"]
-            slot["name"] = name or slot["name"]
+            slot["id"] = slot["id"] or tc.id or ""
+            slot["name"] = slot["name"] or name or ""
             slot["arguments"] += arguments
-            if slot["name"] not in builtin:
+            if slot["name"] not in builtin and (new_id or name or arguments):
                 # The step lists function calls first, built-in calls after them (announced
                 # once they run): the SDK's handler wants indexes that only ever go up.
                 index = answer.wire.setdefault(tc.index, len(answer.wire))
-                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, index, tc.id, name, arguments)))
+                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, index, new_id, name, arguments)))
     return events

@@ -18,8 +18,10 @@ Rows = list[tuple[Any, dict[str, Any]]]
 Extras = dict[str, list[dict[str, Any]]]  # a message's image parts and text annotations
 
 
-def _add(total: dict[str, int] | None, more: dict[str, int]) -> dict[str, int]:
-    return {k: (total or {}).get(k, 0) + v for k, v in more.items()}
+def _add(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
+    """The run's usage after one more round; unknown (None) once any round's usage is."""
+    unknown = more["prompt_tokens"] is None or (total is not None and total.get("prompt_tokens") is None)
+    return {k: None if unknown else (total or {}).get(k, 0) + v for k, v in more.items()}
 
 
 def _message(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool,
@@ -52,7 +54,9 @@ class Outcome:
         """Why the round ends the run incomplete (its tool calls are dropped), if it does."""
         if turn.finish_reason == "length":
             return "max_completion_tokens"
-        if run.max_prompt_tokens and _add(run.usage, turn.usage)["prompt_tokens"] > run.max_prompt_tokens:
+        # with no count from the endpoint, the prompt was cut to max_prompt_tokens by estimate
+        prompt = _add(run.usage, turn.usage)["prompt_tokens"]
+        if run.max_prompt_tokens and prompt is not None and prompt > run.max_prompt_tokens:
             return "max_prompt_tokens"
         return None
 
