@@ -207,7 +207,7 @@ def start_distributed(
               tmp / f"worker{i}.log")
         for i, port in enumerate(ports)
     ]
-    wait_http(f"http://127.0.0.1:{port}/healthz", procs[0])
+    wait_http(f"http://127.0.0.1:{port}/healthz", procs[0], timeout=90)  # imports are slow on a busy machine
     server = Server("distributed", f"http://127.0.0.1:{port}", env, procs)
     server.worker_ports = ports
     return server

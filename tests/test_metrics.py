@@ -51,3 +51,19 @@ def test_worker_metrics(server: Server, client: OpenAI) -> None:
                  "assistd_dramatiq_messages_total", "assistd_dramatiq_queue_backlog"):
         assert name in text, name
     assert re.search(r'assistd_runs_finished_total\{model="echo",status="completed"\} [1-9]', text)
+
+
+def test_callers_model_names_never_label_series(server: Server, client: OpenAI) -> None:
+    """A model name is the caller's text: only the operator's names (ASSISTD_METRICS_MODELS and
+    the keys of ASSISTD_MODEL_ENDPOINTS) label series, any other counts as "other"."""
+    name = "echo-" + "x" * 5000
+    assistant = client.beta.assistants.create(model="echo")
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, model=name, thread={"messages": [{"role": "user", "content": "label me"}]})
+    assert run.status == "completed" and run.model == name
+    if server.mode == "embedded":
+        text = scrape(f"{server.url}/metrics")
+    else:
+        text = "\n".join(scrape(f"http://127.0.0.1:{port}/metrics") for port in server.worker_ports)
+    assert "x" * 100 not in text
+    assert re.search(r'assistd_runs_finished_total\{model="other",status="completed"\} [1-9]', text)

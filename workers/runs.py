@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from sqlalchemy import Row, bindparam, func, insert, select, update
+from sqlalchemy import Row, Text, bindparam, cast, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
@@ -86,15 +86,31 @@ CANCEL_QUEUED = (
     .values(status="cancelled", cancelled_at=bindparam("t"), expires_at=None)
     .returning(*RUNS.c)
 )
+_m = MESSAGES.c
+_size = func.length(cast(_m.content, Text))
+# The thread's newest messages whose newer neighbours hold fewer than `chars` characters of
+# content: older ones could never fit the prompt (a token is at least about four characters), so
+# a round never loads a long thread whole.
+_newest = (
+    select(_m.id, _m.seq, _m.role, _m.content, _m.run_id, _m.attachments,
+           (func.sum(_size).over(order_by=_m.seq.desc()) - _size).label("newer"))
+    .where(_m.thread_id == bindparam("thread_id"))
+    .subquery()
+)
 THREAD = (
-    select(MESSAGES.c.id, MESSAGES.c.role, MESSAGES.c.content, MESSAGES.c.run_id, MESSAGES.c.attachments)
-    .where(MESSAGES.c.thread_id == bindparam("thread_id"))
-    .order_by(MESSAGES.c.seq)
+    select(_newest.c.id, _newest.c.role, _newest.c.content, _newest.c.run_id, _newest.c.attachments)
+    .where(_newest.c.newer <= bindparam("chars"))
+    .order_by(_newest.c.seq)
 )
 INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
 ROUNDS = (
     select(STEPS.c.type, STEPS.c.step_details).where(STEPS.c.run_id == bindparam("run_id")).order_by(STEPS.c.seq)
 )
+
+
+def _chars(ctx: Context, run: Any) -> int:
+    """How much of the thread's newest content a prompt for `run` could ever hold."""
+    return 4 * ctx.clients.context_window(run.model) + 4096
 
 
 @dataclass
@@ -114,7 +130,7 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
     t = now()
     lease = t + ctx.settings.run_lease_seconds
     if ctx.pg is not None:
-        run, cancelled, thread, steps = await ctx.pg.claim(run_id, ctx.owner, lease, t)
+        run, cancelled, thread, steps = await ctx.pg.claim(run_id, ctx.owner, lease, t, lambda r: _chars(ctx, r))
     else:
         async with ctx.engine.begin() as conn:
             run = (await conn.execute(CLAIM, {"run_id": run_id, "owner": ctx.owner, "lease_until": lease, "t": t})).first()
@@ -122,7 +138,7 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
                 # a run cancelled while queued is finished off by whoever receives its id
                 cancelled = (await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})).first()
             else:
-                thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+                thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id, "chars": _chars(ctx, run)})).all())
                 # usage is set once a round has been recorded: only then are there steps to replay
                 steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
     if run is not None:
@@ -268,7 +284,7 @@ async def reload(ctx: Context, run_id: str) -> Claimed | None:
         run = (await conn.execute(select(RUNS).where(RUNS.c.id == run_id, RUNS.c.owner == ctx.owner,
                                                      RUNS.c.status == "in_progress"))).first()
         if run is not None:
-            thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id})).all())
+            thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id, "chars": _chars(ctx, run)})).all())
             steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all())
     if run is None:
         await stop(ctx, run_id)  # cancelled between two rounds: finish the cancel now

@@ -225,3 +225,26 @@ def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -
         await runner.close()
 
     asyncio.run(go())
+
+
+def test_claim_reads_only_what_a_prompt_could_hold(database_url: str) -> None:
+    """A long thread is never loaded whole: messages older than four characters a token of the
+    context window (plus a margin) could not fit the prompt, and stay in the database."""
+
+    async def go() -> None:
+        ctx, conns = ctx_for(database_url, "w")
+        ctx.settings.context_window = 2000  # at most 4 * 2000 + 4096 characters of newer content
+        run = await new_run(ctx)
+        async with sessions(ctx) as s:
+            for i in range(40):
+                text = f"m{i} " + "x" * 996
+                s.add(Message(project="p", thread_id=run.thread_id, role="user",
+                              content=[{"type": "text", "text": {"value": text, "annotations": []}}]))
+            await s.commit()
+        claimed = await runs.claim(ctx, run.id)
+        assert claimed is not None
+        texts = [m.content[0]["text"]["value"][:3] for m in claimed.thread]
+        assert 10 <= len(texts) <= 13 and texts[-1] == "m39"  # the newest, about 12 KB of them
+        await conns.dispose()
+
+    asyncio.run(go())
