@@ -32,7 +32,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -207,7 +207,7 @@ def start_distributed(
               tmp / f"worker{i}.log")
         for i, port in enumerate(ports)
     ]
-    wait_http(f"http://127.0.0.1:{port}/healthz", procs[0], timeout=90)  # imports are slow on a busy machine
+    wait_http(f"http://127.0.0.1:{port}/healthz", procs[0])
     server = Server("distributed", f"http://127.0.0.1:{port}", env, procs)
     server.worker_ports = ports
     return server
