@@ -124,7 +124,8 @@ def install(app: FastAPI) -> None:
 
 
 def crashed() -> JSONResponse:
-    return JSONResponse(ServerError("The server had an error while processing your request.").body(), status_code=500)
+    error = ServerError("The server had an error while processing your request.")
+    return JSONResponse(error.body(), status_code=error.status)
 
 
 class CatchAll:

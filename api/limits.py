@@ -23,7 +23,9 @@ from core.config import Settings
 FORM_BYTES = 64 * 1024
 
 
-class TooLarge(APIError):
+class ContentTooLarge(APIError):
+    """413, RFC 9110's "Content Too Large"."""
+
     status = 413
     type = "invalid_request_error"
 
@@ -66,10 +68,11 @@ class Gate:
     def __init__(self, app: ASGIApp, settings: Settings, keys: dict[str, str]) -> None:
         self.app, self.settings, self.keys = app, settings, keys
 
-    def _too_large(self, scope: Scope) -> TooLarge:
+    def _too_large(self, scope: Scope) -> ContentTooLarge:
         if _is_upload(scope):
-            return TooLarge(f"File is too large: the limit is {self.settings.max_file_bytes} bytes.", param="file")
-        return TooLarge(f"Request body is too large: the limit is {self.settings.max_request_bytes} bytes.")
+            limit = self.settings.max_file_bytes
+            return ContentTooLarge(f"File is too large: the limit is {limit} bytes.", param="file")
+        return ContentTooLarge(f"Request body is too large: the limit is {self.settings.max_request_bytes} bytes.")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -84,7 +87,8 @@ class Gate:
             except Unauthorized as exc:
                 await _answer(send, exc, close=unread)
                 return
-        cap = self.settings.max_file_bytes + FORM_BYTES if _is_upload(scope) else self.settings.max_request_bytes
+        upload = _is_upload(scope)
+        cap = self.settings.max_file_bytes + FORM_BYTES if upload else self.settings.max_request_bytes
         if declared is not None and declared > cap:
             await _answer(send, self._too_large(scope), close=True)
             return

@@ -102,7 +102,8 @@ async def refresh_queue_depth(sessions: Any, every: float = 5.0) -> None:
 
 async def exposition(request: Request) -> Response:
     """GET /metrics (with ASSISTD_METRICS_TOKEN set, for its Bearer token only)."""
-    if not allowed(request.headers.get("authorization"), request.app.state.settings.metrics_token):
-        error = Unauthorized("A valid metrics token is required (Authorization: Bearer <ASSISTD_METRICS_TOKEN>).")
+    settings = request.app.state.settings
+    if not allowed(request.headers.get("authorization"), settings.metrics_token):
+        error = Unauthorized("A valid metrics token is required (Authorization: Bearer <the token>).")
         return JSONResponse(error.body(), status_code=error.status)
-    return Response(render(request.app.state.settings.prometheus_multiproc_dir), media_type=CONTENT_TYPE_LATEST)
+    return Response(render(settings.prometheus_multiproc_dir), media_type=CONTENT_TYPE_LATEST)

@@ -65,7 +65,8 @@ class HeaderLimits(HttpToolsProtocol):
         if self._awaiting_headers():
             self.header_bytes += len(data)
         super().data_received(data)
-        if self._awaiting_headers() and self.header_bytes > self.max_header_bytes and not self.transport.is_closing():
+        too_large = self._awaiting_headers() and self.header_bytes > self.max_header_bytes
+        if too_large and not self.transport.is_closing():
             self._stop_clock()
             self.transport.write(HEADERS_TOO_LARGE)
             self.transport.close()

@@ -42,7 +42,8 @@ def serve(settings: Settings, ready: Any) -> ThreadingHTTPServer | None:
         return None
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            if self.path == "/metrics" and not allowed(self.headers.get("authorization"), settings.metrics_token):
+            locked = not allowed(self.headers.get("authorization"), settings.metrics_token)
+            if self.path == "/metrics" and locked:
                 self._answer(401, b'{"error": "a valid metrics token is required"}', "application/json")
             elif self.path == "/metrics":
                 self._answer(200, render(settings.prometheus_multiproc_dir), CONTENT_TYPE_LATEST)

@@ -14,7 +14,7 @@ from sqlmodel import col
 
 from api.deps import Project, Session
 from api.errors import BadRequest
-from api.limits import TooLarge as FileTooLarge
+from api.limits import ContentTooLarge
 from api.pagination import ListParams, page
 from api.responses import wire
 from api.store import owned
@@ -63,8 +63,8 @@ async def create_file(
     try:
         row.bytes = await run_in_threadpool(request.app.state.storage.save, row.id, file.file, settings.max_file_bytes)
     except TooLarge:  # the Gate cut off anything larger than the file and its form fields
-        raise FileTooLarge(f"File is too large: the limit is {settings.max_file_bytes} bytes.",
-                           param="file") from None
+        raise ContentTooLarge(f"File is too large: the limit is {settings.max_file_bytes} bytes.",
+                              param="file") from None
     session.add(row)
     await session.commit()
     return wire(row.to_openai())
