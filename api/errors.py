@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("assistd.api")
 
@@ -117,6 +118,43 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _crash(_: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error")
-        err = ServerError("The server had an error while processing your request.")
-        return JSONResponse(err.body(), status_code=500)
+        # only errors raised outside CatchAll (in the middleware around it) get here
+        log.error("unhandled error", exc_info=exc)
+        return crashed()
+
+
+def crashed() -> JSONResponse:
+    error = ServerError("The server had an error while processing your request.")
+    return JSONResponse(error.body(), status_code=error.status)
+
+
+class CatchAll:
+    """An unhandled error answers a 500 in OpenAI's envelope and goes no further.
+
+    Starlette's ServerErrorMiddleware sends its 500 and then re-raises, and uvicorn closes the
+    connection of every request whose app raised; caught here, the connection stays open for the
+    client's next request. An error after the response started still closes it: a half-sent
+    response can only be ended that way.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error")
+            await crashed()(scope, receive, send)

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from api import errors, metrics
+from api import errors, limits, metrics
 from api.routes import assistants, files, messages, playground, runs, steps, threads, vector_stores
 from core.config import Settings, get_settings
 from core.db import async_engine, is_sqlite, sessionmaker
@@ -50,6 +50,9 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         enqueue = BackgroundSender()
     app.state.enqueue = enqueue
     errors.install(app)
+    # outermost last: metrics see every answer, CatchAll every error, the Gate runs before a body is read
+    app.add_middleware(limits.Gate, settings=settings, keys=app.state.api_keys)
+    app.add_middleware(errors.CatchAll)
     app.add_middleware(metrics.MetricsMiddleware)
     app.add_route("/metrics", metrics.exposition, include_in_schema=False)
 

@@ -19,10 +19,11 @@ from prometheus_client import (
 )
 from sqlalchemy import func, select
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from core.metrics import render
+from api.errors import Unauthorized
+from core.metrics import allowed, render
 from core.models import Run
 
 log = logging.getLogger("assistd.api")
@@ -100,5 +101,9 @@ async def refresh_queue_depth(sessions: Any, every: float = 5.0) -> None:
 
 
 async def exposition(request: Request) -> Response:
-    """GET /metrics."""
-    return Response(render(request.app.state.settings.prometheus_multiproc_dir), media_type=CONTENT_TYPE_LATEST)
+    """GET /metrics (with ASSISTD_METRICS_TOKEN set, for its Bearer token only)."""
+    settings = request.app.state.settings
+    if not allowed(request.headers.get("authorization"), settings.metrics_token):
+        error = Unauthorized("A valid metrics token is required (Authorization: Bearer <the token>).")
+        return JSONResponse(error.body(), status_code=error.status)
+    return Response(render(settings.prometheus_multiproc_dir), media_type=CONTENT_TYPE_LATEST)

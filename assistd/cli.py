@@ -12,9 +12,6 @@ from core.config import Settings, get_settings
 from core.db import NotMigrated, check_migrated, migrate
 
 log = logging.getLogger("assistd")
-# Longer than clients' idle-connection expiry (httpx: 5 s): otherwise the server may close a
-# kept-alive connection just as a client reuses it, and that request fails with a read error.
-KEEP_ALIVE_SECONDS = 75
 
 
 def _listen(args: argparse.Namespace, settings: Settings) -> None:
@@ -22,6 +19,7 @@ def _listen(args: argparse.Namespace, settings: Settings) -> None:
     import uvicorn
 
     from api.main import create_app
+    from assistd.protocol import protocol
 
     uvicorn.run(
         create_app(settings),
@@ -29,7 +27,9 @@ def _listen(args: argparse.Namespace, settings: Settings) -> None:
         port=args.port,
         access_log=False,
         log_level="warning",
-        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        http=protocol(settings.header_timeout_seconds, settings.max_header_bytes),
+        timeout_keep_alive=settings.keep_alive_seconds,
+        limit_concurrency=settings.max_connections,
     )
 
 

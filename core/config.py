@@ -51,6 +51,15 @@ class Settings(BaseSettings):
     # authentication: "key=project,key2=project2"; a key without "=project" is in project "default"
     api_keys: str | None = None
 
+    # transport: what one connection or request may hold before it is cut off (README "Limits")
+    max_request_bytes: int = 16 * 1024 * 1024  # a request body other than an upload (JSON)
+    header_timeout_seconds: float = 10.0  # to send a request's line and headers, from their first byte
+    max_header_bytes: int = 64 * 1024  # a request's line and headers
+    # longer than clients' idle-connection expiry (httpx: 5 s): otherwise the server may close a
+    # kept-alive connection just as a client reuses it, and that request fails with a read error
+    keep_alive_seconds: int = 75
+    max_connections: int = 2048  # open connections; past it, new requests get a 503
+
     # models: the default endpoint is the one the openai client itself reads
     openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
     openai_api_key: str | None = Field(None, validation_alias=AliasChoices("OPENAI_API_KEY"))
@@ -120,6 +129,8 @@ class Settings(BaseSettings):
     # prometheus_client's own variable: a directory shared by the processes of one host
     prometheus_multiproc_dir: str | None = Field(None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"))
     worker_metrics_port: int = 9191  # /metrics, /healthz, /readyz of a worker; 0 turns it off
+    # a Bearer token that /metrics of the API and the workers then require; unset: /metrics is open
+    metrics_token: str | None = None
 
     # the browser playground at /playground (static files; it only calls /v1 with the user's key)
     playground: bool = True

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hmac
+
 from prometheus_client import CollectorRegistry, generate_latest, multiprocess
 
 
@@ -12,3 +14,12 @@ def render(multiprocess_dir: str | None) -> bytes:
         multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         return generate_latest(registry)
     return generate_latest()
+
+
+def allowed(authorization: str | None, token: str | None) -> bool:
+    """Whether a scrape may read /metrics: always without a token, else with `Bearer <token>`
+    (the scheme case-insensitive, as for API keys), compared in constant time."""
+    if not token:
+        return True
+    scheme, _, presented = (authorization or "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), token.encode())

@@ -18,7 +18,7 @@ import dramatiq
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from core.config import Settings
-from core.metrics import render
+from core.metrics import allowed, render
 
 log = logging.getLogger("assistd.worker")
 
@@ -57,7 +57,10 @@ def serve(settings: Settings, ready: Any) -> ThreadingHTTPServer | None:
         return None
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
-            if self.path == "/metrics":
+            locked = not allowed(self.headers.get("authorization"), settings.metrics_token)
+            if self.path == "/metrics" and locked:
+                self._answer(401, b'{"error": "a valid metrics token is required"}', "application/json")
+            elif self.path == "/metrics":
                 self._answer(200, render(settings.prometheus_multiproc_dir), CONTENT_TYPE_LATEST)
             elif self.path == "/healthz":
                 self._answer(200, b'{"status": "ok"}', "application/json")

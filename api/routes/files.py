@@ -14,6 +14,7 @@ from sqlmodel import col
 
 from api.deps import Project, Session
 from api.errors import BadRequest
+from api.limits import ContentTooLarge
 from api.pagination import ListParams, page
 from api.responses import wire
 from api.store import owned
@@ -61,8 +62,9 @@ async def create_file(
     settings = request.app.state.settings
     try:
         row.bytes = await run_in_threadpool(request.app.state.storage.save, row.id, file.file, settings.max_file_bytes)
-    except TooLarge:
-        raise BadRequest(f"File is too large: the limit is {settings.max_file_bytes} bytes.", param="file") from None
+    except TooLarge:  # the Gate cut off anything larger than the file and its form fields
+        raise ContentTooLarge(f"File is too large: the limit is {settings.max_file_bytes} bytes.",
+                              param="file") from None
     session.add(row)
     await session.commit()
     return wire(row.to_openai())

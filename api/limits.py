@@ -1,0 +1,123 @@
+"""The gate in front of the routes: the key and the body's size are checked before the body is read.
+
+FastAPI reads (and spools) a request's whole body before it resolves the route's dependencies,
+so a wrong key or an oversized body would otherwise be found out only after the last byte
+arrived. The Gate answers a missing or wrong key on /v1, and a body declared larger than its cap,
+from the headers alone; a body without a declared length is counted as it streams in and cut
+off as soon as it passes the cap.
+"""
+
+from __future__ import annotations
+
+import json
+
+from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.deps import PROJECT_SCOPE_KEY, authenticate
+from api.errors import APIError, Unauthorized
+from core.config import Settings
+
+# an upload's multipart framing and form fields (purpose, expires_after) around the file's bytes
+FORM_BYTES = 64 * 1024
+
+
+class ContentTooLarge(APIError):
+    """413, RFC 9110's "Content Too Large"."""
+
+    status = 413
+    type = "invalid_request_error"
+
+
+class _CutOff(HTTPException):
+    """Raised into the app's receive() once the body passes its cap. An HTTPException, because
+    FastAPI passes those through its body parsing untouched; the Gate answers in its place."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413)
+
+
+def _is_upload(scope: Scope) -> bool:
+    return scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+
+
+def _declared(headers: Headers) -> int | None:
+    try:
+        return int(headers["content-length"])
+    except (KeyError, ValueError):
+        return None
+
+
+async def _answer(send: Send, error: APIError, *, close: bool) -> None:
+    """The error in OpenAI's envelope. `close` ends the connection: the body that is still on
+    its way is then never read (keeping the connection would mean reading it all to skip it)."""
+    body = json.dumps(error.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if close:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": error.status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """Answers 401 for a missing or wrong key on /v1 and 413 for a body past its cap (the file
+    limit plus FORM_BYTES for an upload, `max_request_bytes` for anything else), before the
+    route reads the body."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, keys: dict[str, str]) -> None:
+        self.app, self.settings, self.keys = app, settings, keys
+
+    def _too_large(self, scope: Scope) -> ContentTooLarge:
+        if _is_upload(scope):
+            limit = self.settings.max_file_bytes
+            return ContentTooLarge(f"File is too large: the limit is {limit} bytes.", param="file")
+        return ContentTooLarge(f"Request body is too large: the limit is {self.settings.max_request_bytes} bytes.")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        declared = _declared(headers)
+        unread = bool(declared) or "transfer-encoding" in headers
+        if scope["path"] == "/v1" or scope["path"].startswith("/v1/"):
+            try:
+                scope[PROJECT_SCOPE_KEY] = authenticate(headers.get("authorization", ""), self.keys)
+            except Unauthorized as exc:
+                await _answer(send, exc, close=unread)
+                return
+        upload = _is_upload(scope)
+        cap = self.settings.max_file_bytes + FORM_BYTES if upload else self.settings.max_request_bytes
+        if declared is not None and declared > cap:
+            await _answer(send, self._too_large(scope), close=True)
+            return
+        await self._counted(scope, receive, send, cap)
+
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+        received, over, started = 0, False, False
+
+        async def counting() -> Message:
+            nonlocal received, over
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > cap:
+                    over = True
+                    raise _CutOff()
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if over and not started:
+                return  # whatever the app makes of the cut-off, the 413 below answers instead
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting, sending)
+        except Exception:
+            if not over or started:
+                raise
+        if over and not started:
+            await _answer(send, self._too_large(scope), close=True)
