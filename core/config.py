@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     ingest_group_files: int = 64
     ingest_nice: int = 10  # nice value of ingestion's threads (Linux, not on SQLite): searches and runs go first
     search_cache_stores: int = 32  # vector store indexes kept in memory per process
+    # the longest search query: the search endpoint answers 400 past it, the file_search tool
+    # searches the first this many characters and tells the model (OpenAI documents no limit)
+    search_query_max_chars: int = 4096
 
     # metrics and logs
     log_level: str = "INFO"

@@ -20,12 +20,15 @@ LOCAL_ALIASES = (None, "", "local", LOCAL_NAME, f"sentence-transformers/{LOCAL_N
 
 
 class Embedder(Protocol):
-    """Turns texts into L2-normalised float32 rows. Synchronous and CPU- or IO-bound."""
+    """Turns texts into L2-normalised float32 rows. Synchronous and CPU- or IO-bound.
+
+    `max_tokens` reads only each text's first tokens, where the embedder counts them (the local
+    model; a remote endpoint applies its own limit)."""
 
     name: str
     dim: int
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray: ...
+    def embed(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray: ...
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
@@ -148,10 +151,10 @@ class LocalEmbedder:
         tok = tokenizer()
         self.cls, self.sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), np.float32)
-        sums, counts = self.embed_windows(texts)
+        sums, counts = self.embed_windows(texts, max_tokens)
         return normalise(self.pool(sums, counts))
 
     def windows(self, ids: list[int]) -> list[list[int]]:
@@ -163,13 +166,15 @@ class LocalEmbedder:
             out.append(ids[-room:])
         return [[self.cls, *piece, self.sep] for piece in out]
 
-    def embed_windows(self, texts: Sequence[str]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    def embed_windows(
+        self, texts: Sequence[str], max_tokens: int | None = None
+    ) -> tuple[list[np.ndarray], list[np.ndarray]]:
         """Per text: the summed token states of each window (k, dim) and their token counts (k,)."""
         encs = tokenizer().encode_batch(list(texts), add_special_tokens=False)
         seqs: list[list[int]] = []
         owner: list[int] = []
         for i, enc in enumerate(encs):
-            for win in self.windows(enc.ids):
+            for win in self.windows(enc.ids[:max_tokens]):
                 seqs.append(win)
                 owner.append(i)
         states = np.zeros((len(seqs), self.dim), np.float32)
@@ -285,7 +290,7 @@ class RemoteEmbedder:
         assert self._dim is not None
         return self._dim
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
+    def embed(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
         rows: list[list[float]] = []
         for lo in range(0, len(texts), self.batch_size):
             # the API rejects empty strings

@@ -15,6 +15,9 @@ STOPWORDS = frozenset(
     " these they this to was will with".split()
 )
 WORD = re.compile(r"(?u)\b\w\w+\b")
+# Distinct words of a query that are scored (Lucene's default limit on a query's clauses): a
+# query of a million distinct words cost 17 s of stemming, and grew the index's memo for good.
+QUERY_TERMS = 1024
 
 
 class Analyzer:
@@ -24,11 +27,12 @@ class Analyzer:
         self._stemmer = snowballstemmer.stemmer("english")
         self._stems: dict[str, str | None] = {}
 
-    def stem(self, word: str) -> str | None:
+    def stem(self, word: str, remember: bool = True) -> str | None:
         stem = self._stems.get(word, "")
         if stem == "":
             stem = None if word in STOPWORDS else self._stemmer.stemWord(word)
-            self._stems[word] = stem
+            if remember:
+                self._stems[word] = stem
         return stem
 
     def terms(self, text: str) -> list[str]:
@@ -69,8 +73,15 @@ class BM25:
         self.indptr, self.indices, self.data = tf.indptr, tf.indices, data.astype(np.float32)
 
     def query_terms(self, query: str) -> np.ndarray:
-        """Distinct known term ids of the query."""
-        ids = {self.vocab.get(t, -1) for t in self.analyzer.terms(query)}
+        """Distinct known term ids of the query's first `QUERY_TERMS` distinct words."""
+        words: dict[str, None] = {}
+        for match in WORD.finditer(query.lower()):
+            words[match.group()] = None
+            if len(words) == QUERY_TERMS:
+                break
+        # a query's words are not remembered: the memo would grow with every search of a cached index
+        stems = (self.analyzer.stem(w, remember=False) for w in words)
+        ids = {self.vocab.get(s, -1) for s in stems if s}
         ids.discard(-1)
         return np.array(sorted(ids), np.int64)
 

@@ -28,6 +28,15 @@ from retrieval.embed import Embedder, make_embedder
 from retrieval.filters import Predicate
 
 VSF, CHUNKS = VECTOR_STORE_FILES.c, FILE_CHUNKS.c
+# What one search may cost, whatever the callers let through (the API's cap is a setting): at
+# most QUERIES queries, of which the first QUERY_CHARS characters are read (within the 8,192
+# tokens OpenAI's embedding models take, for most text); BM25 scores a query's first
+# retrieval.keywords.QUERY_TERMS distinct words and the local model embeds its first
+# QUERY_PIECES word pieces, one forward pass. Unbounded, a 1 MB query took minutes of CPU,
+# nearly all of it in the embedding.
+QUERIES = 10
+QUERY_CHARS = 8192
+QUERY_PIECES = 254
 
 
 @dataclass(frozen=True)
@@ -169,7 +178,7 @@ def _embed_and_search(
     predicate: Predicate | None,
 ) -> tuple[np.ndarray, dict[int, float]]:
     if vectors is None:
-        vectors = embedder.embed(list(queries))
+        vectors = embedder.embed(list(queries), max_tokens=QUERY_PIECES)
     return vectors, _search_one(loaded, queries, vectors, k, predicate)
 
 
@@ -186,7 +195,7 @@ async def search(
 
     Queries are embedded here, in the calling process, once per embedding model.
     """
-    queries = [q for q in queries if q.strip()]
+    queries = [q[:QUERY_CHARS] for q in queries if q.strip()][:QUERIES]
     if not queries or not stores:
         return []
     vectors: dict[tuple[str, str | None], np.ndarray] = {}

@@ -128,7 +128,12 @@ async def file_search(engine: AsyncEngine, settings: Settings, run: Row[Any] | A
                       arguments: str) -> tuple[str, dict[str, Any]]:
     """Search the run's vector stores; (the text the model reads, the step's tool call without its id)."""
     k, threshold = _options(run)
+    limit = settings.search_query_max_chars
     queries = queries_of(arguments)
+    # the model writes the query: a long one is cut, not refused, and the model is told so
+    note = (f"Note: queries are limited to {limit} characters; only the first {limit} of a longer one "
+            "were searched.\n\n") if any(len(q) > limit for q in queries) else ""
+    queries = [q[:limit] for q in queries]
     stores = await _stores(engine, run) if queries else []
     if stores:
         await _ready(engine, stores)
@@ -145,4 +150,4 @@ async def file_search(engine: AsyncEngine, settings: Settings, run: Row[Any] | A
         return "file_search needs a non-empty 'query'.", call
     if not stores:
         return "No files are attached to this assistant or thread, so there is nothing to search.", call
-    return model_output(call), call
+    return note + model_output(call), call

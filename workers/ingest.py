@@ -3,15 +3,19 @@
 A queue message carries (vector store id, file id) and only starts the work, as for runs: the
 file is claimed with a database lease that this process renews while it works, so a worker that
 dies leaves a lapsed lease behind and `sweep_ingestion` sends the file again. A file waiting for
-one of this process's `ingest_concurrency` slots has its `enqueued_at` refreshed instead, so the
+one of this process's `ingest_concurrency` turns has its `enqueued_at` refreshed instead, so the
 sweeper leaves it alone. After `ingest_max_attempts` claims a file fails with `server_error`:
 no file stays in_progress for ever.
 
-A slot takes up to `ingest_group_files` waiting files of one store at once (one with the local
+A turn takes up to `ingest_group_files` waiting files of one store at once (one with the local
 model, whose embedding dwarfs the rest): one claim, one read of the store, one thread hop to
 extract and chunk, embedding requests that span files, one write. Per file, that bookkeeping
 cost more than an external endpoint's embedding. Outcomes are written with those of the
 store's other files that end meanwhile (workers/group_commit.py).
+
+Turns are shared fairly by projects (workers/ingest_turns.py): between embedding requests a
+group offers its turn to another project's waiting files, and drops its files that were
+detached (or whose file or store was deleted) meanwhile, writing nothing for them.
 
 Chunks are shared by content: their key hashes the bytes, the store's embedding model and
 endpoint and the chunk sizes, so a file added to several stores alike is embedded once.
@@ -23,6 +27,7 @@ Everything here runs on an event loop of its own, in threads at nice `ingest_nic
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -52,12 +57,17 @@ from workers.ingest_files import (
     spans,
 )
 from workers.ingest_thread import LoopThread
+from workers.ingest_turns import Turn, Turns
 
 log = logging.getLogger("assistd.ingest")
 VSF, CHUNKS = VECTOR_STORE_FILES.c, FILE_CHUNKS.c
 INSERT_ROWS = 500  # chunks per INSERT
 UPDATE_FILES = 500  # files per UPDATE of their outcomes
 FLUSH_ROWS = 2000  # a group writes its finished files once they hold this many chunks
+# chunks per request to the local model: about one forward batch (8192 word pieces) of 800-token
+# chunks, a few seconds of CPU. The turn is offered and detached files are dropped between
+# requests: at 64 chunks a request ran for a minute on a busy machine.
+LOCAL_SPAN = 8
 
 
 def _insert_ignoring_duplicates(engine: AsyncEngine) -> Any:
@@ -88,15 +98,16 @@ class Ingestor:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('i')[-8:]}"
         self.waiting: dict[str, dict[str, None]] = {}  # store id -> its files waiting here, in order
         self.running: set[tuple[str, str]] = set()
-        self.local: dict[str, bool] = {}  # store id -> embeds with the local model (a store keeps its model)
-        self.work = asyncio.Event()
+        self.stores: dict[str, tuple[str, bool]] = {}  # store id -> (project, embeds locally); a store keeps both
+        self.runners: dict[str, set[asyncio.Task[None]]] = {}  # store id -> the tasks taking its files
+        self.turns = Turns(settings.ingest_concurrency)
+        self.groups = itertools.count()  # a group's priority within its project: the oldest goes first
         self.loop = asyncio.get_running_loop()
         self.outcomes: GroupCommit[Outcome] = GroupCommit(self.write_outcomes)
-        self.tasks = [asyncio.create_task(self._slot()) for _ in range(settings.ingest_concurrency)]
-        self.tasks.append(asyncio.create_task(self._renew()))
+        self.tasks = [asyncio.create_task(self._renew())]
 
     def start(self, store_id: str, *file_ids: str) -> None:
-        """Ingest the files once a slot is free; a file already waiting or running here is ignored.
+        """Ingest the files once a turn is free; a file already waiting or running here is ignored.
         Called from any thread (the actors run on dramatiq's threads)."""
         self.loop.call_soon_threadsafe(self._add, store_id, file_ids)
 
@@ -105,56 +116,78 @@ class Ingestor:
         waiting.update((f, None) for f in file_ids if (store_id, f) not in self.running)
         if not waiting:
             del self.waiting[store_id]
-        self.work.set()
+            return
+        # a store's files are taken by up to `ingest_concurrency` tasks, each waiting for a turn:
+        # waiting costs nothing, and a store alone on the worker still fills every turn. A task that
+        # has just ended (its callback not run yet) is not counted: it takes nothing more.
+        runners = self.runners[store_id] = {t for t in self.runners.get(store_id, ()) if not t.done()}
+        while len(runners) < max(1, self.settings.ingest_concurrency):
+            task = asyncio.create_task(self._run(store_id))
+            runners.add(task)
+            task.add_done_callback(functools.partial(self._ended, store_id))
 
-    async def _slot(self) -> None:
-        while True:
-            await self.work.wait()
-            store_id, file_ids = "", []
+    def _ended(self, store_id: str, task: asyncio.Task[None]) -> None:
+        runners = self.runners.get(store_id, set())
+        runners.discard(task)
+        if not runners:
+            self.runners.pop(store_id, None)
+
+    async def _run(self, store_id: str) -> None:
+        """Take groups of the store's waiting files, each in a turn, until none waits."""
+        try:
+            project, local = await self._store_info(store_id)
+        except Exception:
+            # not refreshed any more, its files are sent again by the sweeper
+            log.exception("looking up vector store %s failed", store_id)
+            self.waiting.pop(store_id, None)
+            return
+        while self.waiting.get(store_id):
+            turn = Turn(self.turns, project, next(self.groups))
+            await turn.take()
+            file_ids: list[str] = []
+            failed = False
             try:
-                store_id, file_ids = await self._take()
+                file_ids = self._take(store_id, 1 if local else max(1, self.settings.ingest_group_files))
                 self.running.update((store_id, f) for f in file_ids)
                 if file_ids:
                     claimed = await self._claim(store_id, file_ids)
                     if claimed:
-                        await self._ingest_or_fail(store_id, claimed)
+                        await self._ingest_or_fail(store_id, claimed, turn)
             except asyncio.CancelledError:
                 raise  # shutting down: the leases lapse and the sweeper sends the files again
             except Exception:
                 # the claim failed (database): the files are re-sent by the sweeper
                 log.exception("ingesting files of %s failed", store_id)
-                await asyncio.sleep(0.5)
+                failed = True
             finally:
                 self.running.difference_update((store_id, f) for f in file_ids)
+                turn.give_back()
+            if failed:
+                await asyncio.sleep(0.5)
 
-    async def _take(self) -> tuple[str, list[str]]:
-        """The next files to ingest: a group of the first waiting store, which then goes last."""
-        store_id = next(iter(self.waiting), None)
-        if store_id is None:
-            self.work.clear()
-            return "", []
-        if store_id not in self.local:
-            self.local[store_id] = await self._is_local(store_id)
-        files = self.waiting.pop(store_id, {})
-        n = 1 if self.local[store_id] else max(1, self.settings.ingest_group_files)
+    def _take(self, store_id: str, n: int) -> list[str]:
+        """Up to `n` of the store's waiting files, first come first."""
+        files = self.waiting.get(store_id, {})
         taken = list(itertools.islice(files, n))
         for f in taken:
             del files[f]
-        if files:
-            self.waiting[store_id] = files
-        if not self.waiting:
-            self.work.clear()
-        return store_id, taken
+        if not files:
+            self.waiting.pop(store_id, None)
+        return taken
 
-    async def _is_local(self, store_id: str) -> bool:
+    async def _store_info(self, store_id: str) -> tuple[str, bool]:
+        """The store's project and whether it embeds with the local model."""
         from retrieval.embed import LOCAL_ALIASES
 
-        if len(self.local) > 10_000:
-            self.local.clear()
-        async with self.single.connect() as conn:
-            model = (await conn.execute(select(VECTOR_STORES.c.embedding_model)
-                                        .where(VECTOR_STORES.c.id == store_id))).scalar()
-        return model in LOCAL_ALIASES
+        if store_id not in self.stores:
+            if len(self.stores) > 10_000:
+                self.stores.clear()
+            async with self.single.connect() as conn:
+                row = (await conn.execute(select(VECTOR_STORES.c.project, VECTOR_STORES.c.embedding_model)
+                                          .where(VECTOR_STORES.c.id == store_id))).first()
+            # a store deleted meanwhile: its files' claims find nothing
+            self.stores[store_id] = (row.project, row.embedding_model in LOCAL_ALIASES) if row else ("", True)
+        return self.stores[store_id]
 
     async def _claim(self, store_id: str, file_ids: list[str]) -> list[Any]:
         """Claim those of the files no live worker holds, in one statement; fail those out of attempts."""
@@ -173,9 +206,9 @@ class Ingestor:
             Outcome.failed(r, "server_error", "The file could not be processed.") for r in spent))
         return [r for r in rows if r.attempts <= self.settings.ingest_max_attempts]
 
-    async def _ingest_or_fail(self, store_id: str, vsfs: list[Any]) -> None:
+    async def _ingest_or_fail(self, store_id: str, vsfs: list[Any], turn: Turn | None = None) -> None:
         try:
-            await self.ingest(store_id, vsfs)
+            await self.ingest(store_id, vsfs, turn)
             return
         except asyncio.CancelledError:
             raise  # shutting down: the leases lapse and the sweeper sends the files again
@@ -189,7 +222,7 @@ class Ingestor:
         mine = await self._still_mine(store_id, {v.id for v in vsfs})
         for v in vsfs:
             if v.id in mine:
-                await self._ingest_or_fail(store_id, [v])
+                await self._ingest_or_fail(store_id, [v], turn)
 
     async def _give_up(self, store_id: str, vsfs: list[Any], exc: Exception) -> None:
         """Hand the files back to the sweeper, or fail those out of attempts."""
@@ -198,8 +231,11 @@ class Ingestor:
         await self.outcomes.add(store_id, *(
             Outcome.failed(v, "server_error", f"The file could not be processed: {exc}") for v in last))
 
-    async def ingest(self, store_id: str, vsfs: list[Any]) -> None:
-        """Extract, chunk and embed the files (unless their content is embedded already), then complete them."""
+    async def ingest(self, store_id: str, vsfs: list[Any], turn: Turn | None = None) -> None:
+        """Extract, chunk and embed the files (unless their content is embedded already), then complete them.
+        Between embedding requests the turn is offered to other projects, and files detached meanwhile
+        (or whose store or file was deleted) are dropped: nothing more is spent or written for them."""
+        claimed = self.loop.time()
         store, names = await self._store(store_id, [v.id for v in vsfs])
         vsfs = [v for v in vsfs if v.id in names]  # files deleted meanwhile: their rows went with them
         if store is None or not vsfs:
@@ -228,10 +264,12 @@ class Ingestor:
                     todo[k].same.append(vsfs[i])
                 else:
                     done.append(Outcome.failed(vsfs[i], **_error_of(done, vsfs[first[k]].id)))
-        await self._embed(store, list(todo.values()), done)
+        await self._embed(store, list(todo.values()), done, turn, claimed)
 
-    async def _embed(self, store: Any, files: list[Pending], done: list[Outcome]) -> None:
+    async def _embed(self, store: Any, files: list[Pending], done: list[Outcome], turn: Turn | None,
+                     claimed: float) -> None:
         """Embed the files' chunks, requests spanning files; write each file once it is embedded."""
+        from retrieval.embed import LOCAL_ALIASES
         from retrieval.store import embedder_for
 
         embedder = embedder_for(self.settings, store.embedding_model, store.embedding_endpoint)
@@ -239,11 +277,21 @@ class Ingestor:
         for f in files:
             if not f.texts:
                 done += f.outcomes()
-        mine = {f.vsf.id for f in files}
-        for n, span in enumerate(spans(files, self.settings.embeddings_batch_size)):
-            if n:  # the claim has just said so for the first
-                mine = await self._still_mine(store.id, mine)
-                span = [(f, p) for f, p in span if f.vsf.id in mine]
+        mine = {v.id for f in files for v in (f.vsf, *f.same)}
+        gone: set[str] = set()  # files detached (or deleted) meanwhile: nothing is written for them
+        step = self.settings.embeddings_batch_size
+        if store.embedding_model in LOCAL_ALIASES:
+            step = min(step, LOCAL_SPAN)
+        for n, span in enumerate(spans(files, step)):
+            if turn is not None:
+                await turn.offer()
+            if n or self.loop.time() - claimed > 1.0:  # for a quick first request, the claim has just said so
+                still = await self._still_mine(store.id, mine)
+                gone |= mine - still
+                mine = still
+                span = [(f, p) for f, p in span if _alive(f, mine)]
+                if not mine:
+                    break
                 if not span:
                     continue
             vectors = await asyncio.to_thread(embedder.embed, [f.texts[p] for f, p in span])
@@ -253,9 +301,9 @@ class Ingestor:
                 if not left[id(f)]:
                     done += f.outcomes()
             if sum(len(o.rows) for o in done) >= FLUSH_ROWS:
-                await self.outcomes.add(store.id, *done)
+                await self.outcomes.add(store.id, *[o for o in done if o.vsf.id not in gone])
                 done = []
-        await self.outcomes.add(store.id, *done)
+        await self.outcomes.add(store.id, *[o for o in done if o.vsf.id not in gone])
 
     async def _store(self, store_id: str, file_ids: list[str]) -> tuple[Any, dict[str, str]]:
         """The store's row and the files' names (those not deleted), in one query."""
@@ -346,11 +394,17 @@ class Ingestor:
                 ).values(enqueued_at=t))
 
     async def close(self) -> None:
-        for task in self.tasks:
+        tasks = self.tasks + [t for runners in self.runners.values() for t in runners]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.outcomes.close()
         await self.engine.dispose()
+
+
+def _alive(f: Pending, mine: set[str]) -> bool:
+    """Whether a file's chunks are still wanted: it, or a file of the group with its content, is ours."""
+    return f.vsf.id in mine or any(v.id in mine for v in f.same)
 
 
 def _by_status(outcomes: list[Outcome]) -> list[list[Outcome]]:

@@ -97,21 +97,34 @@ def _predicate(filters: dict[str, Any] | None) -> Predicate | None:
         raise BadRequest(f"Invalid filters: {exc}", param=exc.param, code="invalid_value") from None
 
 
+def _check_queries(body: SearchRequest, limit: int) -> list[str]:
+    """The queries, each at most `limit` characters (a search's cost grows with its query)."""
+    queries = body.queries()
+    for i, q in enumerate(queries):
+        if len(q) > limit:
+            param = "query" if isinstance(body.query, str) else f"query[{i}]"
+            raise BadRequest(f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+                             f"but got a string with length {len(q)} instead.", param=param,
+                             code="string_above_max_length")
+    return queries
+
+
 @router.post("/{vector_store_id}/search")
 async def search_vector_store(
     request: Request, vector_store_id: str, body: SearchRequest, project: Project, session: Session
 ) -> Response:
     """Search a vector store for the chunks most relevant to a query, filtered by file attributes."""
+    queries = _check_queries(body, request.app.state.settings.search_query_max_chars)
     store = usable(await store_of(session, vector_store_id, project))
     predicate = _predicate(body.filters)
     threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
-    hits = await search(session.bind, request.app.state.settings, [store], body.queries(),  # type: ignore[arg-type]
+    hits = await search(session.bind, request.app.state.settings, [store], queries,  # type: ignore[arg-type]
                         body.max_num_results, predicate, threshold)
     if stale(store):  # a read-only search skips the write (and its commit) most of the time
         await touch(await session.connection(), store)
         await session.commit()
     data = [{"file_id": h.file_id, "filename": h.filename, "score": h.score, "attributes": h.attributes,
              "content": [{"type": "text", "text": h.text}]} for h in hits]
-    return JSONResponse({"object": "vector_store.search_results.page", "search_query": body.queries(),
+    return JSONResponse({"object": "vector_store.search_results.page", "search_query": queries,
                          "data": data, "has_more": False, "next_page": None})
 
