@@ -71,10 +71,31 @@ def _is_union_tag(part: Any) -> bool:
     return isinstance(part, str) and (part in ("str", "int", "dict", "list") or "[" in part or "-" in part)
 
 
+_LIMITS = {  # pydantic's error type -> OpenAI's message, the bound in the error's ctx, OpenAI's code
+    "string_too_long": ("string too long. Expected a string with maximum length", "max_length",
+                        "string_above_max_length"),
+    "string_too_short": ("string too short. Expected a string with minimum length", "min_length",
+                         "string_below_min_length"),
+    "too_long": ("array too long. Expected an array with maximum length", "max_length",
+                 "array_above_max_length"),
+    "too_short": ("array too short. Expected an array with minimum length", "min_length",
+                  "array_below_min_length"),
+    "less_than_equal": ("number above maximum value. Expected a value less than or equal to", "le",
+                        "number_above_max_value"),
+    "greater_than_equal": ("number below minimum value. Expected a value greater than or equal to", "ge",
+                           "number_below_min_value"),
+}
+
+
 def validation_error(exc: RequestValidationError) -> BadRequest:
-    err = exc.errors()[0]
+    errors = exc.errors()
+    # a union reports one error per member: the one past the type check says what is wrong
+    err = next((e for e in errors if not str(e.get("type", "")).endswith("_type")), errors[0])
     param = _param(tuple(err.get("loc", ())))
     kind = err.get("type", "")
+    if kind == "invalid_json_value":  # api/body.py's scan: the path is inside the part it scanned
+        path = err.get("ctx", {}).get("path") or ""
+        param = ".".join(p for p in (param, path) if p).replace(".[", "[") or None
     if kind == "json_invalid" or (kind == "missing" and param is None):
         return BadRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
@@ -88,6 +109,17 @@ def validation_error(exc: RequestValidationError) -> BadRequest:
         return BadRequest(
             f"Invalid type for '{param}': {err.get('msg', 'wrong type')}.", param=param, code="invalid_type"
         )
+    if kind in _LIMITS:  # in OpenAI's words (never echoing the text itself)
+        what, bound, code = _LIMITS[kind]
+        given, limit = err.get("input"), err.get("ctx", {}).get(bound, "?")
+        if bound in ("le", "ge"):
+            number = "decimal" if isinstance(given, float) or isinstance(limit, float) else "integer"
+            what, code, got = what.replace("number", number), code.replace("number", number), repr(given)
+            got = got if len(got) <= 40 else got[:37] + "..."
+        else:
+            got = f"length {len(given) if hasattr(given, '__len__') else '?'}"
+        message = f"Invalid '{param}': {what} {limit}, but got {got} instead."
+        return BadRequest(message, param=param, code=code)
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return BadRequest(f"Invalid value for '{param}': {msg}", param=param, code="invalid_value")
 
