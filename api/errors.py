@@ -55,19 +55,27 @@ class ServerError(APIError):
     pass
 
 
-def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+def _param(loc: tuple[Any, ...], body: Any = None) -> str | None:
+    """The parameter's path as OpenAI writes it (`tools[0].function.name`), without the union
+    members pydantic adds to locations ("str", "list[...]", a discriminator's tag)."""
+    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+    node, walk = body, bool(loc) and loc[0] == "body" and body is not None
     out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif not _is_union_tag(p):
-            out += f".{p}" if out else str(p)
+    for i, p in enumerate(parts):
+        if walk:  # follow the sent JSON: a part it does not hold is a union member's name
+            if isinstance(p, int) and isinstance(node, list):
+                node = node[p] if p < len(node) else None
+            elif isinstance(node, dict) and (p in node or i == len(parts) - 1):  # the last may be missing
+                node = node.get(p)
+            else:
+                continue
+        elif _is_union_tag(p):
+            continue
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or None
 
 
 def _is_union_tag(part: Any) -> bool:
-    # pydantic adds the matched union member ("str", "list[...]", "function") to locations
     return isinstance(part, str) and (part in ("str", "int", "dict", "list") or "[" in part or "-" in part)
 
 
@@ -91,7 +99,7 @@ def validation_error(exc: RequestValidationError) -> BadRequest:
     errors = exc.errors()
     # a union reports one error per member: the one past the type check says what is wrong
     err = next((e for e in errors if not str(e.get("type", "")).endswith("_type")), errors[0])
-    param = _param(tuple(err.get("loc", ())))
+    param = _param(tuple(err.get("loc", ())), exc.body)
     kind = err.get("type", "")
     if kind == "invalid_json_value":  # api/body.py's scan: the path is inside the part it scanned
         path = err.get("ctx", {}).get("path") or ""
