@@ -59,7 +59,7 @@ def _param(loc: tuple[Any, ...], body: Any = None) -> str | None:
     """The parameter's path as OpenAI writes it (`tools[0].function.name`), without the union
     members pydantic adds to locations ("str", "list[...]", a discriminator's tag)."""
     parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
-    node, walk = body, bool(loc) and loc[0] == "body" and body is not None
+    node, walk = body, bool(loc) and loc[0] == "body" and isinstance(body, (dict, list))  # JSON, not a form
     out = ""
     for i, p in enumerate(parts):
         if walk:  # follow the sent JSON: a part it does not hold is a union member's name
