@@ -56,26 +56,55 @@ class ServerError(APIError):
     pass
 
 
-def _param(loc: tuple[Any, ...]) -> str | None:
-    parts = [p for p in loc if p not in ("body", "query", "path", "header")]
+def _param(loc: tuple[Any, ...], body: Any = None) -> str | None:
+    """The parameter's path as OpenAI writes it (`tools[0].function.name`), without the union
+    members pydantic adds to locations ("str", "list[...]", a discriminator's tag)."""
+    parts = list(loc[1:] if loc and loc[0] in ("body", "query", "path", "header") else loc)
+    node, walk = body, bool(loc) and loc[0] == "body" and isinstance(body, (dict, list))  # JSON, not a form
     out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif not _is_union_tag(p):
-            out += f".{p}" if out else str(p)
+    for i, p in enumerate(parts):
+        if walk:  # follow the sent JSON: a part it does not hold is a union member's name
+            if isinstance(p, int) and isinstance(node, list):
+                node = node[p] if p < len(node) else None
+            elif isinstance(node, dict) and (p in node or i == len(parts) - 1):  # the last may be missing
+                node = node.get(p)
+            else:
+                continue
+        elif _is_union_tag(p):
+            continue
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
     return out or None
 
 
 def _is_union_tag(part: Any) -> bool:
-    # pydantic adds the matched union member ("str", "list[...]", "function") to locations
     return isinstance(part, str) and (part in ("str", "int", "dict", "list") or "[" in part or "-" in part)
 
 
+_LIMITS = {  # pydantic's error type -> OpenAI's message, the bound in the error's ctx, OpenAI's code
+    "string_too_long": ("string too long. Expected a string with maximum length", "max_length",
+                        "string_above_max_length"),
+    "string_too_short": ("string too short. Expected a string with minimum length", "min_length",
+                         "string_below_min_length"),
+    "too_long": ("array too long. Expected an array with maximum length", "max_length",
+                 "array_above_max_length"),
+    "too_short": ("array too short. Expected an array with minimum length", "min_length",
+                  "array_below_min_length"),
+    "less_than_equal": ("number above maximum value. Expected a value less than or equal to", "le",
+                        "number_above_max_value"),
+    "greater_than_equal": ("number below minimum value. Expected a value greater than or equal to", "ge",
+                           "number_below_min_value"),
+}
+
+
 def validation_error(exc: RequestValidationError) -> BadRequest:
-    err = exc.errors()[0]
-    param = _param(tuple(err.get("loc", ())))
+    errors = exc.errors()
+    # a union reports one error per member: the one past the type check says what is wrong
+    err = next((e for e in errors if not str(e.get("type", "")).endswith("_type")), errors[0])
+    param = _param(tuple(err.get("loc", ())), exc.body)
     kind = err.get("type", "")
+    if kind == "invalid_json_value":  # api/body.py's scan: the path is inside the part it scanned
+        path = err.get("ctx", {}).get("path") or ""
+        param = ".".join(p for p in (param, path) if p).replace(".[", "[") or None
     if kind == "json_invalid" or (kind == "missing" and param is None):
         return BadRequest(
             "We could not parse the JSON body of your request. (HINT: This likely means you aren't "
@@ -89,6 +118,17 @@ def validation_error(exc: RequestValidationError) -> BadRequest:
         return BadRequest(
             f"Invalid type for '{param}': {err.get('msg', 'wrong type')}.", param=param, code="invalid_type"
         )
+    if kind in _LIMITS:  # in OpenAI's words (never echoing the text itself)
+        what, bound, code = _LIMITS[kind]
+        given, limit = err.get("input"), err.get("ctx", {}).get(bound, "?")
+        if bound in ("le", "ge"):
+            number = "decimal" if isinstance(given, float) or isinstance(limit, float) else "integer"
+            what, code, got = what.replace("number", number), code.replace("number", number), repr(given)
+            got = got if len(got) <= 40 else got[:37] + "..."
+        else:
+            got = f"length {len(given) if hasattr(given, '__len__') else '?'}"
+        message = f"Invalid '{param}': {what} {limit}, but got {got} instead."
+        return BadRequest(message, param=param, code=code)
     msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
     return BadRequest(f"Invalid value for '{param}': {msg}", param=param, code="invalid_value")
 

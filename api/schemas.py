@@ -5,13 +5,20 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, field_validator
+
+from api.body import MESSAGE_CHARS, Body, Description, Id, Instructions, MessageText, ModelName, Name, Tokens
 
 _FUNCTION_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# ours, where OpenAI states no figure
+FUNCTION_DESCRIPTION_CHARS = 1024  # OpenAI's Chat Completions refuses longer ones
+PARTS_PER_MESSAGE = 32
+ATTACHMENTS_PER_MESSAGE = 20
+MESSAGES_PER_REQUEST = 32  # thread.messages and additional_messages
+URL_CHARS = 8192
+TOOL_OUTPUT_CHARS = 1_048_576
+TOOL_CALL_ID_CHARS = 256
+FunctionDescription = Annotated[str, Field(max_length=FUNCTION_DESCRIPTION_CHARS)]
 
 
 def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
@@ -32,7 +39,7 @@ Metadata = Annotated[dict[str, str] | None, Field(default=None)]
 
 class FunctionDefinition(Body):
     name: str
-    description: str | None = None
+    description: FunctionDescription | None = None
     parameters: dict[str, Any] | None = None
     strict: bool | None = None
 
@@ -53,9 +60,19 @@ class CodeInterpreterTool(Body):
     type: Literal["code_interpreter"]
 
 
+class FileSearchRanking(Body):
+    score_threshold: Annotated[float, Field(ge=0, le=1)]
+    ranker: Literal["auto", "default_2024_08_21"] | None = None
+
+
+class FileSearchSettings(Body):
+    max_num_results: Annotated[int, Field(ge=1, le=50)] | None = None
+    ranking_options: FileSearchRanking | None = None
+
+
 class FileSearchTool(Body):
     type: Literal["file_search", "retrieval"]  # "retrieval" is its v1 name, stored as file_search
-    file_search: dict[str, Any] | None = None
+    file_search: FileSearchSettings | None = None
 
     @field_validator("type")
     @classmethod
@@ -67,8 +84,8 @@ Tool = Annotated[Union[FunctionTool, CodeInterpreterTool, FileSearchTool], Field
 
 
 class JSONSchemaFormat(Body):
-    name: str
-    description: str | None = None
+    name: Annotated[str, Field(pattern=r"^[a-zA-Z0-9_-]{1,64}$")]
+    description: FunctionDescription | None = None
     schema_: dict[str, Any] | None = Field(default=None, alias="schema")
     strict: bool | None = None
 
@@ -95,7 +112,7 @@ ResponseFormat = Union[
 
 
 class ToolChoiceFunctionName(Body):
-    name: str
+    name: Annotated[str, Field(max_length=64)]
 
 
 class ToolChoiceObject(Body):
@@ -113,11 +130,18 @@ ToolChoice = Union[Literal["none", "auto", "required"], ToolChoiceObject]
 
 class TruncationStrategy(Body):
     type: Literal["auto", "last_messages"]
-    last_messages: Annotated[int, Field(ge=1)] | None = None
+    last_messages: Tokens | None = None
+
+
+def files(ids: list[str] | None) -> list[tuple[str, str]]:
+    return [("file", i) for i in ids or []]
 
 
 class FileIds(Body):
-    file_ids: Annotated[list[str], Field(max_length=20)] | None = None
+    file_ids: Annotated[list[Id], Field(max_length=20)] | None = None
+
+    def refs(self) -> list[tuple[str, str]]:
+        return files(self.file_ids)
 
 
 class AutoChunking(Body):
@@ -147,7 +171,7 @@ ChunkingStrategy = Annotated[Union[AutoChunking, StaticChunking], Field(discrimi
 class VectorStoreHelper(Body):
     """`tool_resources.file_search.vector_stores[]`: a vector store to create with these files."""
 
-    file_ids: Annotated[list[str], Field(max_length=10_000)] | None = None
+    file_ids: Annotated[list[Id], Field(max_length=10_000)] | None = None
     chunking_strategy: ChunkingStrategy | None = None
     metadata: Metadata
 
@@ -156,9 +180,18 @@ class VectorStoreHelper(Body):
     def _metadata(cls, v: dict[str, str] | None) -> dict[str, str] | None:
         return check_metadata(v)
 
+    def refs(self) -> list[tuple[str, str]]:
+        return files(self.file_ids)
 
-class FileSearchResources(Body):
-    vector_store_ids: Annotated[list[str], Field(max_length=1)] | None = None
+
+class VectorStoreIds(Body):
+    vector_store_ids: Annotated[list[Id], Field(max_length=1)] | None = None
+
+    def refs(self) -> list[tuple[str, str]]:
+        return [("vector store", i) for i in self.vector_store_ids or []]
+
+
+class FileSearchResources(VectorStoreIds):
     vector_stores: Annotated[list[VectorStoreHelper], Field(max_length=1)] | None = None
 
 
@@ -167,23 +200,36 @@ class ToolResources(Body):
     file_search: FileSearchResources | None = None
 
 
+class RunToolResources(Body):
+    """A run's own tool_resources (POST /threads/runs): existing vector stores only, no helpers."""
+
+    code_interpreter: FileIds | None = None
+    file_search: VectorStoreIds | None = None
+
+
 class AttachmentTool(Body):
     type: Literal["code_interpreter", "file_search"]
 
 
 class Attachment(Body):
-    file_id: str
-    tools: list[AttachmentTool] | None = None
+    file_id: Id
+    tools: Annotated[list[AttachmentTool], Field(max_length=2)] | None = None
+
+    def refs(self) -> list[tuple[str, str]]:
+        return files([self.file_id])
 
 
 class TextPart(Body):
     type: Literal["text"]
-    text: str
+    text: MessageText
 
 
 class ImageFile(Body):
-    file_id: str
+    file_id: Id
     detail: Literal["auto", "low", "high"] | None = None
+
+    def refs(self) -> list[tuple[str, str]]:
+        return files([self.file_id])
 
 
 class ImageFilePart(Body):
@@ -192,7 +238,7 @@ class ImageFilePart(Body):
 
 
 class ImageURL(Body):
-    url: str
+    url: Annotated[str, Field(min_length=1, max_length=URL_CHARS)]
     detail: Literal["auto", "low", "high"] | None = None
 
 
@@ -202,6 +248,9 @@ class ImageURLPart(Body):
 
 
 ContentPart = Annotated[Union[TextPart, ImageFilePart, ImageURLPart], Field(discriminator="type")]
+
+
+Parts = Annotated[list[ContentPart], Field(min_length=1, max_length=PARTS_PER_MESSAGE)]
 
 
 class _HasMetadata(Body):
@@ -215,8 +264,16 @@ class _HasMetadata(Body):
 
 class MessageCreate(_HasMetadata):
     role: Literal["user", "assistant"]
-    content: Union[str, Annotated[list[ContentPart], Field(min_length=1)]]
-    attachments: list[Attachment] | None = None
+    content: Union[MessageText, Parts]
+    attachments: Annotated[list[Attachment], Field(max_length=ATTACHMENTS_PER_MESSAGE)] | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _text_cap(cls, content: str | list[Any]) -> str | list[Any]:
+        if not isinstance(content, str):
+            if sum(len(p.text) for p in content if isinstance(p, TextPart)) > MESSAGE_CHARS:
+                raise ValueError(f"the text of a message can be at most {MESSAGE_CHARS} characters long.")
+        return content
 
     def stored_content(self) -> list[dict[str, Any]]:
         if isinstance(self.content, str):
@@ -235,8 +292,8 @@ class MessageUpdate(_HasMetadata):
 
 
 class _Sampling(_HasMetadata):
-    model: str | None = None
-    instructions: Annotated[str, Field(max_length=256_000)] | None = None
+    model: ModelName | None = None
+    instructions: Instructions | None = None
     tools: Annotated[list[Tool], Field(max_length=128)] | None = None
 
     @field_validator("tools")
@@ -255,20 +312,20 @@ class _Sampling(_HasMetadata):
 
 
 class AssistantCreate(_Sampling):
-    model: str
-    name: Annotated[str, Field(max_length=256)] | None = None
-    description: Annotated[str, Field(max_length=512)] | None = None
+    model: ModelName
+    name: Name | None = None
+    description: Description | None = None
     tool_resources: ToolResources | None = None
 
 
 class AssistantUpdate(_Sampling):
-    name: Annotated[str, Field(max_length=256)] | None = None
-    description: Annotated[str, Field(max_length=512)] | None = None
+    name: Name | None = None
+    description: Description | None = None
     tool_resources: ToolResources | None = None
 
 
 class ThreadCreate(_HasMetadata):
-    messages: Annotated[list[MessageCreate], Field(max_length=32)] | None = None
+    messages: Annotated[list[MessageCreate], Field(max_length=MESSAGES_PER_REQUEST)] | None = None
     tool_resources: ToolResources | None = None
 
 
@@ -277,23 +334,23 @@ class ThreadUpdate(_HasMetadata):
 
 
 class RunParams(_Sampling):
-    assistant_id: str
+    assistant_id: Id
     stream: bool | None = None
-    max_prompt_tokens: Annotated[int, Field(ge=1)] | None = None
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_prompt_tokens: Tokens | None = None
+    max_completion_tokens: Tokens | None = None
     truncation_strategy: TruncationStrategy | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
 
 
 class RunCreate(RunParams):
-    additional_instructions: str | None = None
-    additional_messages: list[MessageCreate] | None = None
+    additional_instructions: Instructions | None = None
+    additional_messages: Annotated[list[MessageCreate], Field(max_length=MESSAGES_PER_REQUEST)] | None = None
 
 
 class ThreadAndRunCreate(RunParams):
     thread: ThreadCreate | None = None
-    tool_resources: ToolResources | None = None
+    tool_resources: RunToolResources | None = None
 
 
 class RunUpdate(_HasMetadata):
@@ -301,10 +358,10 @@ class RunUpdate(_HasMetadata):
 
 
 class ToolOutput(Body):
-    tool_call_id: str
-    output: str
+    tool_call_id: Annotated[str, Field(max_length=TOOL_CALL_ID_CHARS)]
+    output: Annotated[str, Field(max_length=TOOL_OUTPUT_CHARS)]
 
 
 class SubmitToolOutputs(Body):
-    tool_outputs: list[ToolOutput]
+    tool_outputs: Annotated[list[ToolOutput], Field(max_length=128)]
     stream: bool | None = None

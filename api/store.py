@@ -9,9 +9,11 @@ from sqlalchemy import select as sql_select
 from sqlmodel import SQLModel, col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from api.body import Body
 from api.errors import NotFound
-from api.schemas import MessageCreate, ThreadCreate, ToolResources
-from core.models import ACTIVE_RUN_STATUSES, Run, new_row
+from api.schemas import MessageCreate, RunToolResources, ThreadCreate, ToolResources
+from core.models import ACTIVE_RUN_STATUSES, FILES, VECTOR_STORES, Run, new_row
+from core.pg import Postgres
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -34,6 +36,30 @@ async def owned_row(session: AsyncSession, table: Any, object_id: str, project: 
     if row is None:
         raise NotFound.of(KIND[table.__name__], object_id)
     return row
+
+
+REFERENCED = {"file": FILES, "vector store": VECTOR_STORES}
+
+
+async def check_refs(db: AsyncSession | Postgres, project: str, body: Body) -> None:
+    """Every file and vector store the body names is in the caller's project, or 404 in OpenAI's
+    words before anything is written (a run would otherwise carry ids its tools can never read)."""
+    refs = body.references()
+    found: set[tuple[str, str]] = set()
+    for kind, table in REFERENCED.items():
+        ids = list(dict.fromkeys(i for k, i in refs if k == kind))
+        if ids:
+            found |= {(kind, i) for i in await owned_ids(db, table, ids, project)}
+    for kind, object_id in refs:
+        if (kind, object_id) not in found:
+            raise NotFound.of(kind, object_id)
+
+
+async def owned_ids(db: AsyncSession | Postgres, table: Any, ids: list[str], project: str) -> set[str]:
+    if isinstance(db, Postgres):  # the asyncpg fast path of POST /threads/runs
+        return await db.owned_ids(table, ids, project)
+    query = sql_select(table.c.id).where(table.c.id.in_(ids), table.c.project == project)
+    return set((await db.exec(query)).scalars())  # type: ignore[call-overload]
 
 
 def message_row(project: str, thread_id: str, body: MessageCreate) -> dict[str, Any]:
@@ -61,7 +87,7 @@ async def insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) 
         await session.exec(sql_insert(table.__table__), params=rows)  # type: ignore[call-overload]
 
 
-def resources(value: ToolResources | None) -> dict[str, Any] | None:
+def resources(value: ToolResources | RunToolResources | None) -> dict[str, Any] | None:
     return None if value is None else value.model_dump(exclude_none=True)
 
 

@@ -6,6 +6,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator
 
+from api.body import Description, Id, Name
 from api.schemas import AutoChunking, Body, ChunkingStrategy, StaticChunking, _HasMetadata
 from core.models import AUTO_CHUNKING
 
@@ -43,20 +44,20 @@ class _HasAttributes(Body):
 
 
 class VectorStoreCreate(_HasMetadata):
-    name: str | None = None
-    description: Annotated[str, Field(max_length=512)] | None = None
-    file_ids: Annotated[list[str], Field(max_length=MAX_BATCH)] | None = None
+    name: Name | None = None
+    description: Description | None = None
+    file_ids: Annotated[list[Id], Field(max_length=MAX_BATCH)] | None = None
     chunking_strategy: ChunkingStrategy | None = None
     expires_after: ExpiresAfter | None = None
 
 
 class VectorStoreUpdate(_HasMetadata):
-    name: str | None = None
+    name: Name | None = None
     expires_after: ExpiresAfter | None = None
 
 
 class VectorStoreFileCreate(_HasAttributes):
-    file_id: str
+    file_id: Id
     chunking_strategy: ChunkingStrategy | None = None
 
 
@@ -65,12 +66,12 @@ class VectorStoreFileUpdate(_HasAttributes):
 
 
 class BatchFile(_HasAttributes):
-    file_id: str
+    file_id: Id
     chunking_strategy: ChunkingStrategy | None = None
 
 
 class FileBatchCreate(_HasAttributes):
-    file_ids: Annotated[list[str], Field(min_length=1, max_length=MAX_BATCH)] | None = None
+    file_ids: Annotated[list[Id], Field(min_length=1, max_length=MAX_BATCH)] | None = None
     files: Annotated[list[BatchFile], Field(min_length=1, max_length=MAX_BATCH)] | None = None
     chunking_strategy: ChunkingStrategy | None = None
 

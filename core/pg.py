@@ -130,6 +130,11 @@ class Postgres:
         sql = f"SELECT {columns(table)} FROM {table.name} WHERE id = $1 AND project = $2"
         return record(await (await self.pool()).fetchrow(sql, object_id, project))
 
+    async def owned_ids(self, table: Table, ids: list[str], project: str) -> set[str]:
+        """Which of these ids name rows of `table` in the caller's project."""
+        sql = f"SELECT id FROM {table.name} WHERE id = ANY($1::text[]) AND project = $2"
+        return {r["id"] for r in await (await self.pool()).fetch(sql, ids, project)}
+
     async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
         """Insert every group of rows in one statement: all of them or none."""
         params = Params()

@@ -8,18 +8,20 @@ from sqlmodel import col
 
 from api.deps import Project, Session
 from api.pagination import Listing, page
+from api.params import Checked
 from api.responses import deleted, wire
 from api.schemas import AssistantCreate, AssistantUpdate
-from api.store import dumped, dumped_one, owned
+from api.store import check_refs, dumped, dumped_one, owned
 from api.vector_store_rows import resolve_resources, send
 from core.models import Assistant
 
-router = APIRouter(prefix="/assistants", tags=["assistants"])
+router = APIRouter(prefix="/assistants", tags=["assistants"], dependencies=[Checked])
 
 
 @router.post("")
 async def create_assistant(request: Request, body: AssistantCreate, project: Project, session: Session) -> Response:
     """Create an assistant."""
+    await check_refs(session, project, body)
     settings = request.app.state.settings
     tool_resources, pending = await resolve_resources(session, settings, project, body.tool_resources, for_thread=False)
     row = Assistant(
@@ -60,6 +62,7 @@ async def modify_assistant(
 ) -> Response:
     """Modify an assistant: only the fields sent change."""
     row = await owned(session, Assistant, assistant_id, project)
+    await check_refs(session, project, body)
     sent = body.model_fields_set
     for field in ("model", "name", "description", "instructions", "temperature", "top_p", "reasoning_effort"):
         if field in sent:

@@ -16,6 +16,7 @@ from api.deps import Project, Session
 from api.errors import BadRequest
 from api.limits import ContentTooLarge
 from api.pagination import ListParams, page
+from api.params import Checked
 from api.responses import wire
 from api.store import owned
 from api.vector_store_rows import detach_everywhere
@@ -23,7 +24,7 @@ from core.ids import now
 from core.models import File as FileRow
 from core.storage import TooLarge
 
-router = APIRouter(prefix="/files", tags=["files"])
+router = APIRouter(prefix="/files", tags=["files"], dependencies=[Checked])
 
 # exactly the purposes the SDK's FileObject can carry back
 PURPOSES: tuple[str, ...] = get_args(FileObject.model_fields["purpose"].annotation)

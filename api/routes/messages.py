@@ -10,13 +10,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.deps import Project, Session
 from api.errors import BadRequest
 from api.pagination import Listing, page
+from api.params import Checked
 from api.responses import deleted, wire
 from api.schemas import MessageCreate, MessageUpdate
-from api.store import active_run, insert, message_row, owned
+from api.store import active_run, check_refs, insert, message_row, owned
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send
 from core.models import Message, Thread, wire_of
 
-router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"])
+router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], dependencies=[Checked])
 
 
 async def refuse_if_run_active(session: AsyncSession, thread_id: str) -> None:
@@ -33,6 +34,7 @@ async def create_message(
     """Create a message."""
     thread = await owned(session, Thread, thread_id, project)
     await refuse_if_run_active(session, thread_id)
+    await check_refs(session, project, body)
     row = message_row(project, thread_id, body)
     await insert(session, Message, [row])
     pending: list[tuple[str, str]] = []

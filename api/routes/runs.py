@@ -14,6 +14,7 @@ from api import streams
 from api.deps import Project, Session
 from api.errors import BadRequest, NotFound
 from api.pagination import Listing, page
+from api.params import Checked
 from api.responses import run_response
 from api.schemas import (
     RunCreate,
@@ -26,6 +27,7 @@ from api.schemas import (
 )
 from api.store import (
     active_run,
+    check_refs,
     dumped,
     dumped_one,
     insert,
@@ -39,7 +41,7 @@ from api.vector_store_rows import attach_to_thread, file_search_attachments, sen
 from core.ids import now
 from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, wire_of
 
-router = APIRouter(tags=["runs"])
+router = APIRouter(tags=["runs"], dependencies=[Checked])
 ASSISTANTS, THREADS = Assistant.__table__, Thread.__table__  # type: ignore[attr-defined]
 
 
@@ -141,12 +143,14 @@ async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, proj
         assistant = await pg.owned(ASSISTANTS, body.assistant_id, project)
         if assistant is None:
             raise NotFound.of("assistant", body.assistant_id)
+        await check_refs(pg, project, body)
         thread, messages = thread_rows(project, body.thread)
         run = run_row(request, project, thread["id"], assistant, body)
         await pg.insert([(THREADS, [thread]), (MESSAGES, messages), (RUNS, [run])])
         return await announce(request, run, thread)
     async with request.app.state.sessions() as session:
         assistant = await owned_row(session, Assistant, body.assistant_id, project)
+        await check_refs(session, project, body)
         thread, messages = thread_rows(project, body.thread)
         run = run_row(request, project, thread["id"], assistant, body)
         pending: list[tuple[str, str]] = []
@@ -172,6 +176,7 @@ async def create_run(
     """Create a run."""
     thread = await owned_row(session, Thread, thread_id, project)
     assistant = await owned_row(session, Assistant, body.assistant_id, project)
+    await check_refs(session, project, body)
     run = run_row(request, project, thread_id, assistant, body)
     await insert(session, Message, [message_row(project, thread_id, m) for m in body.additional_messages or []])
     pending: list[tuple[str, str]] = []

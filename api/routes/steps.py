@@ -11,11 +11,13 @@ from sqlmodel import col
 
 from api.deps import Project, Session
 from api.pagination import Listing, page
+from api.params import Checked
 from api.responses import wire
 from api.store import owned
 from core.models import Run, RunStep
 
-router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"])
+router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"],
+                   dependencies=[Checked])
 
 Include = Query(None, alias="include[]")
 RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"

@@ -8,18 +8,21 @@ from sqlmodel import col, delete
 
 from api.deps import Project, Session
 from api.errors import BadRequest
+from api.params import Checked
 from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
-from api.store import active_run, insert, owned, thread_rows
+from api.store import active_run, check_refs, insert, owned, thread_rows
 from api.vector_store_rows import file_search_attachments, resolve_resources, send, thread_resources
 from core.models import Message, Run, RunStep, Thread, wire_of
 
-router = APIRouter(prefix="/threads", tags=["threads"])
+router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[Checked])
 
 
 @router.post("")
 async def create_thread(request: Request, project: Project, session: Session, body: ThreadCreate | None = None) -> Response:
     """Create a thread."""
+    if body is not None:
+        await check_refs(session, project, body)
     thread, messages = thread_rows(project, body)
     pending: list[tuple[str, str]] = []
     if body is not None and (body.tool_resources or file_search_attachments(body.messages or [])):
@@ -44,6 +47,7 @@ async def modify_thread(
 ) -> Response:
     """Modify a thread's metadata and tool resources."""
     row = await owned(session, Thread, thread_id, project)
+    await check_refs(session, project, body)
     if "metadata" in body.model_fields_set:
         row.meta = body.metadata
     pending: list[tuple[str, str]] = []

@@ -15,6 +15,7 @@ from sqlmodel import col
 from api.deps import Project, Session
 from api.errors import BadRequest
 from api.pagination import Listing, page
+from api.params import Checked
 from api.responses import deleted, wire
 from api.routes import vector_store_file_batches, vector_store_files
 from api.vector_store_rows import attach, new_store, send, store_of, usable
@@ -24,7 +25,7 @@ from retrieval.catalog import drop_unused_chunks, expiry, lock_store, stale, tou
 from retrieval.filters import FilterError, Predicate, parse
 from retrieval.store import search
 
-router = APIRouter(prefix="/vector_stores", tags=["vector_stores"])
+router = APIRouter(prefix="/vector_stores", tags=["vector_stores"], dependencies=[Checked])
 router.include_router(vector_store_files.router)
 router.include_router(vector_store_file_batches.router)
 
