@@ -49,9 +49,9 @@ class ModelClients:
     def answer_limit(self, model: str, asked: int | None) -> int:
         """The answer's token limit: the run's, else the endpoint's default, else the room the
         prompt leaves for the answer (never unlimited: an unbounded answer ties up the server)."""
-        if asked:
-            return asked
         window = self.context_window(model)
+        if asked:  # a limit past the window would leave the prompt no room at all
+            return min(asked, window * 3 // 4)
         return self.endpoint(model).max_output_tokens or min(self._settings.completion_reserve_tokens, window // 4)
 
     async def close(self) -> None:

@@ -175,3 +175,13 @@ def test_timed_out_request_is_not_sent_again(impatient: Server, model_server: Sc
     assert "did not answer in time" in run.last_error.message
     sent = [r for r in model_server.requests("slow:2500") if _last_user(r["body"]) == "take your time"]
     assert len(sent) == 1
+
+
+def test_a_huge_answer_limit_still_leaves_room_for_the_prompt(client: OpenAI, model_server: ScriptedModel) -> None:
+    assistant = client.beta.assistants.create(model=SMALL_MODEL)
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, max_completion_tokens=2**31 - 1,
+        thread={"messages": [{"role": "user", "content": "answer at any length"}]})
+    assert run.status == "completed", run.last_error
+    (sent,) = [r["body"] for r in model_server.requests(SMALL_MODEL) if _last_user(r["body"]) == "answer at any length"]
+    assert sent["max_tokens"] == 3072  # three quarters of the 4,096-token window
