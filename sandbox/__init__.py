@@ -10,7 +10,7 @@ config.py, models.py, errors.py
 """
 
 from sandbox.config import SandboxConfig
-from sandbox.errors import SandboxBusy, SandboxError, SandboxUnavailable
+from sandbox.errors import SandboxBusy, SandboxError, SandboxLimit, SandboxUnavailable
 from sandbox.models import Execution, InputFile, OutputFile
 from sandbox.sandboxes import Sandboxes
 
@@ -21,6 +21,7 @@ __all__ = [
     "SandboxBusy",
     "SandboxConfig",
     "SandboxError",
+    "SandboxLimit",
     "SandboxUnavailable",
     "Sandboxes",
 ]
