@@ -108,7 +108,10 @@ class Engine:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             user="1000:1000",
-            init=True,  # docker-init reaps what the code forks and forwards signals
+            # no docker-init: the runner is pid 1 itself. docker-init would run as the sandbox's
+            # user, dumpable, holding the container's stdio: the code could open /proc/1/fd/0 and
+            # /proc/1/fd/1 and read requests or forge replies. The runner reaps orphans instead.
+            init=False,
             runtime=c.runtime,
             log_config={"type": "none", "config": {}},  # replies carry files: keep them off disk
         )

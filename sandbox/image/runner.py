@@ -1,6 +1,5 @@
-"""The long-lived interpreter inside a sandbox container: a supervisor (the container's main
-process, under docker-init) and a kernel (its child, which holds the session's variables and
-runs the user's code).
+"""The long-lived interpreter inside a sandbox container: a supervisor (the container's pid 1)
+and a kernel (its child, which holds the session's variables and runs the user's code).
 
 Why two processes: in one process, the user's code can reach anything the runner holds (stack
 frames, gc, /proc/self/fd), so no fd trick or secret kept there keeps the host's reply channel
@@ -9,10 +8,12 @@ kernel is forked before any request is read and closes every descriptor but its 
 then the supervisor makes itself non-dumpable, so a process of the same uid can neither ptrace
 it nor open its /proc/<pid>/fd or /proc/<pid>/mem. What the kernel answers the supervisor (logs,
 figures) is only what the code could print anyway; the supervisor itself decides the rest: which
-input files land where, which processes survive, which files changed.
+input files land where, which processes survive, which files changed. Being pid 1 (no
+docker-init, which would hold the container's stdio while dumpable), it cannot be killed or
+stopped from inside the container either; it reaps the orphans the code leaves.
 
-At the end of each execution the supervisor kills every process of the container but docker-init,
-itself and the kernel (forks, daemons, subprocesses), and the kernel stops the threads the code
+At the end of each execution the supervisor kills every process of the container but itself and
+the kernel (forks, daemons, subprocesses), and the kernel stops the threads the code
 started (an asynchronous SystemExit in each). A thread that keeps running anyway (blocked in C,
 or swallowing the exit) gets the kernel killed and restarted: its variables are lost, its files
 are not.
@@ -184,6 +185,7 @@ def kernel_loop(requests: typing.BinaryIO, results: typing.BinaryIO) -> None:
     """The kernel's loop: one cell per line from the supervisor, one result per line back."""
     KERNEL_PID[0] = os.getpid()
     signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     ns: dict[str, object] = {"__name__": "__main__", "__builtins__": builtins}
     for line in requests:
         request = json.loads(line)
@@ -225,6 +227,7 @@ class Kernel:
 
     def __init__(self) -> None:
         self.pid = 0
+        self.exit: int | None = None  # its wait status, once collected
         self.start()
 
     def start(self) -> None:
@@ -239,17 +242,27 @@ class Kernel:
                 os._exit(1)
         os.close(to_kernel)
         os.close(to_super)
-        self.pid = pid
+        self.pid, self.exit = pid, None
         self.send = os.fdopen(from_super, "wb")
         self.results = from_kernel
         self.buffer = b""
 
+    def wait(self) -> int:
+        """Its wait status (it is dead or being killed)."""
+        if self.exit is None:
+            try:
+                self.exit = os.waitpid(self.pid, 0)[1]
+            except ChildProcessError:
+                self.exit = 0
+        return self.exit
+
     def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-        except (ProcessLookupError, ChildProcessError):
-            pass  # already dead and collected
+        if self.exit is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.wait()
         self.send.close()
         os.close(self.results)
 
@@ -330,8 +343,24 @@ def _private() -> None:
         pass
 
 
-def _kill_strays(keep: set[int]) -> None:
-    """SIGKILL every process of the container but `keep`, until none is left (forks race us)."""
+def _reap(kernel: Kernel) -> None:
+    """Collect exited children and orphans (pid 1 inherits them): their zombies would hold the
+    pids limit forever. The kernel's status is kept for it."""
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        if pid == kernel.pid:
+            kernel.exit = status
+
+
+def _kill_strays(kernel: Kernel) -> None:
+    """SIGKILL every process of the container but this one and the kernel, until none is left
+    (forks race us), then reap the orphans among them."""
+    keep = {os.getpid(), kernel.pid}
     for _ in range(200):
         left = False
         for name in os.listdir("/proc"):
@@ -346,8 +375,9 @@ def _kill_strays(keep: set[int]) -> None:
             except (OSError, IndexError):
                 continue
         if not left:
-            return
+            break
         time.sleep(0.005)
+    _reap(kernel)
 
 
 def safe_name(name: str, fallback: str) -> str:
@@ -424,11 +454,9 @@ def _status(result: dict[str, typing.Any] | None, failure: str, ooms: int, kerne
         return "timeout", "Execution timed out and could not be interrupted"
     if failure == "large":
         return "error", "The execution's results were too large to return"
-    if failure == "died":
-        try:
-            _, state = os.waitpid(kernel.pid, 0)
-        except ChildProcessError:
-            state = 0
+    if failure == "died":  # (or closed its pipe: it is killed either way)
+        kernel.kill()
+        state = kernel.wait()
         if _oom_kills() > ooms:
             return "memory", "Execution ran out of memory and was killed"
         how = f"signal {os.WTERMSIG(state)}" if os.WIFSIGNALED(state) else f"exit code {os.WEXITSTATUS(state)}"
@@ -447,7 +475,7 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
     cell = {"n": count, "code": request["code"], "timeout": timeout, "output_bytes": capture.limit - capture.kept}
     result, failure = kernel.run(cell, time.monotonic() + timeout + THREAD_GRACE + KILL_GRACE)
     status, why = _status(result, failure, ooms, kernel)
-    _kill_strays({1, os.getpid(), kernel.pid})
+    _kill_strays(kernel)
     if not why and kernel.running_threads():
         why = "A thread the code started was still running after the execution and could not be stopped"
     if why:
@@ -466,6 +494,7 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
 
 
 def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # pid 1 ignores signals it has no handler for: keep it so
     proto, requests = _setup()
     kernel = Kernel()
     _private()
