@@ -32,6 +32,7 @@ DATA_DIR = "/mnt/data"
 THREADS = 8  # concurrent Docker control calls; the engine itself is the bottleneck beyond that
 SPOOL_BYTES = 1 << 20  # an output file larger than this waits on disk, not in memory
 T = TypeVar("T")
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class Gone(Exception):
@@ -180,13 +181,12 @@ class Engine:
         """
         assert self.client is not None
         api = self.client.api
-        exec_id = (await self.call(
-            functools.partial(api.exec_create, cid, ["cat", "--", path], stdout=True, stderr=False, user="1000:1000")
-        ))["Id"]
+        cat = functools.partial(api.exec_create, cid, ["cat", "--", path], stderr=False, user="1000:1000")
+        exec_id = (await self.call(cat))["Id"]
         spool: IO[bytes] = tempfile.SpooledTemporaryFile(SPOOL_BYTES)
         try:
-            total = await _read_stdout(self._hijack(f"/exec/{exec_id}/start", b'{"Detach":false,"Tty":false}'),
-                                       spool.write, size)
+            stream = self._hijack(f"/exec/{exec_id}/start", b'{"Detach":false,"Tty":false}')
+            total = await _read_stdout(stream, spool.write, size)
             for _ in range(100):  # the engine records the exit just after the stream ends
                 state = await self.call(api.exec_inspect, exec_id)
                 if not state.get("Running"):
@@ -201,7 +201,7 @@ class Engine:
         spool.seek(0)
         return spool
 
-    async def _hijack(self, path: str, body: bytes = b"") -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _hijack(self, path: str, body: bytes = b"") -> Stream:
         """POST `path` upgraded to a raw stream (attach, exec start) on the engine's socket."""
         assert self.client is not None
         api = self.client.api
@@ -229,7 +229,7 @@ class Engine:
             raise Gone(f"{path.split('?')[0]}: HTTP {status.decode()}")
         return reader, writer
 
-    async def _attach(self, cid: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _attach(self, cid: str) -> Stream:
         return await self._hijack(f"/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1")
 
     async def exchange(self, cid: str, request: dict[str, Any]) -> dict[str, Any]:
@@ -271,9 +271,7 @@ async def _read_reply(reader: asyncio.StreamReader, request_id: str, limit: int)
             raise TooLarge(f"the reply exceeds {limit >> 20} MiB")
 
 
-async def _read_stdout(
-    hijack: Awaitable[tuple[asyncio.StreamReader, asyncio.StreamWriter]], write: Callable[[bytes], object], limit: int
-) -> int:
+async def _read_stdout(hijack: Awaitable[Stream], write: Callable[[bytes], object], limit: int) -> int:
     """Copy a multiplexed stream's stdout frames to `write` until it ends or passes `limit`; its size."""
     reader, writer = await hijack
     total = 0

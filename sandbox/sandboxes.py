@@ -26,6 +26,7 @@ from sandbox.registry import MemoryRegistry, RedisRegistry, Registry, Session
 log = logging.getLogger("assistd.sandbox")
 
 GRACE_SECONDS = 6.0  # past the timeout, the runner had its chance to interrupt (or replace) the code
+KEPT = "files in /mnt/data are kept"
 CREATING = "@create"  # the registry lock held while a new session is counted and registered
 HEARTBEAT_SECONDS = 10.0
 RECHECK_SECONDS = 5.0  # how often an unavailable engine is looked at again
@@ -258,7 +259,7 @@ class Sandboxes:
 
 
 def safe_name(file: InputFile) -> str:
-    """The name's last part, as a file name of /mnt/data: never `.`, `..`, empty or with a separator."""
+    """The name's last part as a file name in /mnt/data: never `.`, `..`, empty or with a separator."""
     base = file.name.replace("\\", "/").rsplit("/", 1)[-1].replace("\0", "")
     return base if base not in ("", ".", "..") else file.file_id
 
@@ -271,7 +272,7 @@ def _execution(reply: dict[str, Any], timeout: float, memory_bytes: int, lost: b
             "timeout": f"Execution timed out after {timeout:g} s and could not be interrupted",
             "memory": f"Execution ran out of memory (limit {memory_bytes / (1 << 20):g} MiB) and was killed",
         }.get(status, str(reply.get("why", "The code's interpreter was restarted")))
-        logs += f"\n{why}; the session was reset: variables and imports are lost (files in /mnt/data are kept)."
+        logs += f"\n{why}; the session was reset: variables and imports are lost ({KEPT})."
     elif status == "timeout":
         logs += (
             f"\nExecution timed out after {timeout:g} s and was interrupted; "

@@ -52,6 +52,7 @@ MAX_RESULT_BYTES = 128 << 20  # what the kernel may answer (logs are capped; fig
 THREAD_GRACE = 1.0  # seconds the code's threads have to end after their SystemExit
 KILL_GRACE = 1.5  # past the timeout, a kernel that did not answer is killed
 PR_SET_DUMPABLE = 4
+Json = dict[str, typing.Any]
 
 
 class Timeout(BaseException):
@@ -263,14 +264,14 @@ class Kernel:
             except ProcessLookupError:
                 pass
             self.wait()
-        self.send.close()
-        os.close(self.results)
 
     def restart(self) -> None:
         self.kill()
+        self.send.close()
+        os.close(self.results)
         self.start()
 
-    def run(self, request: dict[str, typing.Any], deadline: float) -> tuple[dict[str, typing.Any] | None, str]:
+    def run(self, request: Json, deadline: float) -> tuple[Json | None, str]:
         """The kernel's result for this cell, or None and why not: "late", "large" or "died"."""
         try:
             self.send.write(json.dumps(request).encode() + b"\n")
@@ -459,7 +460,7 @@ def _status(result: dict[str, typing.Any] | None, failure: str, ooms: int, kerne
         state = kernel.wait()
         if _oom_kills() > ooms:
             return "memory", "Execution ran out of memory and was killed"
-        how = f"signal {os.WTERMSIG(state)}" if os.WIFSIGNALED(state) else f"exit code {os.WEXITSTATUS(state)}"
+        how = f"signal {os.WTERMSIG(state)}" if os.WIFSIGNALED(state) else f"exit {os.WEXITSTATUS(state)}"
         return "crashed", f"The code's interpreter died ({how})"
     assert result is not None
     status = result.get("status")
@@ -472,7 +473,8 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
     before = _snapshot()
     ooms = _oom_kills()
     timeout = float(request.get("timeout", 60))
-    cell = {"n": count, "code": request["code"], "timeout": timeout, "output_bytes": capture.limit - capture.kept}
+    room = capture.limit - capture.kept
+    cell = {"n": count, "code": request["code"], "timeout": timeout, "output_bytes": room}
     result, failure = kernel.run(cell, time.monotonic() + timeout + THREAD_GRACE + KILL_GRACE)
     status, why = _status(result, failure, ooms, kernel)
     _kill_strays(kernel)
@@ -487,7 +489,8 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
         images = [png for png in result.get("images", []) if isinstance(png, str)]
     capture.write(_fd_output())
     files = _changed_files(before, capture)
-    reply = {"status": status, "logs": capture.text(), "images": images, "files": files, "restarted": bool(why)}
+    reply = {"status": status, "logs": capture.text(), "images": images, "files": files}
+    reply["restarted"] = bool(why)
     if why:
         reply["why"] = why
     return reply

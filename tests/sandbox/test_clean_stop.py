@@ -45,7 +45,8 @@ def namespace() -> Iterator[str]:
 
 def containers(namespace: str) -> set[str]:
     with contextlib.closing(docker.from_env()) as client:
-        return {c.id for c in client.containers.list(all=True, filters={"label": f"assistd.namespace={namespace}"})}
+        mine = {"label": f"assistd.namespace={namespace}"}
+        return {c.id for c in client.containers.list(all=True, filters=mine)}
 
 
 def wait_for(n: int, namespace: str) -> set[str]:
@@ -57,11 +58,9 @@ def wait_for(n: int, namespace: str) -> set[str]:
     raise AssertionError(f"{n} containers did not start: {found}")
 
 
-def code_run(client: OpenAI, model_server: ScriptedModel, source: str) -> Any:
-    model = model_server.script(str(uuid.uuid4()), [
-        {"tool_calls": [{"id": "call_1", "name": "code_interpreter", "arguments": json.dumps({"code": source})}]},
-        {"content": "Done."},
-    ])
+def code_run(client: OpenAI, model_server: ScriptedModel, src: str) -> Any:
+    call = {"id": "call_1", "name": "code_interpreter", "arguments": json.dumps({"code": src})}
+    model = model_server.script(str(uuid.uuid4()), [{"tool_calls": [call]}, {"content": "Done."}])
     assistant = client.beta.assistants.create(model=model, tools=[{"type": "code_interpreter"}])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Run it."}])
     return client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
@@ -69,13 +68,17 @@ def code_run(client: OpenAI, model_server: ScriptedModel, source: str) -> Any:
 
 def logs_of(client: OpenAI, run: Any) -> str:
     steps = client.beta.threads.runs.steps.list(thread_id=run.thread_id, run_id=run.id)
-    calls = [c for s in steps if s.type == "tool_calls" for c in s.step_details.tool_calls]  # type: ignore[union-attr]
+    calls = [c for s in steps if s.type == "tool_calls" for c in s.step_details.tool_calls]
     return "".join(o.logs for c in calls for o in c.code_interpreter.outputs if o.type == "logs")
 
 
 def env(namespace: str, **more: str) -> dict[str, str]:
-    return {"ASSISTD_SANDBOX_IMAGE": IMAGE, "ASSISTD_SANDBOX_POOL_SIZE": "2", "ASSISTD_REDIS_NAMESPACE": namespace,
-            **more}
+    return {
+        "ASSISTD_SANDBOX_IMAGE": IMAGE,
+        "ASSISTD_SANDBOX_POOL_SIZE": "2",
+        "ASSISTD_REDIS_NAMESPACE": namespace,
+        **more,
+    }
 
 
 def terminate(server: Server, index: int) -> None:
@@ -117,7 +120,9 @@ def test_worker_removes_its_pool_and_keeps_shared_sessions_on_sigterm(
         stop(server.procs)
 
 
-def test_a_session_cap_is_told_to_the_model(model_server: ScriptedModel, tmp_path: Path, namespace: str) -> None:
+def test_a_session_cap_is_told_to_the_model(
+    model_server: ScriptedModel, tmp_path: Path, namespace: str
+) -> None:
     server = start_embedded(model_server, tmp_path, extra=env(
         namespace, ASSISTD_SANDBOX_POOL_SIZE="0", ASSISTD_SANDBOX_MAX_PROJECT_SESSIONS="1"))
     try:

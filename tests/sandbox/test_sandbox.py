@@ -105,7 +105,7 @@ def test_fork_bomb_is_contained(run: Loop, sandboxes: Sandboxes) -> None:
 def test_memory_bomb_is_reported(run: Loop, sandboxes: Sandboxes) -> None:
     run(sandboxes.execute("memory", "x = 1"))
     result = run(sandboxes.execute("memory", "s = 'x' * (600 << 20)"))
-    assert result.status == "memory" and "ran out of memory (limit 256 MiB)" in result.logs
+    assert result.status == "memory" and "ran out of memory (limit 256 MiB)" in result.logs, result.logs
     after = run(sandboxes.execute("memory", "print('x' in globals())"))
     assert (after.status, after.logs, after.reset) == ("ok", "False\n", False)  # already told
 
