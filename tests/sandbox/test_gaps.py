@@ -210,3 +210,18 @@ def test_embedded_close_removes_its_sessions(run: Loop, namespace: str) -> None:
     left = {c.id for c in client.containers.list(all=True, filters=mine)}
     client.close()
     assert session.container not in left
+
+
+def test_closing_while_the_pool_starts_containers_leaves_none(run: Loop, namespace: str) -> None:
+    """A stop just after start: the containers being created when the pool is cancelled are removed too."""
+    sbx = Sandboxes(config(namespace, pool_size=2, owner="closing-early"))
+    run(sbx.start())
+    run(asyncio.sleep(0.3))  # the engine is creating and starting them now
+    assert sbx.pool.starting == 2 and not sbx.pool.ready
+    run(sbx.close())
+    run(asyncio.sleep(3))  # what a creation thread still running would start
+    client = docker.from_env()
+    mine = {"label": "assistd.owner=closing-early"}
+    left = [c.id for c in client.containers.list(all=True, filters=mine)]
+    client.close()
+    assert left == []
