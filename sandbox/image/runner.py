@@ -14,9 +14,10 @@ stopped from inside the container either; it reaps the orphans the code leaves.
 
 At the end of each execution the supervisor kills every process of the container but itself and
 the kernel (forks, daemons, subprocesses), and the kernel stops the threads the code
-started (an asynchronous SystemExit in each). A thread that keeps running anyway (blocked in C,
-or swallowing the exit) gets the kernel killed and restarted: its variables are lost, its files
-are not.
+started (an asynchronous SystemExit in each). A thread that keeps running anyway (in C, or
+swallowing the exit) gets the kernel killed and restarted: its variables are lost, its files
+are not. Between executions the kernel is stopped (SIGSTOP), so a thread idle at the end (a
+sleep, a blocked read) cannot run until the next execution either.
 
 Protocol: one JSON request per line on stdin, one JSON reply per line on the original stdout.
 Request  {"id", "code", "timeout", "output_bytes", "files": [{"name", "data" (base64)}]}
@@ -265,6 +266,13 @@ class Kernel:
                 pass
             self.wait()
 
+    def freeze(self, frozen: bool) -> None:
+        """Stop (SIGSTOP: it cannot be caught) or continue the kernel and whatever threads it has."""
+        try:
+            os.kill(self.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+        except ProcessLookupError:
+            pass
+
     def restart(self) -> None:
         self.kill()
         self.send.close()
@@ -468,6 +476,7 @@ def _status(result: dict[str, typing.Any] | None, failure: str, ooms: int, kerne
 
 
 def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dict[str, typing.Any]:
+    kernel.freeze(False)
     capture = Capture(int(request.get("output_bytes", 20000)))
     _write_inputs(request.get("files", []), capture)
     before = _snapshot()
@@ -482,6 +491,7 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
         why = "A thread the code started was still running after the execution and could not be stopped"
     if why:
         kernel.restart()
+    kernel.freeze(True)  # until the next execution: a thread that sleeps now and spins later cannot
     images = []
     if result is not None:
         capture.write(str(result.get("kept", "")))
@@ -500,6 +510,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # pid 1 ignores signals it has no handler for: keep it so
     proto, requests = _setup()
     kernel = Kernel()
+    kernel.freeze(True)
     _private()
     count = 0
     for line in requests:

@@ -225,3 +225,33 @@ def test_closing_while_the_pool_starts_containers_leaves_none(run: Loop, namespa
     left = [c.id for c in client.containers.list(all=True, filters=mine)]
     client.close()
     assert left == []
+
+
+def _cpu_seconds(cid: str) -> float:
+    client = docker.from_env()
+    stats = client.api.stats(cid, stream=False)
+    client.close()
+    return float(stats["cpu_stats"]["cpu_usage"]["total_usage"]) / 1e9
+
+
+def test_a_sleeping_thread_cannot_wake_up_between_executions(run: Loop, sandboxes: Sandboxes) -> None:
+    sleeper = (
+        "import threading, time\n"
+        "def later():\n"  # asleep when the execution ends, it swallows its SystemExit, then spins
+        "    while True:\n"
+        "        try:\n"
+        "            time.sleep(1)\n"
+        "            while True:\n"
+        "                pass\n"
+        "        except BaseException:\n"
+        "            pass\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+        "z = 3"
+    )
+    assert run(sandboxes.execute("sleeper", sleeper)).status == "ok"
+    session = run(sandboxes.registry.get("sleeper"))
+    assert session is not None
+    run(asyncio.sleep(1.5))
+    first = _cpu_seconds(session.container)
+    run(asyncio.sleep(2))
+    assert _cpu_seconds(session.container) - first < 0.3  # measured from outside: nothing runs
