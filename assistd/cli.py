@@ -47,6 +47,10 @@ def _serve(args: argparse.Namespace) -> int:
     worker = start_worker(settings, serve_metrics=False)
     # whatever this process left unfinished last time is picked up again now
     get_event_loop_thread().run_coroutine(runner().sweep(orphans_now=True))  # type: ignore[union-attr]
+    # uvicorn re-raises the stop signal once it has shut down, under the handler it found: with
+    # the default one, SIGTERM killed the process there, before the worker below could hand its
+    # runs back and remove its sandbox containers.
+    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
         _listen(args, settings)
     finally:

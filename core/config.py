@@ -106,6 +106,11 @@ class Settings(BaseSettings):
     sandbox_idle_seconds: float = 1200.0  # OpenAI's sessions end after 20 idle minutes
     sandbox_pool_size: int = 2  # started containers waiting for new sessions, per worker
 
+    # code interpreter caps: live sessions (each a container of up to sandbox_memory_bytes and
+    # sandbox_cpus) in the deployment, and per project; past either, the model is told so
+    sandbox_max_sessions: int = 32
+    sandbox_max_project_sessions: int = 8
+
     # retrieval: vector stores and the file_search tool
     # the embedding model of new vector stores ("all-MiniLM-L6-v2" runs locally on the CPU); a store
     # keeps the model it was created with, so changing this never mixes vectors in one store

@@ -1,8 +1,8 @@
 """Docker code execution for the code_interpreter tool; imports nothing else of Assistd.
 
-sandboxes.py  Sandboxes: execute(session key, code, files) -> Execution; start/close/reap
-engine.py     containers through docker-py (threads); exchanges through an async attach
-image/        the image (Dockerfile, build-offline.sh) and runner.py, its long-lived interpreter
+sandboxes.py  Sandboxes: execute(session key, code, files, project) -> Execution; caps; start/close/reap
+engine.py     containers through docker-py (threads); exchanges (attach) and file copies (exec) async
+image/        the image; runner.py, its pid 1: a supervisor and the kernel that runs the code
 pool.py       warm containers for new sessions
 registry.py   session key -> container (Redis, or in process), per-key lock, heartbeats
 reaper.py     removes stopped, expired and orphaned containers (labelled assistd.sandbox=1)
@@ -10,7 +10,7 @@ config.py, models.py, errors.py
 """
 
 from sandbox.config import SandboxConfig
-from sandbox.errors import SandboxBusy, SandboxError, SandboxUnavailable
+from sandbox.errors import SandboxBusy, SandboxError, SandboxLimit, SandboxUnavailable
 from sandbox.models import Execution, InputFile, OutputFile
 from sandbox.sandboxes import Sandboxes
 
@@ -21,6 +21,7 @@ __all__ = [
     "SandboxBusy",
     "SandboxConfig",
     "SandboxError",
+    "SandboxLimit",
     "SandboxUnavailable",
     "Sandboxes",
 ]

@@ -25,6 +25,8 @@ class SandboxConfig:
     output_bytes: int = 20_000  # stdout+stderr kept per execution; the rest is cut with a marker
     idle_seconds: float = 1200.0  # a session unused this long is removed (as OpenAI: 20 min)
     pool_size: int = 2  # warm, pre-started containers waiting for new sessions
+    max_sessions: int = 32  # live sessions (containers) in the namespace; a new one past it is refused
+    max_project_sessions: int = 8  # live sessions of one project
     redis_url: str | None = None  # session registry; None = in this process (embedded mode)
     namespace: str = "assistd"  # Redis key prefix and container label: reapers only see their namespace
     owner: str = field(default_factory=default_owner)  # this process: labels, heartbeat

@@ -11,13 +11,15 @@ A fresh attach per exchange means another process may attach to the same contain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import struct
+import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import IO, Any, TypeVar
 from urllib.parse import urlparse
 
 import docker
@@ -28,7 +30,9 @@ from sandbox.config import SandboxConfig
 LABEL = "assistd.sandbox"
 DATA_DIR = "/mnt/data"
 THREADS = 8  # concurrent Docker control calls; the engine itself is the bottleneck beyond that
+SPOOL_BYTES = 1 << 20  # an output file larger than this waits on disk, not in memory
 T = TypeVar("T")
+Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 class Gone(Exception):
@@ -49,8 +53,8 @@ class Engine:
         self.client: docker.DockerClient | None = None
         self.id = ""  # the engine's identity: sessions are only reused on the same engine
         self.threads = ThreadPoolExecutor(THREADS, thread_name_prefix="sandbox-docker")
-        # files come back base64-encoded: /mnt/data in full, plus logs and figures
-        self.max_reply = 2 * config.disk_bytes + (64 << 20)
+        # logs (capped) and figures (base64); files are listed in the reply, copied out apart
+        self.max_reply = 256 << 20
 
     async def call(self, fn: Callable[..., T], *args: Any) -> T:
         """A blocking docker-py call, off the event loop."""
@@ -105,7 +109,10 @@ class Engine:
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             user="1000:1000",
-            init=True,  # docker-init reaps what the code forks and forwards signals
+            # no docker-init: the runner is pid 1 itself. docker-init would run as the sandbox's
+            # user, dumpable, holding the container's stdio: the code could open /proc/1/fd/0 and
+            # /proc/1/fd/1 and read requests or forge replies. The runner reaps orphans instead.
+            init=False,
             runtime=c.runtime,
             log_config={"type": "none", "config": {}},  # replies carry files: keep them off disk
         )
@@ -118,7 +125,13 @@ class Engine:
 
     async def run(self) -> str:
         """A started container whose runner has answered a ping."""
-        cid = await self.call(self._run)
+        creating = asyncio.ensure_future(self.call(self._run))
+        try:
+            cid = await asyncio.shield(creating)
+        except asyncio.CancelledError:  # (a clean stop) the thread goes on: remove what it makes
+            with contextlib.suppress(Exception):
+                await self.remove(await creating)
+            raise
         try:
             await asyncio.wait_for(self.exchange(cid, {}), 30)
         except BaseException:
@@ -159,7 +172,37 @@ class Engine:
 
         return await self.call(containers)
 
-    async def _attach(self, cid: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def copy_out(self, cid: str, path: str, size: int) -> IO[bytes] | None:
+        """The file at `path` in the container, read in chunks into a spooled temporary file
+        (in memory up to SPOOL_BYTES, on disk beyond); None when it is gone or not `size` bytes.
+
+        `docker cp` (the archive endpoint) cannot see a tmpfs mount such as /mnt/data, so the
+        bytes come from a `cat` run as the sandbox's user, read from the exec's stream.
+        """
+        assert self.client is not None
+        api = self.client.api
+        cat = functools.partial(api.exec_create, cid, ["cat", "--", path], stderr=False, user="1000:1000")
+        exec_id = (await self.call(cat))["Id"]
+        spool: IO[bytes] = tempfile.SpooledTemporaryFile(SPOOL_BYTES)
+        try:
+            stream = self._hijack(f"/exec/{exec_id}/start", b'{"Detach":false,"Tty":false}')
+            total = await _read_stdout(stream, spool.write, size)
+            for _ in range(100):  # the engine records the exit just after the stream ends
+                state = await self.call(api.exec_inspect, exec_id)
+                if not state.get("Running"):
+                    break
+                await asyncio.sleep(0.02)
+            if total != size or state.get("ExitCode") != 0:
+                spool.close()
+                return None
+        except BaseException:
+            spool.close()
+            raise
+        spool.seek(0)
+        return spool
+
+    async def _hijack(self, path: str, body: bytes = b"") -> Stream:
+        """POST `path` upgraded to a raw stream (attach, exec start) on the engine's socket."""
         assert self.client is not None
         api = self.client.api
         socket_path = getattr(getattr(api, "_custom_adapter", None), "socket_path", None)
@@ -171,8 +214,9 @@ class Engine:
                 raise Gone(f"attach needs a unix or plain tcp engine socket, not {api.base_url}")
             reader, writer = await asyncio.open_connection(url.hostname, url.port or 2375, limit=1 << 26)
         writer.write(
-            f"POST /v{api.api_version}/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1 HTTP/1.1\r\n"
-            "Host: docker\r\nConnection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
+            f"POST /v{api.api_version}{path} HTTP/1.1\r\nHost: docker\r\nConnection: Upgrade\r\n"
+            f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body
         )
         try:
             head = await reader.readuntil(b"\r\n\r\n")
@@ -182,8 +226,11 @@ class Engine:
         status = head.split(b" ", 2)[1]
         if status not in (b"101", b"200"):
             writer.close()
-            raise Gone(f"attach {cid[:12]}: HTTP {status.decode()}")
+            raise Gone(f"{path.split('?')[0]}: HTTP {status.decode()}")
         return reader, writer
+
+    async def _attach(self, cid: str) -> Stream:
+        return await self._hijack(f"/containers/{cid}/attach?stream=1&stdin=1&stdout=1&stderr=1")
 
     async def exchange(self, cid: str, request: dict[str, Any]) -> dict[str, Any]:
         """Send one request to the container's runner and return its reply (no timeout here)."""
@@ -222,3 +269,23 @@ async def _read_reply(reader: asyncio.StreamReader, request_id: str, limit: int)
         total += len(payload)
         if total > limit:
             raise TooLarge(f"the reply exceeds {limit >> 20} MiB")
+
+
+async def _read_stdout(hijack: Awaitable[Stream], write: Callable[[bytes], object], limit: int) -> int:
+    """Copy a multiplexed stream's stdout frames to `write` until it ends or passes `limit`; its size."""
+    reader, writer = await hijack
+    total = 0
+    try:
+        while total <= limit:
+            try:
+                stream, size = struct.unpack(">BxxxI", await reader.readexactly(8))
+                payload = await reader.readexactly(size)
+            except asyncio.IncompleteReadError:
+                return total  # the end of the stream: cat is done
+            if stream == 1:
+                total += len(payload)
+                if total <= limit:
+                    write(payload)
+        return total
+    finally:
+        writer.close()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import IO
 
 
 @dataclass
 class InputFile:
-    """A file to appear as /mnt/data/<name>; copied once per session (remembered by file_id)."""
+    """A file to appear as /mnt/data/<name>; copied once per session (remembered by file_id).
+
+    Only the name's last part is used; a name that is empty, `.` or `..` becomes the file id."""
 
     file_id: str
     name: str
@@ -16,10 +19,15 @@ class InputFile:
 
 @dataclass
 class OutputFile:
-    """A file under /mnt/data created or changed by the execution, e.g. "/mnt/data/out.csv"."""
+    """A file under /mnt/data created or changed by the execution, e.g. "/mnt/data/out.csv".
+
+    `data` is a spooled temporary file (on disk past a megabyte), positioned at its start:
+    read it in chunks; Execution.close() closes it.
+    """
 
     path: str
-    data: bytes
+    size: int
+    data: IO[bytes]
 
 
 @dataclass
@@ -28,8 +36,8 @@ class Execution:
 
     status: "ok"; "error" (the code raised: traceback in logs); "timeout" (wall time over: the code
     was interrupted and the session kept, or, if it did not stop, the session was reset);
-    "memory" (the container was OOM-killed: session reset); "crashed" (the container died
-    otherwise: session reset). A huge output is not a status: logs are cut with a marker.
+    "memory" (the code's interpreter or its container was OOM-killed: session reset); "crashed"
+    (either died otherwise: session reset). A huge output is not a status: logs are cut with a marker.
     reset: this session key had a session before, but it was lost (expired, container gone, other
     engine): the code ran in a fresh interpreter and the model should be told.
     """
@@ -39,3 +47,8 @@ class Execution:
     images: list[bytes] = field(default_factory=list)  # PNG, one per matplotlib figure
     files: list[OutputFile] = field(default_factory=list)
     reset: bool = False
+
+    def close(self) -> None:
+        """Release the output files' temporary copies."""
+        for out in self.files:
+            out.data.close()

@@ -35,6 +35,7 @@ class Session:
     engine: str
     last_used: float = field(default_factory=time.time)
     files: list[str] = field(default_factory=list)  # file ids already copied to /mnt/data
+    project: str = ""  # whose session it is, for the per-project cap
 
 
 class Registry(Protocol):
@@ -42,6 +43,7 @@ class Registry(Protocol):
     async def put(self, key: str, session: Session) -> None: ...
     async def drop(self, key: str) -> None: ...  # forget the session and that it existed
     async def seen(self, key: str) -> bool: ...
+    async def live(self) -> list[Session]: ...  # every session not expired
     async def referenced(self) -> dict[str, float]: ...  # container id -> last used, live sessions
     def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]: ...
     async def beat(self, owner: str, ttl: float) -> None: ...  # ttl 0: this owner is gone
@@ -76,13 +78,14 @@ class MemoryRegistry:
     async def seen(self, key: str) -> bool:
         return key in self.known
 
-    async def referenced(self) -> dict[str, float]:
+    async def live(self) -> list[Session]:
         now = time.time()
         for key in [k for k, s in self.sessions.items() if now - s.last_used > self.idle_seconds]:
             del self.sessions[key]
-        return {
-            s.container: s.last_used for s in self.sessions.values() if now - s.last_used <= self.idle_seconds
-        }
+        return list(self.sessions.values())
+
+    async def referenced(self) -> dict[str, float]:
+        return {s.container: s.last_used for s in await self.live()}
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:
@@ -157,15 +160,15 @@ class RedisRegistry:
     async def seen(self, key: str) -> bool:
         return bool(await self.redis.exists(f"{self.prefix}:seen:{key}"))
 
-    async def referenced(self) -> dict[str, float]:
+    async def live(self) -> list[Session]:
         keys = [k async for k in self.redis.scan_iter(f"{self.prefix}:session:*", count=500)]
-        out: dict[str, float] = {}
+        out: list[Session] = []
         for i in range(0, len(keys), 500):
-            for raw in await self.redis.mget(keys[i : i + 500]):
-                if raw:
-                    session = Session(**json.loads(raw))
-                    out[session.container] = session.last_used
+            out += [Session(**json.loads(raw)) for raw in await self.redis.mget(keys[i : i + 500]) if raw]
         return out
+
+    async def referenced(self) -> dict[str, float]:
+        return {s.container: s.last_used for s in await self.live()}
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:

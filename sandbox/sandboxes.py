@@ -6,6 +6,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import posixpath
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -15,8 +16,8 @@ import requests.exceptions
 from redis.exceptions import RedisError
 
 from sandbox.config import SandboxConfig
-from sandbox.engine import Died, Engine, Gone, TooLarge
-from sandbox.errors import SandboxUnavailable
+from sandbox.engine import DATA_DIR, Died, Engine, Gone, TooLarge
+from sandbox.errors import SandboxLimit, SandboxUnavailable
 from sandbox.models import Execution, InputFile, OutputFile
 from sandbox.pool import Pool
 from sandbox.reaper import reap
@@ -24,7 +25,9 @@ from sandbox.registry import MemoryRegistry, RedisRegistry, Registry, Session
 
 log = logging.getLogger("assistd.sandbox")
 
-GRACE_SECONDS = 3.0  # past the timeout, the runner had its chance to interrupt the code: kill
+GRACE_SECONDS = 6.0  # past the timeout, the runner had its chance to interrupt (or replace) the code
+KEPT = "files in /mnt/data are kept"
+CREATING = "@create"  # the registry lock held while a new session is counted and registered
 HEARTBEAT_SECONDS = 10.0
 RECHECK_SECONDS = 5.0  # how often an unavailable engine is looked at again
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
@@ -67,12 +70,17 @@ class Sandboxes:
         self.background = asyncio.create_task(self._maintain())
 
     async def close(self) -> None:
-        """Stop our pool containers; sessions stay for other workers until they expire."""
+        """Remove our pool containers. In distributed mode sessions stay: they are in Redis, any
+        worker on the engine takes them over, and once idle the reapers remove them (this owner's
+        heartbeat is gone). In embedded mode nobody else can find them: they are removed."""
         if self.background is not None:
             self.background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.background
         await self.pool.close()
+        if self.reason is None and not self.config.redis_url:
+            mine = {s.container for s in await self.registry.live()} | self.busy
+            await asyncio.gather(*(self.engine.remove(cid) for cid in mine), return_exceptions=True)
         if self.reason is None:
             with contextlib.suppress(Exception):
                 await self.registry.beat(self.config.owner, 0)
@@ -91,14 +99,20 @@ class Sandboxes:
             return 0
         return await reap(self.engine, self.registry, set(self.pool.ready) | self.busy)
 
-    async def execute(self, session: str, code: str, files: Sequence[InputFile] = ()) -> Execution:
-        """Run `code` in the session's interpreter; input files appear in /mnt/data (once per session)."""
+    async def execute(
+        self, session: str, code: str, files: Sequence[InputFile] = (), project: str = ""
+    ) -> Execution:
+        """Run `code` in the session's interpreter; input files appear in /mnt/data (once per session).
+
+        A new session counts towards the caps (`max_sessions`, `max_project_sessions` for
+        `project`): past them SandboxLimit. Call close() on the result once its files are read.
+        """
         reason = await self.unavailable()
         if reason is not None:
             raise SandboxUnavailable(reason)
         try:
             async with self.registry.lock(session, self.config.timeout_seconds + GRACE_SECONDS + 60):
-                return await self._execute(session, code, files)
+                return await self._execute(session, code, files, project)
         except ENGINE_ERRORS as exc:
             await self._check()
             if self.reason is not None:
@@ -129,8 +143,8 @@ class Sandboxes:
             except Exception:
                 log.exception("sandbox heartbeat/reaper failed")
 
-    async def _execute(self, key: str, code: str, files: Sequence[InputFile]) -> Execution:
-        session = await self.registry.get(key)
+    async def _execute(self, key: str, code: str, files: Sequence[InputFile], project: str) -> Execution:
+        old = session = await self.registry.get(key)
         lost = session is None and await self.registry.seen(key)
         if session is not None and session.engine != self.engine.id:
             session, lost = None, True  # its container lives on another engine: unreachable
@@ -139,12 +153,31 @@ class Sandboxes:
                 return await self._run(key, session, code, files, lost)
             except Gone:
                 lost = True  # removed or stopped since the last execution
-        session = Session(await self.pool.take(), self.engine.id)
+        session = await self._create(key, project, old)
         try:
             return await self._run(key, session, code, files, lost)
         except Gone:  # a pooled container that died while waiting: start one now
-            session = Session(await self.engine.run(), self.engine.id)
+            session = Session(await self.engine.run(), self.engine.id, project=project)
             return await self._run(key, session, code, files, lost)
+
+    async def _create(self, key: str, project: str, old: Session | None) -> Session:
+        """A new session, registered at once so that the caps count it (one creation at a time,
+        across workers: two at once could both pass the count)."""
+        async with self.registry.lock(CREATING, 60):
+            live = [s for s in await self.registry.live() if old is None or s.container != old.container]
+            if len(live) >= self.config.max_sessions:
+                raise SandboxLimit(
+                    f"the server runs its maximum of {self.config.max_sessions} code interpreter sessions"
+                )
+            if sum(s.project == project for s in live) >= self.config.max_project_sessions:
+                raise SandboxLimit(
+                    f"this project has its maximum of {self.config.max_project_sessions} code interpreter "
+                    "sessions (a session ends after "
+                    f"{self.config.idle_seconds / 60:g} idle minutes)"
+                )
+            session = Session(await self.pool.take(), self.engine.id, project=project)
+            await self.registry.put(key, session)
+            return session
 
     async def _run(
         self, key: str, session: Session, code: str, files: Sequence[InputFile], lost: bool
@@ -155,7 +188,7 @@ class Sandboxes:
             "code": code,
             "timeout": timeout,
             "output_bytes": self.config.output_bytes,
-            "files": [{"name": f.name, "data": base64.b64encode(f.data).decode()} for f in new],
+            "files": [{"name": safe_name(f), "data": base64.b64encode(f.data).decode()} for f in new],
         }
         self.busy.add(session.container)
         try:
@@ -177,9 +210,28 @@ class Sandboxes:
             session.last_used = time.time()
             session.files += [f.file_id for f in new]
             await self.registry.put(key, session)
+            result = _execution(reply, timeout, self.config.memory_bytes, lost)
+            await self._copy_out(session.container, reply.get("files", []), result)
         finally:
             self.busy.discard(session.container)
-        return _execution(reply, timeout, lost)
+        return result
+
+    async def _copy_out(self, cid: str, listed: list[dict[str, Any]], result: Execution) -> None:
+        """Copy the files the runner listed, each in chunks to a temporary file (under the
+        session's lock: the code is over and its processes are gone, nothing changes them)."""
+        try:
+            for item in listed:
+                path, size = str(item.get("path", "")), int(item.get("size", 0))
+                if posixpath.normpath(path) != path or not path.startswith(DATA_DIR + "/"):
+                    continue
+                data = await self.engine.copy_out(cid, path, size)
+                if data is None:
+                    result.logs += f"\n[{path} changed or vanished while it was copied: not returned]"
+                else:
+                    result.files.append(OutputFile(path, size, data))
+        except BaseException:
+            result.close()
+            raise
 
     async def _died(self, key: str, cid: str, lost: bool) -> Execution:
         state: dict[str, Any] = {}
@@ -206,17 +258,29 @@ class Sandboxes:
         await self.engine.remove(cid)
 
 
-def _execution(reply: dict[str, Any], timeout: float, lost: bool) -> Execution:
+def safe_name(file: InputFile) -> str:
+    """The name's last part as a file name in /mnt/data: never `.`, `..`, empty or with a separator."""
+    base = file.name.replace("\\", "/").rsplit("/", 1)[-1].replace("\0", "")
+    return base if base not in ("", ".", "..") else file.file_id
+
+
+def _execution(reply: dict[str, Any], timeout: float, memory_bytes: int, lost: bool) -> Execution:
     logs = reply.get("logs", "")
-    if reply["status"] == "timeout":
+    status = reply["status"]
+    if reply.get("restarted"):  # the runner replaced the code's interpreter: its variables are gone
+        why = {
+            "timeout": f"Execution timed out after {timeout:g} s and could not be interrupted",
+            "memory": f"Execution ran out of memory (limit {memory_bytes / (1 << 20):g} MiB) and was killed",
+        }.get(status, str(reply.get("why", "The code's interpreter was restarted")))
+        logs += f"\n{why}; the session was reset: variables and imports are lost ({KEPT})."
+    elif status == "timeout":
         logs += (
             f"\nExecution timed out after {timeout:g} s and was interrupted; "
             "the session's variables and files are kept."
         )
     return Execution(
-        status=reply["status"],
+        status=status,
         logs=logs,
         images=[base64.b64decode(png) for png in reply.get("images", [])],
-        files=[OutputFile(f["path"], base64.b64decode(f["data"])) for f in reply.get("files", [])],
         reset=lost,
     )

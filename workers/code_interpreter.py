@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import re
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -45,6 +45,7 @@ TOOL = {
     },
 }
 RESET = "[The code interpreter session was reset: earlier variables and files are gone.]"
+LIMIT = "[The code was not run: no code interpreter session can be started now ({}). Answer without running code.]"
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'`>]+)")
 ASSISTANTS, THREADS = Assistant.__table__, Thread.__table__  # type: ignore[attr-defined]
 
@@ -92,11 +93,12 @@ async def input_files(engine: AsyncEngine, storage: Storage, run: Any, messages:
     return out
 
 
-async def _store(engine: AsyncEngine, storage: Storage, run: Any, filename: str, data: bytes) -> str:
+async def _store(engine: AsyncEngine, storage: Storage, run: Any, filename: str, data: IO[bytes], size: int) -> str:
+    """Store `data` (read in chunks: an output file waits in a temporary file, not in memory)."""
     file_id = new_id("file-")
-    await asyncio.to_thread(storage.save, file_id, io.BytesIO(data), len(data) + 1)
+    await asyncio.to_thread(storage.save, file_id, data, size + 1)
     row = {"id": file_id, "project": run.project, "seq": seq(), "created_at": now(), "filename": filename,
-           "purpose": "assistants_output", "bytes": len(data), "status": "processed", "expires_at": None,
+           "purpose": "assistants_output", "bytes": size, "status": "processed", "expires_at": None,
            "sha256": None, "run_id": run.id}
     async with engine.begin() as conn:
         await conn.execute(insert(FILES), row)
@@ -109,13 +111,16 @@ async def outputs(engine: AsyncEngine, storage: Storage, run: Any, call_id: str,
     logs = result.logs
     if result.reset:
         logs = f"{RESET}\n{logs}"
-    for out in result.files:
-        await _store(engine, storage, run, out.path, out.data)
+    try:
+        for out in result.files:
+            await _store(engine, storage, run, out.path, out.data, out.size)
+    finally:
+        result.close()
     if result.files:
         logs += "\n[files saved: " + ", ".join(f"sandbox:{f.path}" for f in result.files) + "]"
     items: list[dict[str, Any]] = [{"type": "logs", "logs": logs}]
     for n, png in enumerate(result.images):
-        file_id = await _store(engine, storage, run, f"{call_id}-{n}.png", png)
+        file_id = await _store(engine, storage, run, f"{call_id}-{n}.png", io.BytesIO(png), len(png))
         items.append({"type": "image", "image": {"file_id": file_id}})
     return items
 
@@ -125,14 +130,17 @@ async def run_code(
     call: dict[str, str],
 ) -> dict[str, Any]:
     """Execute one code_interpreter call in the thread's session; the step's tool call, outputs filled."""
-    from sandbox import SandboxUnavailable
+    from sandbox import SandboxLimit, SandboxUnavailable
 
     if sandboxes is None:
         raise ToolUnavailable("Code interpreter is not available on this worker.")
     code = code_of(call["arguments"])
     try:
         files = await input_files(engine, storage, run, messages)
-        result = await sandboxes.execute(run.thread_id, code, files)
+        result = await sandboxes.execute(run.thread_id, code, files, project=run.project)
+    except SandboxLimit as exc:  # the run goes on: the model reads why its code did not run
+        limited = [{"type": "logs", "logs": LIMIT.format(exc)}]
+        return {"id": call["id"], "type": NAME, "code_interpreter": {"input": code, "outputs": limited}}
     except SandboxUnavailable as exc:
         raise ToolUnavailable(f"Code interpreter is unavailable: {exc}") from exc
     except Exception as exc:  # the engine failed us, not the code: the run fails, saying so

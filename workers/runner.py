@@ -47,6 +47,7 @@ def sandboxes(settings: Settings, owner: str) -> Any:
         image=s.sandbox_image, runtime=s.sandbox_runtime, timeout_seconds=s.sandbox_timeout_seconds,
         memory_bytes=s.sandbox_memory_bytes, cpus=s.sandbox_cpus, pids=s.sandbox_pids, disk_bytes=s.sandbox_disk_bytes,
         output_bytes=s.sandbox_output_bytes, idle_seconds=s.sandbox_idle_seconds, pool_size=s.sandbox_pool_size,
+        max_sessions=s.sandbox_max_sessions, max_project_sessions=s.sandbox_max_project_sessions,
         redis_url=s.redis_url, namespace=s.redis_namespace, owner=owner,
     )
     return Sandboxes(config)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -19,6 +20,7 @@ from tests.conftest import unavailable
 from tests.procs import REDIS_URL
 
 T = TypeVar("T")
+IMAGE = os.environ.get("ASSISTD_SANDBOX_IMAGE", "assistd-sandbox:1")  # another tag: a runner being changed
 
 
 class Loop:
@@ -41,7 +43,7 @@ def run() -> Iterator[Loop]:
 @pytest.fixture(scope="module")
 def namespace(run: Loop) -> Iterator[str]:
     ns = f"test-{uuid.uuid4().hex[:10]}"
-    engine = Engine(SandboxConfig(namespace=ns))
+    engine = Engine(SandboxConfig(namespace=ns, image=IMAGE))
     reason = run(engine.connect())
     run(engine.close())
     if reason is not None:
@@ -64,6 +66,7 @@ def namespace(run: Loop) -> Iterator[str]:
 
 def config(namespace: str, **kw: Any) -> SandboxConfig:
     base: dict[str, Any] = dict(
+        image=IMAGE,
         namespace=namespace,
         redis_url=REDIS_URL,
         timeout_seconds=20,
@@ -72,6 +75,8 @@ def config(namespace: str, **kw: Any) -> SandboxConfig:
         pids=64,
         output_bytes=2000,
         pool_size=1,
+        max_sessions=100,  # the module's tests share these Sandboxes: a key each
+        max_project_sessions=100,
     )
     return SandboxConfig(**{**base, **kw})
 

@@ -9,7 +9,7 @@ import time
 import docker
 import pytest
 
-from sandbox import Execution, InputFile, OutputFile, Sandboxes, SandboxUnavailable
+from sandbox import Execution, InputFile, Sandboxes, SandboxUnavailable
 from sandbox.engine import Engine
 from sandbox.registry import Session
 from tests.sandbox.conftest import Loop, config
@@ -54,7 +54,9 @@ def test_input_file_is_readable_and_copied_once(run: Loop, sandboxes: Sandboxes)
         )
     )
     assert (result.status, result.logs.strip(), result.files) == ("ok", "2", [])
-    run(sandboxes.execute("input", "open('/mnt/data/data.csv', 'a').write('3,4\\n')"))
+    edit = run(sandboxes.execute("input", "open('/mnt/data/data.csv', 'a').write('3,4\\n')"))
+    assert [f.path for f in edit.files] == ["/mnt/data/data.csv"]
+    edit.close()
     again = run(sandboxes.execute("input", "print(open('data.csv').read())", [data]))
     assert again.logs == "a,b\n1,2\n3,4\n\n"  # not copied a second time: the session's edit is kept
 
@@ -63,7 +65,8 @@ def test_output_files_are_returned(run: Loop, sandboxes: Sandboxes) -> None:
     code = "import os\nos.makedirs('sub', exist_ok=True)\nopen('/mnt/data/sub/out.txt', 'w').write('hello')"
     result = run(sandboxes.execute("output", code))
     assert result.status == "ok"
-    assert result.files == [OutputFile("/mnt/data/sub/out.txt", b"hello")]
+    assert [(f.path, f.size, f.data.read()) for f in result.files] == [("/mnt/data/sub/out.txt", 5, b"hello")]
+    result.close()
     unchanged = run(sandboxes.execute("output", "x = 1"))
     assert unchanged.files == []
 
@@ -102,7 +105,7 @@ def test_fork_bomb_is_contained(run: Loop, sandboxes: Sandboxes) -> None:
 def test_memory_bomb_is_reported(run: Loop, sandboxes: Sandboxes) -> None:
     run(sandboxes.execute("memory", "x = 1"))
     result = run(sandboxes.execute("memory", "s = 'x' * (600 << 20)"))
-    assert result.status == "memory" and "ran out of memory (limit 256 MiB)" in result.logs
+    assert result.status == "memory" and "ran out of memory (limit 256 MiB)" in result.logs, result.logs
     after = run(sandboxes.execute("memory", "print('x' in globals())"))
     assert (after.status, after.logs, after.reset) == ("ok", "False\n", False)  # already told
 
@@ -113,6 +116,7 @@ def test_disk_is_limited(run: Loop, sandboxes: Sandboxes) -> None:
     )
     result = run(sandboxes.execute("disk", code))
     assert result.status == "error" and "No space left on device" in result.logs
+    result.close()
     healthy(run, sandboxes, "disk")
 
 
