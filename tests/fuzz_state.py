@@ -43,7 +43,7 @@ class Rows:
             row = self.sqlite.execute(COUNT_SQL.format(p="?"), [PROJECT] * len(COUNTS)).fetchone()
         else:
             assert self.pg is not None
-            row = self.pg.execute(COUNT_SQL.format(p="%s"), [PROJECT] * len(COUNTS)).fetchone()  # type: ignore[arg-type]
+            row = self.pg.execute(COUNT_SQL.format(p="%s"), [PROJECT] * len(COUNTS)).fetchone()
         assert row is not None
         return dict(zip(COUNTS, row))
 

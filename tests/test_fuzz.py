@@ -29,21 +29,25 @@ import schemathesis
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
-from schemathesis import Case, GenerationMode
+from schemathesis import GenerationMode
+from schemathesis.core.result import Ok
+from schemathesis.generation.case import Case as AnyCase
 from schemathesis.schemas import APIOperation
 
-from tests.conftest import KEY_A, Server
-from tests.fuzz_mutations import Mutation, mutations
+from tests.fuzz_mutations import Mutation, kinds, mutations
 from tests.fuzz_state import Rows, Seeds, comparable
+from tests.procs import KEY_A, Server
 
 # examples per operation, by kind; sized for ~90 s per mode on a quiet 2-core machine
-EXAMPLES = {"positive": 12, "negative": 12, "mutated": 12}
+EXAMPLES = {"positive": 10, "negative": 10, "mutated": 3}  # "mutated": per mutation kind
 AUTH = {"Authorization": f"Bearer {KEY_A}", "OpenAI-Beta": "assistants=v2"}
 TIMEOUT = 30
 EXAMPLES_SHOWN = 2  # requests shown per distinct failure
 ENVELOPE_TYPES = {"message": (str,), "type": (str,), "param": (str, type(None)), "code": (str, type(None))}
 # path parameters use the seeds' ids mostly; "mixed" names a seed for some of them only
 ID_CHOICES = ["seeds", "seeds", "seeds", "mixed", "generated"]
+Operation = APIOperation[Any, Any, Any, Any]
+Case = AnyCase[Operation]
 SENT: dict[str, dict[str, int]] = {}  # mode -> {"fuzz": n, "probes": n}, printed at the end
 
 
@@ -65,6 +69,7 @@ class Fuzzer:
     sent: int = 0
     failures: dict[tuple[str, str], Failure] = field(default_factory=dict)
     statuses: Counter[int] = field(default_factory=Counter)
+    by_operation: dict[str, Counter[int]] = field(default_factory=dict)  # how deep requests got, for -s
     waited: float = 0.0  # seconds spent waiting for fuzz responses
 
     def hints(self) -> dict[str, Any]:
@@ -102,16 +107,23 @@ def fuzzer(server: Server) -> Iterator[Fuzzer]:
     fz.session.close()
 
 
-def operations(fz: Fuzzer) -> list[APIOperation]:
+@pytest.fixture(scope="module", autouse=True)
+def _request_count() -> Iterator[None]:
+    yield
+    total = sum(n for sent in SENT.values() for n in sent.values())
+    print(f"\n[fuzz] requests sent, by mode: {SENT}; {total} in all")
+
+
+def operations(fz: Fuzzer) -> list[Operation]:
     schema = schemathesis.openapi.from_url(f"{fz.server.url}/openapi.json")
-    return [result.ok() for result in schema.get_all_operations()]
+    return [result.ok() for result in schema.get_all_operations() if isinstance(result, Ok)]
 
 
-def spec(fz: Fuzzer, op: APIOperation) -> dict[str, Any]:
+def spec(fz: Fuzzer, op: Operation) -> dict[str, Any]:
     return fz.raw["paths"][op.path][op.method.lower()]  # type: ignore[no-any-return]
 
 
-def properties(fz: Fuzzer, op: APIOperation) -> dict[str, Any]:
+def properties(fz: Fuzzer, op: Operation) -> dict[str, Any]:
     """Top-level properties of the operation's JSON body schema ({} for none)."""
     content = spec(fz, op).get("requestBody", {}).get("content", {})
     node = content.get("application/json", {}).get("schema", {})
@@ -123,15 +135,15 @@ def properties(fz: Fuzzer, op: APIOperation) -> dict[str, Any]:
     return node.get("properties", {})  # type: ignore[no-any-return]
 
 
-def parameters(fz: Fuzzer, op: APIOperation, where: str) -> list[str]:
+def parameters(fz: Fuzzer, op: Operation, where: str) -> list[str]:
     return [p["name"] for p in spec(fz, op).get("parameters", []) if p["in"] == where]
 
 
-def has_json_body(fz: Fuzzer, op: APIOperation) -> bool:
+def has_json_body(fz: Fuzzer, op: Operation) -> bool:
     return "application/json" in spec(fz, op).get("requestBody", {}).get("content", {})
 
 
-def object_url(fz: Fuzzer, op: APIOperation, values: dict[str, str]) -> str | None:
+def object_url(fz: Fuzzer, op: Operation, values: dict[str, str]) -> str | None:
     """The object a request addresses: its path up to the last path parameter."""
     cut = re.match(r"(.*\})", op.path)
     if cut is None:
@@ -214,13 +226,13 @@ def send(fz: Fuzzer, kw: dict[str, Any]) -> requests.Response | Exception:
         fz.waited += time.monotonic() - started
 
 
-def exercise(fz: Fuzzer, op: APIOperation, case: Case, data: st.DataObject, kind: str) -> None:
+def exercise(fz: Fuzzer, op: Operation, case: Case, data: st.DataObject, kind: str) -> None:
     use_seeds(fz, case, data)
     kw = case.as_transport_kwargs(base_url=fz.server.url, headers=dict(AUTH))
     m: Mutation | None = None
-    if kind == "mutated":
-        body = (case.body if isinstance(case.body, dict) else {}) if has_json_body(fz, op) else None
-        m = data.draw(mutations(body, properties(fz, op), parameters(fz, op, "query"),
+    if kind != "positive" and kind != "negative":  # the name of a mutation
+        body = case.body if isinstance(case.body, dict) else {}
+        m = data.draw(mutations(kind, body, properties(fz, op), parameters(fz, op, "query"),
                                 parameters(fz, op, "path")), label="mutation")
         mutate(kw, case, m)
     request = describe(kw) + (f"  [{m.kind} at {m.where}]" if m is not None else "")
@@ -236,6 +248,7 @@ def exercise(fz: Fuzzer, op: APIOperation, case: Case, data: st.DataObject, kind
         fz.fail(label, f"no response ({type(resp).__name__})", request, None)
         return
     fz.statuses[resp.status_code] += 1
+    fz.by_operation.setdefault(op.label, Counter())[resp.status_code] += 1
     check(fz, label, request, resp, before_rows, obj, before_obj)
     if op.method.upper() == "DELETE" and resp.status_code < 300:
         fz.seeds.heal()
@@ -267,40 +280,50 @@ def check(fz: Fuzzer, label: str, request: str, resp: requests.Response, before_
             fz.fail(label, f"{resp.status_code} changed the addressed object ({diff or 'deleted'})", request, resp)
 
 
-def explore(fz: Fuzzer, op: APIOperation, kind: str) -> None:
-    mode = GenerationMode.NEGATIVE if kind == "negative" else GenerationMode.POSITIVE
+def explore(fz: Fuzzer, op: Operation, sort: str) -> None:
+    """Hypothesis over one operation: schema-valid ("positive") or schema-invalid ("negative")
+    cases, or valid ones spoilt by hand ("mutated": each applicable kind of mutation in turn)."""
+    strategy = op.as_strategy(generation_mode=GenerationMode.NEGATIVE if sort == "negative" else
+                              GenerationMode.POSITIVE)
+    has_query, has_path = bool(parameters(fz, op, "query")), bool(parameters(fz, op, "path"))
+    for kind in kinds(has_json_body(fz, op), has_query, has_path) if sort == "mutated" else [sort]:
 
-    @settings(max_examples=EXAMPLES[kind], derandomize=True, database=None, deadline=None,
-              phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-              verbosity=Verbosity.quiet)
-    @given(case=op.as_strategy(generation_mode=mode), data=st.data())
-    def one(case: Case, data: st.DataObject) -> None:
-        exercise(fz, op, case, data, kind)
+        @settings(max_examples=EXAMPLES[sort], derandomize=True, database=None, deadline=None,
+                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
+                  verbosity=Verbosity.quiet)
+        @given(case=strategy, data=st.data())
+        def one(case: Case, data: st.DataObject) -> None:
+            exercise(fz, op, case, data, kind)  # `one` runs before the loop moves on to the next kind
 
-    one()
+        one()
 
 
-def can_negate(fz: Fuzzer, op: APIOperation) -> bool:
+def can_negate(fz: Fuzzer, op: Operation) -> bool:
     # string path parameters have no schema-invalid value: only a body or a query can be made wrong
     return "requestBody" in spec(fz, op) or bool(parameters(fz, op, "query"))
 
 
-def can_mutate(fz: Fuzzer, op: APIOperation) -> bool:
+def can_mutate(fz: Fuzzer, op: Operation) -> bool:
     return has_json_body(fz, op) or bool(parameters(fz, op, "query") or parameters(fz, op, "path"))
 
 
-def run_all(fz: Fuzzer, kinds: list[str]) -> None:
+def run_all(fz: Fuzzer, sorts: list[str]) -> None:
     started, waited = time.monotonic(), fz.waited
+    fz.statuses.clear()
+    fz.by_operation.clear()
     for op in operations(fz):
-        for kind in kinds:
-            if kind == "negative" and not can_negate(fz, op) or kind == "mutated" and not can_mutate(fz, op):
+        for sort in sorts:
+            if sort == "negative" and not can_negate(fz, op) or sort == "mutated" and not can_mutate(fz, op):
                 continue
             try:
-                explore(fz, op, kind)
+                explore(fz, op, sort)
             except Unsatisfiable:  # schemathesis found no way to break this operation's schema
                 pass
-    print(f"\n[fuzz] {fz.server.mode} {'+'.join(kinds)}: {fz.sent} requests so far, "
-          f"{time.monotonic() - started:.0f} s ({fz.waited - waited:.0f} s waiting for responses), statuses {dict(sorted(fz.statuses.items()))}")
+    print(f"\n[fuzz] {fz.server.mode} {'+'.join(sorts)}: {sum(fz.statuses.values())} requests in "
+          f"{time.monotonic() - started:.0f} s ({fz.waited - waited:.0f} s waiting for responses), "
+          f"statuses {dict(sorted(fz.statuses.items()))}")
+    for label, statuses in fz.by_operation.items():
+        print(f"[fuzz]   {label}: {dict(sorted(statuses.items()))}")
 
 
 def test_schema_requests(fuzzer: Fuzzer) -> None:
