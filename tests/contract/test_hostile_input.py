@@ -267,3 +267,10 @@ def test_query_and_path_parameters(raw: Raw, client: OpenAI, assistant: Any, ser
     include = "include[]=step_details.tool_calls[*].file_search.results[*].content"
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert raw.get(f"/threads/{thread.id}/runs/{run.id}/steps?{include}&{include}").status_code == 200
+
+
+def test_an_assistant_keeps_its_model(raw: Raw, client: OpenAI) -> None:
+    """`model: null` on update was a 500 from the column's NOT NULL (found by tests/test_fuzz.py)."""
+    assistant = client.beta.assistants.create(model="echo")
+    refused(raw.post(f"/assistants/{assistant.id}", '{"model": null}'), param="model")
+    assert client.beta.assistants.retrieve(assistant.id).model == "echo"
