@@ -77,7 +77,7 @@ if [ ${#wheel[@]} -eq 0 ]; then
   trap 'rm -rf "$tmp"' EXIT
   # --no-cache-dir: pip's own wheel cache is keyed by the sdist, not by CMAKE_ARGS, and could hand
   # back a native build
-  CMAKE_ARGS="-DGGML_NATIVE=OFF" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DLLAVA_BUILD=OFF" FORCE_CMAKE=1 CMAKE_BUILD_PARALLEL_LEVEL="$(nproc)" \
     "${pip[@]}" wheel --no-cache-dir --no-deps --no-binary llama-cpp-python \
     "llama-cpp-python==$LLAMA_VERSION" -w "$tmp"
   mv "$tmp"/llama_cpp_python-"$LLAMA_VERSION"-*.whl "$WHEELS"/

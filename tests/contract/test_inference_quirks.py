@@ -45,7 +45,7 @@ def test_tool_round_replays_text_as_empty_string(client: OpenAI, model_server: S
 
 
 def _last_user(body: dict[str, Any]) -> str:
-    return [m["content"] for m in body["messages"] if m["role"] == "user"][-1]
+    return ([m["content"] for m in body["messages"] if m["role"] == "user"] or [""])[-1]
 
 
 def test_named_function_is_forced_in_the_first_round_only(client: OpenAI, model_server: ScriptedModel) -> None:
