@@ -13,6 +13,7 @@ import os
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,11 @@ def client(assistd: Server) -> OpenAI:
     return assistd.client(timeout=300)
 
 
+def tagged(text: str) -> str:
+    """A user text of this test's own: both modes' servers share one proxy."""
+    return f"{text} (ref {uuid.uuid4().hex[:6]})"
+
+
 def ask(client: OpenAI, text: str, model: str = MODEL, **run: Any) -> Any:
     assistant = client.beta.assistants.create(model=model, instructions=INSTRUCTIONS, tools=run.pop("tools", []))
     return client.beta.threads.create_and_run_poll(
@@ -102,10 +108,11 @@ def ask(client: OpenAI, text: str, model: str = MODEL, **run: Any) -> Any:
 
 
 def test_quickstart(client: OpenAI, llama: Proxy) -> None:
-    run = ask(client, "Say hello to Jane.")
+    text = tagged("Say hello to Jane.")
+    run = ask(client, text)
     assert run.status in ("completed", "incomplete"), run.last_error
     assert run.usage is not None and run.usage.prompt_tokens > 0  # a plain answer carries real counts
-    (sent,) = llama.of("Say hello to Jane.")
+    (sent,) = llama.of(text)
     assert sent["status"] == 200 and sent["body"]["max_tokens"] == 48
     messages = client.beta.threads.messages.list(thread_id=run.thread_id).data
     assert [m.role for m in messages] == ["assistant", "user"]
@@ -127,13 +134,14 @@ def test_streamed_run_has_deltas_and_honest_usage(client: OpenAI, llama: Proxy) 
 
 
 def test_forced_function_round_trip(client: OpenAI, llama: Proxy) -> None:
-    run = ask(client, "What is the weather in Paris?", tools=[WEATHER], tool_choice=FORCED)
+    text = tagged("What is the weather in Paris?")
+    run = ask(client, text, tools=[WEATHER], tool_choice=FORCED)
     assert run.status == "requires_action", run.last_error
     (call,) = run.required_action.submit_tool_outputs.tool_calls
     assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments), dict)
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
         run_id=run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "Sunny, 21 C"}])
-    first, second = llama.of("What is the weather in Paris?")
+    first, second = llama.of(text)
     assert first["body"]["tool_choice"] == FORCED and second["body"]["tool_choice"] == "auto"
     replayed = [m for m in second["body"]["messages"] if m.get("tool_calls")]
     assert replayed[0]["content"] == "" and second["status"] == 200  # null content was a 500 here
@@ -199,9 +207,10 @@ def test_long_thread_leaves_room_for_the_answer(client: OpenAI, llama: Proxy) ->
         text = (f"Note {i}: the meeting about the garden project moved to room {i}, and everyone should bring "
                 "their notes, a pencil and the plans for the new paths and the flower beds near the pond. ") * 3
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content=text)
-    client.beta.threads.messages.create(thread_id=thread.id, role="user", content="Reply with one word: ok.")
+    last = tagged("Reply with one word: ok.")
+    client.beta.threads.messages.create(thread_id=thread.id, role="user", content=last)
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
-    (sent,) = llama.of("Reply with one word: ok.")
+    (sent,) = llama.of(last)
     assert sent["status"] == 200 and sent["body"]["max_tokens"] == 1024  # a quarter of the window
     assert run.status == "completed", (run.status, run.incomplete_details, run.last_error)
     assert run.usage is not None and run.usage.prompt_tokens + 1024 <= 4096  # the room was really there
