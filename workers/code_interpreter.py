@@ -130,7 +130,7 @@ async def run_code(
     call: dict[str, str],
 ) -> dict[str, Any]:
     """Execute one code_interpreter call in the thread's session; the step's tool call, outputs filled."""
-    from sandbox import SandboxLimit, SandboxUnavailable
+    from sandbox import SandboxBusy, SandboxLimit, SandboxUnavailable
 
     if sandboxes is None:
         raise ToolUnavailable("Code interpreter is not available on this worker.")
@@ -138,7 +138,7 @@ async def run_code(
     try:
         files = await input_files(engine, storage, run, messages)
         result = await sandboxes.execute(run.thread_id, code, files, project=run.project)
-    except SandboxLimit as exc:  # the run goes on: the model reads why its code did not run
+    except (SandboxLimit, SandboxBusy) as exc:  # the run goes on: the model reads why its code did not run
         limited = [{"type": "logs", "logs": LIMIT.format(exc)}]
         return {"id": call["id"], "type": NAME, "code_interpreter": {"input": code, "outputs": limited}}
     except SandboxUnavailable as exc:

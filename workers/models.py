@@ -52,7 +52,8 @@ class ModelClients:
         window = self.context_window(model)
         if asked:  # a limit past the window would leave the prompt no room at all
             return min(asked, window * 3 // 4)
-        return self.endpoint(model).max_output_tokens or min(self._settings.completion_reserve_tokens, window // 4)
+        limit = self.endpoint(model).max_output_tokens or min(self._settings.completion_reserve_tokens, window // 4)
+        return min(limit, window * 3 // 4)
 
     async def close(self) -> None:
         for client in self._clients.values():

@@ -267,6 +267,10 @@ async def stream_turn(client: Any, request: dict[str, Any], run: Any, ids: TurnI
             events = _absorb(chunk, answer, run, ids, started, builtin)
             if events:
                 out.add(events)
+    except CutShort:
+        if answer.finish is None:
+            raise
+        # the connection broke after the answer's end (before its usage or [DONE]): it is whole
     finally:
         await out.drain()
     if answer.finish is None:  # the server closed the stream early: a part is not the answer

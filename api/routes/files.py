@@ -12,6 +12,7 @@ from openai.types import FileObject
 from pydantic import Field
 from sqlmodel import col
 
+from api.body import scan
 from api.deps import Project, Session
 from api.errors import BadRequest
 from api.limits import ContentTooLarge
@@ -25,6 +26,8 @@ from core.models import File as FileRow
 from core.storage import TooLarge
 
 router = APIRouter(prefix="/files", tags=["files"], dependencies=[Checked])
+
+FILENAME_CHARS = 1024  # ours: a file's name, stored and echoed in every list of files
 
 # exactly the purposes the SDK's FileObject can carry back
 PURPOSES: tuple[str, ...] = get_args(FileObject.model_fields["purpose"].annotation)
@@ -58,8 +61,11 @@ async def create_file(
     if purpose not in PURPOSES:
         raise BadRequest(f"Invalid value for 'purpose': '{purpose}'. Expected one of {', '.join(PURPOSES)}.",
                          param="purpose")
-    row = FileRow(project=project, filename=file.filename or "upload", purpose=purpose,
-                  expires_at=_expiry(anchor, seconds))
+    filename = file.filename or "upload"
+    if (problem := scan(filename)) is not None or len(filename) > FILENAME_CHARS:
+        why = problem[1] if problem else f"it is longer than {FILENAME_CHARS} characters"
+        raise BadRequest(f"Invalid file name: {why}.", param="file", code="invalid_value")
+    row = FileRow(project=project, filename=filename, purpose=purpose, expires_at=_expiry(anchor, seconds))
     settings = request.app.state.settings
     try:
         row.bytes = await run_in_threadpool(request.app.state.storage.save, row.id, file.file, settings.max_file_bytes)

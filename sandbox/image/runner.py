@@ -31,11 +31,13 @@ This file runs on the image's python3 (3.11) with the standard library only.
 import ast
 import base64
 import builtins
+import contextlib
 import ctypes
 import io
 import json
 import linecache
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -50,6 +52,7 @@ DATA = "/mnt/data"
 FD_LOG = "/tmp/.assistd-fd-output"
 MAX_FILE_BYTES = 50 << 20  # an output file larger than this is reported, not returned
 MAX_RESULT_BYTES = 128 << 20  # what the kernel may answer (logs are capped; figures are not)
+MAX_FILES = 100  # output files returned per execution: each becomes a File of the project
 THREAD_GRACE = 1.0  # seconds the code's threads have to end after their SystemExit
 KILL_GRACE = 1.5  # past the timeout, a kernel that did not answer is killed
 PR_SET_DUMPABLE = 4
@@ -195,6 +198,7 @@ def kernel_loop(requests: typing.BinaryIO, results: typing.BinaryIO) -> None:
             result = _cell(request, ns)
         except Timeout:  # the alarm fired after the code ended (capturing figures)
             result = {"n": request["n"], "status": "timeout", "kept": "", "dropped": 0, "images": []}
+        result["nonce"] = request.get("nonce")  # the supervisor takes no result without this cell's nonce
         results.write(json.dumps(result).encode() + b"\n")
         results.flush()
     os._exit(0)
@@ -275,16 +279,23 @@ class Kernel:
 
     def restart(self) -> None:
         self.kill()
-        self.send.close()
-        os.close(self.results)
+        # a kernel that died with a request unread leaves it in the buffer: closing retries the write
+        with contextlib.suppress(OSError):
+            self.send.close()
+        with contextlib.suppress(OSError):
+            os.close(self.results)
         self.start()
 
     def run(self, request: Json, deadline: float) -> tuple[Json | None, str]:
-        """The kernel's result for this cell, or None and why not: "late", "large" or "died"."""
+        """The kernel's result for this cell, or None and why not: "late", "large" or "died".
+        A result counts only with the cell's nonce, and what the code wrote to the pipe before
+        this cell is dropped: an earlier cell cannot answer for a later one."""
+        self.buffer = b""
+        request = request | {"nonce": secrets.token_hex(16)}
         try:
             self.send.write(json.dumps(request).encode() + b"\n")
             self.send.flush()
-        except OSError:
+        except (OSError, ValueError):  # ValueError: the pipe was closed under a dead kernel
             return None, "died"
         while True:
             while b"\n" in self.buffer:
@@ -293,7 +304,7 @@ class Kernel:
                     result = json.loads(line)
                 except ValueError:
                     continue  # the code wrote to the kernel's pipe: its own lines are ignored
-                if isinstance(result, dict) and result.get("n") == request["n"]:
+                if isinstance(result, dict) and result.get("n") == request["n"] and result.get("nonce") == request["nonce"]:
                     return result, ""
             if len(self.buffer) > MAX_RESULT_BYTES:
                 return None, "large"
@@ -439,6 +450,9 @@ def _changed_files(before: dict[str, tuple[int, int]], capture: Capture) -> list
         if stamp[1] > MAX_FILE_BYTES:
             capture.write(f"\n[{path} is {stamp[1]} bytes: too large to return]\n")
             continue
+        if len(files) == MAX_FILES:
+            capture.write(f"\n[more than {MAX_FILES} files changed: {path} and the rest are not returned]\n")
+            break
         files.append({"path": path, "size": stamp[1]})
     return files
 
@@ -486,12 +500,18 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
     cell = {"n": count, "code": request["code"], "timeout": timeout, "output_bytes": room}
     result, failure = kernel.run(cell, time.monotonic() + timeout + THREAD_GRACE + KILL_GRACE)
     status, why = _status(result, failure, ooms, kernel)
-    _kill_strays(kernel)
     if not why and kernel.running_threads():
         why = "A thread the code started was still running after the execution and could not be stopped"
+    # the kernel is stopped (or killed) before the strays are: a kernel still running the code
+    # (late, or a thread that swallowed its SystemExit) could fork again behind the sweep
+    if why:
+        kernel.kill()
+    else:
+        kernel.freeze(True)  # until the next execution: a thread that sleeps now and spins later cannot
+    _kill_strays(kernel)
     if why:
         kernel.restart()
-    kernel.freeze(True)  # until the next execution: a thread that sleeps now and spins later cannot
+        kernel.freeze(True)
     images = []
     if result is not None:
         capture.write(str(result.get("kept", "")))

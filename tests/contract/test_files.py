@@ -45,6 +45,19 @@ def test_bad_uploads(server: Server, client: OpenAI) -> None:
                             expires_after={"anchor": "created_at", "seconds": 10})
 
 
+def test_bad_file_names_are_refused_before_any_byte_is_kept(server: Server, client: OpenAI) -> None:
+    """A NUL in the name was a 500 on PostgreSQL after the bytes were stored; a long name was kept
+    and echoed in every list. (The SDK percent-encodes a NUL, so the form is written by hand.)"""
+    before = len(client.files.list().data)
+    for name in (b"a\x00b.txt", b"n" * 2000 + b".txt"):
+        body = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n--b\r\n'
+                b'Content-Disposition: form-data; name="file"; filename="' + name + b'"\r\n\r\nx\r\n--b--\r\n')
+        resp = httpx.post(f"{server.url}/v1/files", content=body, headers={
+            "Authorization": "Bearer sk-test-project-a", "Content-Type": "multipart/form-data; boundary=b"})
+        assert resp.status_code == 400 and resp.json()["error"]["param"] == "file", resp.text
+    assert len(client.files.list().data) == before
+
+
 def test_expiry_is_reported(client: OpenAI) -> None:
     f = client.files.create(file=("a.txt", b"x"), purpose="assistants",
                             expires_after={"anchor": "created_at", "seconds": 3600})

@@ -57,11 +57,12 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         pytest.skip(f"the llama.cpp server is not installed in {VENV} (bash .ci/llama.sh)")
     tmp = tmp_path_factory.mktemp("llama")
     port = free_port()
-    server = subprocess.Popen(
-        [str(VENV / "bin" / "python"), "-m", "llama_cpp.server", "--model", model_path.read_text().strip(),
-         "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",
-         "--n_ctx", "4096", "--n_threads", "1", "--interrupt_requests", "False", "--verbose", "False"],
-        stdout=open(tmp / "llama.log", "wb"), stderr=subprocess.STDOUT)
+    args = [str(VENV / "bin" / "python"), "-m", "llama_cpp.server", "--model", model_path.read_text().strip(),
+            "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",
+            # one request at a time: by default a new request cuts a running stream short
+            "--n_ctx", "4096", "--n_threads", "1", "--interrupt_requests", "False", "--verbose", "False"]
+    with open(tmp / "llama.log", "wb") as log:  # the child keeps its own copy of the descriptor
+        server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     procs = [server]
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", server, timeout=120)

@@ -255,3 +255,43 @@ def test_a_sleeping_thread_cannot_wake_up_between_executions(run: Loop, sandboxe
     first = _cpu_seconds(session.container)
     run(asyncio.sleep(2))
     assert _cpu_seconds(session.container) - first < 0.3  # measured from outside: nothing runs
+
+
+# The code writes a result for the *next* cell into the kernel's own result pipe, in advance.
+FORGE_NEXT = """
+import json, os
+for fd in map(int, os.listdir('/proc/self/fd')):
+    try:
+        if os.stat(fd).st_mode & 0o170000 == 0o010000:  # a pipe
+            for n in range(1, 5):
+                os.write(fd, json.dumps({"n": n, "status": "ok", "kept": "FORGED", "images": []}).encode() + b"\\n")
+    except OSError:
+        pass
+print('planted')
+"""
+
+
+def test_a_cell_cannot_answer_for_the_next_one(run: Loop, sandboxes: Sandboxes) -> None:
+    first = run(sandboxes.execute("forge-next", FORGE_NEXT))
+    assert "FORGED" not in first.logs, first.logs
+    again = run(sandboxes.execute("forge-next", "print('real')"))
+    assert (again.status, again.logs) == ("ok", "real\n")
+
+
+def test_a_kernel_that_closed_its_pipe_is_replaced(run: Loop, sandboxes: Sandboxes) -> None:
+    """Code that closes the kernel's request pipe kills the kernel after its reply; the next
+    execution must get a new interpreter, not a session broken until it is reaped."""
+    code = ("import os, stat\n"
+            "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+            "    try:\n"
+            "        flags = int(open(f'/proc/self/fdinfo/{fd}').read().split('flags:')[1].split()[0], 8)\n"
+            "        if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode) and flags & 3 == 0:\n"
+            "            os.close(fd)  # the kernel's request pipe: it reads no further cell\n"
+            "    except (OSError, IndexError):\n"
+            "        pass\n"
+            "print('closed')")
+    run(sandboxes.execute("closer", code))
+    first = run(sandboxes.execute("closer", "print(6 * 7)"))  # the kernel was gone: reset, and said so
+    assert first.logs.endswith("42\n") or "the session was reset" in first.logs, (first.status, first.logs)
+    after = run(sandboxes.execute("closer", "print(6 * 7)"))
+    assert (after.status, after.logs) == ("ok", "42\n")
