@@ -14,15 +14,23 @@ class ModelClients:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._clients: dict[str, AsyncOpenAI] = {}
+        self._endpoints: dict[str, ModelEndpoint] = {}  # by model name: a round asks several times
 
     def endpoint(self, model: str) -> ModelEndpoint:
         """The endpoint serving `model`, with its base URL and key filled in."""
+        found = self._endpoints.get(model)
+        if found is not None:
+            return found
         s = self._settings
         ep = s.model_endpoints.get(model) or s.model_endpoints.get("*") or ModelEndpoint()
-        return ep.model_copy(update={
+        found = ep.model_copy(update={
             "base_url": ep.base_url or s.openai_base_url or "https://api.openai.com/v1",
             "api_key": ep.api_key or s.openai_api_key or "none",
         })
+        if len(self._endpoints) >= 1024:  # model names are the callers' text: keep the memo bounded
+            self._endpoints.clear()
+        self._endpoints[model] = found
+        return found
 
     def client(self, model: str) -> AsyncOpenAI:
         ep = self.endpoint(model)
