@@ -16,25 +16,11 @@ from typing import Any
 
 import httpx
 
+from tests.scripted_model import read_body, send_json
+
 UPSTREAM = ""
 LOG: list[dict[str, Any]] = []
 CLIENT: httpx.AsyncClient | None = None
-
-
-async def _read(receive: Any) -> bytes:
-    body = b""
-    while True:
-        event = await receive()
-        body += event.get("body", b"")
-        if not event.get("more_body"):
-            return body
-
-
-async def _send_json(send: Any, status: int, payload: Any) -> None:
-    data = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
-    await send({"type": "http.response.body", "body": data})
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
@@ -44,9 +30,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await send({"type": "lifespan.startup.complete"})
         await send({"type": "lifespan.shutdown.complete"})
         return
-    raw = await _read(receive)
+    raw = await read_body(receive)
     if scope["path"] == "/_requests":
-        return await _send_json(send, 200, LOG)
+        return await send_json(send, 200, LOG)
     CLIENT = CLIENT or httpx.AsyncClient(timeout=600)
     body: Any = json.loads(raw) if raw else None
     cut = False

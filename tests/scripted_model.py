@@ -180,7 +180,7 @@ def chunks(full: dict[str, Any], include_usage: bool, repeat_ids: bool = False) 
     return events
 
 
-async def _read(receive: Any) -> bytes:
+async def read_body(receive: Any) -> bytes:
     body = b""
     while True:
         event = await receive()
@@ -189,7 +189,7 @@ async def _read(receive: Any) -> bytes:
             return body
 
 
-async def _send_json(send: Any, status: int, payload: Any) -> None:
+async def send_json(send: Any, status: int, payload: Any) -> None:
     data = json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
@@ -203,27 +203,27 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await send({"type": "lifespan.shutdown.complete"})
         return
     path, method = scope["path"], scope["method"]
-    raw = await _read(receive)
+    raw = await read_body(receive)
     if path == "/_requests":
         if method == "DELETE":
             LOG.clear()
             FLAKY.clear()
             QUEUES.clear()
-        return await _send_json(send, 200, list(LOG))
+        return await send_json(send, 200, list(LOG))
     if path == "/_script":
         data = json.loads(raw)
         QUEUES[data["key"]].extend(data["responses"])
-        return await _send_json(send, 200, {"queued": len(QUEUES[data["key"]])})
+        return await send_json(send, 200, {"queued": len(QUEUES[data["key"]])})
     if path == "/health":
-        return await _send_json(send, 200, {"ok": True})
+        return await send_json(send, 200, {"ok": True})
     if path.endswith("/embeddings"):
         body = json.loads(raw)
         delay = max((float(ms) for t in _inputs(body) for ms in SLOW_EMBEDDING.findall(str(t))), default=0.0)
         if delay:
             await asyncio.sleep(delay / 1000)
-        return await _send_json(send, 200, embeddings(body))
+        return await send_json(send, 200, embeddings(body))
     if not path.endswith("/chat/completions"):
-        return await _send_json(send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
+        return await send_json(send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
     await chat(json.loads(raw), send)
 
 
@@ -264,13 +264,13 @@ async def chat(body: dict[str, Any], send: Any) -> None:
     if "error" in step:
         status = int(step["error"])
         message = step.get("message") or f"scripted error {status}"
-        await _send_json(send, status, {"error": {"message": message, "type": "invalid_request_error"
+        await send_json(send, status, {"error": {"message": message, "type": "invalid_request_error"
                                                   if status < 500 else "server_error", "param": None, "code": None}})
         entry["done_at"] = time.time()
         return
     full = completion(body, step)
     if not body.get("stream"):
-        await _send_json(send, 200, full)
+        await send_json(send, 200, full)
         entry["done_at"] = time.time()
         return
     odd = quirks(body)

@@ -20,11 +20,10 @@ from typing import Any
 
 import httpx
 import pytest
-from openai import AssistantEventHandler, OpenAI
-from openai.types.beta.threads.runs import ToolCall
-from typing_extensions import override
+from openai import OpenAI
 
 from tests.conftest import CI, ScriptedModel, Server, start_distributed, start_embedded, stop
+from tests.contract.test_inference_quirks import Calls
 from tests.procs import free_port, spawn, wait_http
 
 VENV = Path(os.environ.get("ASSISTD_LLAMA_VENV", "/opt/assistd-llama"))
@@ -148,16 +147,6 @@ def test_forced_function_round_trip(client: OpenAI, llama: Proxy) -> None:
     assert replayed[0]["content"] == "" and second["status"] == 200  # null content was a 500 here
     # what the model does with the result is its own business; the run went on without being forced
     assert run.status in ("completed", "incomplete", "requires_action"), run.last_error
-
-
-class Calls(AssistantEventHandler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.done: list[ToolCall] = []
-
-    @override
-    def on_tool_call_done(self, tool_call: ToolCall) -> None:
-        self.done.append(tool_call)
 
 
 def test_streamed_tool_call_reaches_the_handler_once(client: OpenAI) -> None:
