@@ -13,10 +13,10 @@ from sqlalchemy import text
 from api import errors, limits, metrics
 from api.routes import assistants, files, messages, playground, runs, steps, threads, vector_stores
 from core.config import Settings, get_settings
-from core.db import async_engine, is_sqlite, sessionmaker
+from core.db import async_engine, sessionmaker
 from core.events import event_log
-from core.pg import Postgres
 from core.storage import storage
+from core.store import open_store
 
 log = logging.getLogger("assistd.api")
 
@@ -29,19 +29,17 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = async_engine(settings.database_url)
         app.state.sessions = sessionmaker(engine)
-        # on PostgreSQL a run's creation skips SQLAlchemy (core/pg.py)
-        app.state.pg = None if is_sqlite(settings.database_url) else Postgres(settings.database_url, size=20)
+        # a run's creation, without an ORM session (on PostgreSQL, without SQLAlchemy: core/store/pg.py)
+        app.state.store = open_store(settings.database_url, engine, size=20)
         depth = asyncio.create_task(metrics.refresh_queue_depth(app.state.sessions))
         yield
         depth.cancel()
         await event_log().aclose()
-        if app.state.pg is not None:
-            await app.state.pg.close()
+        await app.state.store.close()
         await engine.dispose()
 
     app = FastAPI(title="Assistd", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
-    app.state.pg = None  # set at start-up on PostgreSQL
     app.state.api_keys = settings.keys()
     app.state.storage = storage(settings)
     if enqueue is None:

@@ -13,7 +13,7 @@ from api.body import Body
 from api.errors import NotFound
 from api.schemas import MessageCreate, RunToolResources, ThreadCreate, ToolResources
 from core.models import ACTIVE_RUN_STATUSES, FILES, VECTOR_STORES, Run, new_row
-from core.pg import Postgres
+from core.store import RunStore
 
 T = TypeVar("T", bound=SQLModel)
 
@@ -41,7 +41,7 @@ async def owned_row(session: AsyncSession, table: Any, object_id: str, project: 
 REFERENCED = {"file": FILES, "vector store": VECTOR_STORES}
 
 
-async def check_refs(db: AsyncSession | Postgres, project: str, body: Body) -> None:
+async def check_refs(db: AsyncSession | RunStore, project: str, body: Body) -> None:
     """Every file and vector store the body names is in the caller's project, or 404 in OpenAI's
     words before anything is written (a run would otherwise carry ids its tools can never read)."""
     refs = body.references()
@@ -55,8 +55,8 @@ async def check_refs(db: AsyncSession | Postgres, project: str, body: Body) -> N
             raise NotFound.of(kind, object_id)
 
 
-async def owned_ids(db: AsyncSession | Postgres, table: Any, ids: list[str], project: str) -> set[str]:
-    if isinstance(db, Postgres):  # the asyncpg fast path of POST /threads/runs
+async def owned_ids(db: AsyncSession | RunStore, table: Any, ids: list[str], project: str) -> set[str]:
+    if not isinstance(db, AsyncSession):  # the run store's path of POST /threads/runs
         return await db.owned_ids(table, ids, project)
     query = sql_select(table.c.id).where(table.c.id.in_(ids), table.c.project == project)
     return set((await db.exec(query)).scalars())  # type: ignore[call-overload]

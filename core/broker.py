@@ -20,7 +20,6 @@ from core.config import get_settings
 RUNS_QUEUE = "runs"
 EXECUTE_RUN = "execute_run"
 INGEST_QUEUE = "ingest"
-INGEST_FILE = "ingest_file"
 
 
 def _make_broker() -> dramatiq.Broker:
@@ -47,15 +46,6 @@ def enqueue_run(run_id: str) -> None:
     broker.enqueue(
         dramatiq.Message(
             queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, args=(run_id,), kwargs={}, options={}
-        )
-    )
-
-
-def enqueue_ingest(vector_store_id: str, file_id: str) -> None:
-    """Hand a vector store file to the workers for ingestion; safe to send twice (the claim is atomic)."""
-    broker.enqueue(
-        dramatiq.Message(
-            queue_name=INGEST_QUEUE, actor_name=INGEST_FILE, args=(vector_store_id, file_id), kwargs={}, options={}
         )
     )
 

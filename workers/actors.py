@@ -1,15 +1,14 @@
-"""Thin actors: each body is one call into the runner (workers/runs.py does the work)."""
+"""Thin actors: each body is one call into the Runner (workers/runner.py) or the ingestion pipeline."""
 
 from __future__ import annotations
 
 import dramatiq
 
-from core.broker import EXECUTE_RUN, INGEST_FILE, INGEST_QUEUE, RUNS_QUEUE, backlog, broker
+from core.broker import EXECUTE_RUN, INGEST_QUEUE, RUNS_QUEUE, backlog, broker
 from core.config import get_settings
 from core.ingest_queue import INGEST_FILES
-from workers.ingest import IngestMiddleware, ingestor
-from workers.metrics import QueueMetrics
-from workers.middleware import RunnerMiddleware, runner
+from workers.ingest.pipeline import ingestor
+from workers.middleware import IngestMiddleware, QueueMetrics, RunnerMiddleware, runner
 
 broker.add_middleware(RunnerMiddleware())
 broker.add_middleware(QueueMetrics(backlog, RUNS_QUEUE))
@@ -20,12 +19,6 @@ broker.add_middleware(IngestMiddleware())
 async def execute_run(run_id: str) -> None:
     """Claim run `run_id` and start it on this process's event loop. Safe to receive twice."""
     await runner().start(run_id)
-
-
-@dramatiq.actor(queue_name=INGEST_QUEUE, actor_name=INGEST_FILE, max_retries=5, min_backoff=200, max_backoff=5000)
-async def ingest_file(vector_store_id: str, file_id: str) -> None:
-    """The one-file message an older API sends: `ingest_files` with one file. Safe to receive twice."""
-    ingestor(get_settings()).start(vector_store_id, file_id)
 
 
 @dramatiq.actor(queue_name=INGEST_QUEUE, actor_name=INGEST_FILES, max_retries=5, min_backoff=200, max_backoff=5000)

@@ -11,13 +11,14 @@ from typing import Any, TypeVar
 import openai
 
 from core.config import ModelEndpoint
+from core.store import RunRow
 from workers.streaming import CutShort
-from workers.tools import tool_definitions
+from workers.tools.dispatch import tool_definitions
 
 T = TypeVar("T")
 
 
-def request_for(run: Any, messages: list[dict[str, Any]], endpoint: ModelEndpoint, limit: int,
+def request_for(run: RunRow, messages: list[dict[str, Any]], endpoint: ModelEndpoint, limit: int,
                 first_round: bool = True) -> dict[str, Any]:
     """Chat-completions arguments from the run's settings. A tool named in `tool_choice` is
     forced in the run's first round only: forcing it again after its result came back would make
@@ -59,12 +60,12 @@ def _delay(exc: Exception, attempt: int) -> float:
     """The endpoint's retry-after when it gives a short one, else 0.5 s doubling up to 8 s."""
     if isinstance(exc, openai.APIStatusError):
         try:
-            after = float(exc.response.headers.get("retry-after", ""))
+            after = float(str(exc.response.headers.get("retry-after", "")))
             if 0 <= after <= 60:
                 return after
         except ValueError:
             pass
-    return min(0.5 * 2**attempt, 8.0)
+    return min(0.5 * 2.0**attempt, 8.0)
 
 
 async def with_retries(send: Callable[[], Awaitable[T]], endpoint: ModelEndpoint, retries: int,

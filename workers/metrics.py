@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import dramatiq
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram
 
 from core.config import Settings
@@ -95,36 +92,3 @@ MESSAGE_SECONDS = Histogram("assistd_dramatiq_message_duration_seconds", "Time a
                             ["queue", "actor"], buckets=SECONDS)
 BACKLOG = Gauge("assistd_dramatiq_queue_backlog", "Messages waiting in the queue, not yet fetched",
                 ["queue"], multiprocess_mode="max")
-
-
-class QueueMetrics(dramatiq.Middleware):
-    """dramatiq's own queue metrics: messages by outcome, time per message, and the backlog."""
-
-    def __init__(self, backlog: Callable[[], int], queue: str) -> None:
-        self.backlog, self.queue = backlog, queue
-        self._started: dict[str, float] = {}
-        self._measured = 0.0
-
-    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
-        now = time.perf_counter()
-        self._started[message.message_id] = now
-        if now - self._measured > 1.0:  # one look at the queue a second is plenty for a gauge
-            self._measured = now
-            try:
-                BACKLOG.labels(self.queue).set(self.backlog())
-            except Exception:  # the broker is unreachable: the message itself will say so
-                pass
-
-    def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.Message[Any], *, result: Any = None,
-        exception: BaseException | None = None,
-    ) -> None:
-        started = self._started.pop(message.message_id, None)
-        if started is not None:
-            MESSAGE_SECONDS.labels(message.queue_name, message.actor_name).observe(time.perf_counter() - started)
-        outcome = "ok" if exception is None else "retry" if isinstance(exception, dramatiq.Retry) else "error"
-        MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
-
-    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.Message[Any]) -> None:
-        self._started.pop(message.message_id, None)
-        MESSAGES.labels(message.queue_name, message.actor_name, "skipped").inc()

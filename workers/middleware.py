@@ -1,8 +1,15 @@
-"""The Runner lives and dies with the dramatiq worker that hosts it."""
+"""The worker's dramatiq middleware: what lives and dies with the worker process.
+
+- RunnerMiddleware: the Runner (runs in flight) is created at boot and hands its runs back at shutdown;
+- IngestMiddleware: ingestion stops at shutdown (unfinished files' leases lapse);
+- QueueMetrics: messages by outcome, time per message, and the backlog.
+"""
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from typing import Any
 
 import dramatiq
@@ -10,6 +17,8 @@ from dramatiq.asyncio import get_event_loop_thread
 
 from core.broker import BackgroundSender, backlog
 from core.config import get_settings
+from workers.ingest.pipeline import stop_ingestor
+from workers.metrics import BACKLOG, MESSAGE_SECONDS, MESSAGES
 from workers.runner import Runner
 
 log = logging.getLogger("assistd.worker")
@@ -47,3 +56,47 @@ class RunnerMiddleware(dramatiq.Middleware):
         except Exception:
             log.warning("runner did not close cleanly", exc_info=True)
         _runner = None
+
+
+class IngestMiddleware(dramatiq.Middleware):
+    """Stops this process's ingestion at worker shutdown, before the event loop stops: the
+    leases of unfinished files lapse and the sweeper sends them to another worker."""
+
+    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        try:
+            stop_ingestor()
+        except Exception:
+            log.warning("ingestion did not stop cleanly", exc_info=True)
+
+
+class QueueMetrics(dramatiq.Middleware):
+    """dramatiq's own queue metrics: messages by outcome, time per message, and the backlog."""
+
+    def __init__(self, backlog: Callable[[], int], queue: str) -> None:
+        self.backlog, self.queue = backlog, queue
+        self._started: dict[str, float] = {}
+        self._measured = 0.0
+
+    def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        now = time.perf_counter()
+        self._started[message.message_id] = now
+        if now - self._measured > 1.0:  # one look at the queue a second is plenty for a gauge
+            self._measured = now
+            try:
+                BACKLOG.labels(self.queue).set(self.backlog())
+            except Exception:  # the broker is unreachable: the message itself will say so
+                pass
+
+    def after_process_message(
+        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None,
+        exception: BaseException | None = None,
+    ) -> None:
+        started = self._started.pop(message.message_id, None)
+        if started is not None:
+            MESSAGE_SECONDS.labels(message.queue_name, message.actor_name).observe(time.perf_counter() - started)
+        outcome = "ok" if exception is None else "retry" if isinstance(exception, dramatiq.Retry) else "error"
+        MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
+
+    def after_skip_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
+        self._started.pop(message.message_id, None)
+        MESSAGES.labels(message.queue_name, message.actor_name, "skipped").inc()

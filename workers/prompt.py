@@ -10,7 +10,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from workers import tools
+from core.store import MessageRow, RunRow, StepRow
+from workers.tools import dispatch as tools
 
 
 class PromptTooLong(Exception):
@@ -48,7 +49,7 @@ def _replayed(call: dict[str, Any], ordinal: int) -> dict[str, str]:
     return {"id": call["id"], "name": kind, "arguments": arguments, "output": tools.model_output(call, ordinal)}
 
 
-def run_rounds(run_id: str, thread: list[Any], steps: list[Any], null_content: bool = False) -> list[dict[str, Any]]:
+def run_rounds(run_id: str, thread: list[MessageRow], steps: list[StepRow], null_content: bool = False) -> list[dict[str, Any]]:
     """This run's earlier rounds as chat messages, from its message_creation and tool_calls steps.
     A round with no text replays its content as "" (most servers refuse the null that OpenAI's
     spec allows), or as null when the endpoint takes it (`null_content`)."""
@@ -79,7 +80,7 @@ def run_rounds(run_id: str, thread: list[Any], steps: list[Any], null_content: b
     return out
 
 
-def build_prompt(run: Any, thread: list[Any], steps: list[Any], context_window: int, answer_limit: int,
+def build_prompt(run: RunRow, thread: list[MessageRow], steps: list[StepRow], context_window: int, answer_limit: int,
                  null_content: bool = False) -> list[dict[str, Any]]:
     """System instructions, the thread's newest messages that fit, then this run's rounds. The
     prompt leaves `answer_limit` tokens of the window for the answer, and counts the tool

@@ -20,16 +20,17 @@ import dramatiq
 from sqlalchemy import select, update
 
 from core.config import Settings
-from core.db import async_engine, is_sqlite
+from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
-from core.models import Run, RunStep, wire_of
+from core.models import RUNS, STEPS, Run, RunStep, wire_of
 from core.storage import storage
-from workers import metrics, runs
-from workers.ingest import sweep_ingestion
-from workers.models import ModelClients
-from workers.pg import Postgres
-from workers.runs import RUNS, STEPS
+from core.store import Claimed, open_store
+from workers import metrics
+from workers import run_loop as runs
+from workers.context import Context, publish
+from workers.ingest.pipeline import sweep_ingestion
+from workers.model_client import ModelClients
 
 log = logging.getLogger("assistd.worker")
 
@@ -61,13 +62,13 @@ class Runner:
         metrics.configure(settings)
         self.enqueue = enqueue
         self.backlog = backlog
-        # On PostgreSQL the claim and a round's end (every run's two writes) have a pool of
-        # their own (workers/pg.py); SQLAlchemy's serves the rest: reloads, tools, housekeeping.
-        pg = None if is_sqlite(settings.database_url) else Postgres(settings.database_url, size=40)
+        # The run store serves the claims and rounds (on PostgreSQL with a pool of its own:
+        # core/store/pg.py); SQLAlchemy's engine serves the rest: tools, housekeeping.
         self.engine = async_engine(settings.database_url, pool_size=40)
+        store = open_store(settings.database_url, self.engine, size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.ctx = runs.Context(settings, self.engine, ModelClients(settings), owner, event_log(), storage(settings),
-                                sandboxes(settings, owner), pg)
+        self.ctx = Context(settings, self.engine, store, ModelClients(settings), owner, event_log(), storage(settings),
+                           sandboxes(settings, owner))
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -100,7 +101,7 @@ class Runner:
         self.slots.release()
         metrics.IN_FLIGHT.dec()
 
-    async def _drive(self, claimed: runs.Claimed) -> None:
+    async def _drive(self, claimed: Claimed) -> None:
         run = claimed.run
         try:
             await runs.execute(self.ctx, claimed)
@@ -205,12 +206,12 @@ class Runner:
                 ).scalars()
         for row in cancelled:
             if row.stream:
-                await runs.publish(self.ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
+                await publish(self.ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
         for row, step in expired:
             if row.stream:
                 events = [("thread.run.step.expired", wire_of(RunStep, step._mapping).model_dump_json())] if step else []
                 events.append(("thread.run.expired", wire_of(Run, row._mapping).model_dump_json()))
-                await runs.publish(self.ctx, row, events)
+                await publish(self.ctx, row, events)
         for run_id in requeue:
             self.enqueue(run_id)
         if requeue:
@@ -266,6 +267,5 @@ class Runner:
             await self.ctx.sandboxes.close()
         await self.ctx.clients.close()
         await self.ctx.events.aclose()
-        if self.ctx.pg is not None:
-            await self.ctx.pg.close()
+        await self.ctx.store.close()
         await self.engine.dispose()

@@ -19,6 +19,7 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
 from core.ids import new_id
 from core.models import Message, RunStep, wire_of
+from core.store import RunRow
 from workers.rows import message_row, step_row
 
 
@@ -90,15 +91,15 @@ class TurnIds:
     images: list[dict[str, Any]] = field(default_factory=list)  # image_file parts the message opens with
 
 
-def message_wire(run: Any, ids: TurnIds, created: float, **values: Any) -> Any:
+def message_wire(run: RunRow, ids: TurnIds, created: float, **values: Any) -> Any:
     return wire_of(Message, message_row(run, ids.message, created, **values))
 
 
-def step_wire(run: Any, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any) -> Any:
+def step_wire(run: RunRow, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any) -> Any:
     return wire_of(RunStep, step_row(run, step_id, created, kind, details, **values))
 
 
-def message_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]:
+def message_start(run: RunRow, ids: TurnIds, created: float) -> list[tuple[str, str]]:
     """step.created/in_progress for the message_creation step, then message.created/in_progress
     (and its image parts: the text follows them, at index len(images))."""
     if ids.message in ids.announced:
@@ -116,7 +117,7 @@ def message_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str
     return events
 
 
-def tools_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]:
+def tools_start(run: RunRow, ids: TurnIds, created: float) -> list[tuple[str, str]]:
     if ids.tools_step in ids.announced:
         return []
     ids.announced.add(ids.tools_step)
@@ -126,7 +127,7 @@ def tools_start(run: Any, ids: TurnIds, created: float) -> list[tuple[str, str]]
 
 
 def abandoned(
-    run: Any, ids: TurnIds, started: float, cancelled: bool, error: dict[str, str] | None,
+    run: RunRow, ids: TurnIds, started: float, cancelled: bool, error: dict[str, str] | None,
     only: tuple[str, ...] | None = None,
 ) -> list[tuple[str, str]]:
     """Close what a round announced but will never finish (all of it, or the ids in `only`): its
@@ -250,7 +251,7 @@ class _Answer:
         return Turn("".join(self.text), [self.calls[i] for i in sorted(self.calls)], self.finish, self.usage)
 
 
-async def stream_turn(client: Any, request: dict[str, Any], run: Any, ids: TurnIds, started: float,
+async def stream_turn(client: Any, request: dict[str, Any], run: RunRow, ids: TurnIds, started: float,
                       publish: Any, builtin: frozenset[str] = frozenset(), usage: bool = True) -> Turn:
     """One streamed model round: publish deltas as they arrive, return the assembled answer.
 
@@ -293,7 +294,7 @@ async def _chunks(stream: Any) -> AsyncIterator[ChatCompletionChunk]:
         yield chunk
 
 
-def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: Any, ids: TurnIds, started: float,
+def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: RunRow, ids: TurnIds, started: float,
             builtin: frozenset[str]) -> list[tuple[str, str]]:
     """Add one chunk to the answer; the events it makes."""
     if chunk.usage:

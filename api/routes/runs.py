@@ -138,15 +138,15 @@ async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, proj
     """Create a thread and run it in one request."""
     files = body.thread is not None and (
         body.thread.tool_resources or file_search_attachments(body.thread.messages or []))
-    pg = request.app.state.pg
-    if pg is not None and not files:  # PostgreSQL, nothing to ingest: one read and one write
-        assistant = await pg.owned(ASSISTANTS, body.assistant_id, project)
+    store = request.app.state.store
+    if not files:  # nothing to ingest: one read and one write, no ORM session
+        assistant = await store.owned(ASSISTANTS, body.assistant_id, project)
         if assistant is None:
             raise NotFound.of("assistant", body.assistant_id)
-        await check_refs(pg, project, body)
+        await check_refs(store, project, body)
         thread, messages = thread_rows(project, body.thread)
         run = run_row(request, project, thread["id"], assistant, body)
-        await pg.insert([(THREADS, [thread]), (MESSAGES, messages), (RUNS, [run])])
+        await store.insert([(THREADS, [thread]), (MESSAGES, messages), (RUNS, [run])])
         return await announce(request, run, thread)
     async with request.app.state.sessions() as session:
         assistant = await owned_row(session, Assistant, body.assistant_id, project)

@@ -24,8 +24,8 @@ from core.config import Settings
 from core.db import async_engine, sync_engine
 from core.models import FILE_CHUNKS, VECTOR_STORE_FILES, VECTOR_STORES
 from tests.conftest import KEY_A, KEY_B, ScriptedModel, Server, start_distributed, start_embedded, stop
-from workers.citations import annotate
-from workers.file_search import file_search
+from workers.tools.citations import annotate
+from workers.tools.file_search import file_search
 
 DOCS = {
     "paris.txt": b"The Eiffel Tower in Paris is 330 metres tall. It was built by Gustave Eiffel for the 1889 fair.",

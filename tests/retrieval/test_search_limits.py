@@ -18,7 +18,7 @@ from core.config import Settings
 from core.db import async_engine
 from retrieval.keywords import BM25
 from tests.conftest import KEY_A, ScriptedModel, Server, start_embedded, stop
-from workers.file_search import file_search
+from workers.tools.file_search import file_search
 
 HUGE = "w " * 500_000  # 1 MB: a million word pieces for the embedding model
 DOC = b"Ocean tides are caused by the gravity of the Moon and the Sun pulling on the Earth's seas."

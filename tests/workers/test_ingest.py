@@ -17,7 +17,7 @@ from core.db import async_engine, migrate
 from core.ids import now
 from core.models import VECTOR_STORE_FILES
 from tests.conftest import fresh_pg_database
-from workers import ingest
+from workers.ingest import pipeline as ingest
 
 
 def row(file_id: str, **values: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from workers.ingest_turns import Turn, Turns
+from workers.ingest.turns import Turn, Turns
 
 
 async def settle() -> None:

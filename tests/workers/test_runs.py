@@ -11,15 +11,15 @@ import pytest
 from sqlmodel import select
 
 from core.config import Settings
-from core.db import async_engine, is_sqlite, migrate, sessionmaker
+from core.db import async_engine, migrate, sessionmaker
 from core.events import MemoryEventLog
 from core.ids import now
-from core.models import Assistant, Message, Run, RunStep, Thread, new_row
+from core.models import MESSAGES, STEPS, Assistant, Message, Run, RunStep, Thread, new_row
+from core.store import open_store
 from tests.conftest import fresh_pg_database
 from tests.procs import TEST_NAMESPACE
-from workers import runs
-from workers.models import ModelClients
-from workers.pg import Postgres
+from workers import run_loop as runs
+from workers.model_client import ModelClients
 from workers.rows import message_row, step_row
 from workers.runner import Runner
 
@@ -32,22 +32,21 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 
 
 class Connections:
-    """What a Runner opens: SQLAlchemy's engine, and on PostgreSQL the asyncpg pool of the run path."""
+    """What a Runner opens: SQLAlchemy's engine, and the run store (on PostgreSQL, an asyncpg pool)."""
 
     def __init__(self, url: str) -> None:
         self.engine = async_engine(url)
-        self.pg = None if is_sqlite(url) else Postgres(url, size=4)
+        self.store = open_store(url, self.engine, size=4)
 
     async def dispose(self) -> None:
-        if self.pg is not None:
-            await self.pg.close()
+        await self.store.close()
         await self.engine.dispose()
 
 
 def ctx_for(url: str, owner: str) -> tuple[runs.Context, Any]:
     settings = Settings(database_url=url, run_lease_seconds=30)
     conns = Connections(url)
-    return runs.Context(settings, conns.engine, ModelClients(settings), owner, MemoryEventLog(), pg=conns.pg), conns
+    return runs.Context(settings, conns.engine, conns.store, ModelClients(settings), owner, MemoryEventLog()), conns
 
 
 def sessions(ctx: runs.Context) -> Any:
@@ -102,7 +101,7 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
         assert got_b is not None
         claimed_b = got_b.run
         def reply() -> list[tuple[Any, dict[str, Any]]]:
-            return [(runs.MESSAGES, new_row("msg", project="p", thread_id=run.thread_id, role="assistant",
+            return [(MESSAGES, new_row("msg", project="p", thread_id=run.thread_id, role="assistant",
                                             run_id=run.id, status="completed"))]
 
         assert not await runs.finish(a, claimed, "completed", inserts=reply())
@@ -173,7 +172,7 @@ def test_a_rounds_end_writes_its_rows(database_url: str) -> None:
                                                                      "total_tokens": 7})
         step.pop("metadata")  # left to the column's default
         usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-        assert await runs.finish(ctx, claimed.run, "completed", inserts=[(runs.MESSAGES, message), (runs.STEPS, step)],
+        assert await runs.finish(ctx, claimed.run, "completed", inserts=[(MESSAGES, message), (STEPS, step)],
                                  announce=lambda _: [], usage=usage, completed_at=2.5)
         async with sessions(ctx) as s:
             r = await s.get(Run, run.id)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.config import Settings
 from core.ids import now
 from core.models import VECTOR_STORE_FILES, VECTOR_STORES, Assistant, Thread
+from core.store import RunRow
 from retrieval.catalog import touch
 from retrieval.store import search
 
@@ -63,7 +64,7 @@ def queries_of(arguments: str) -> list[str]:
     return list(dict.fromkeys(q.strip() for q in found if isinstance(q, str) and q.strip()))[:MAX_QUERIES]
 
 
-def _options(run: Any) -> tuple[int, float]:
+def _options(run: RunRow) -> tuple[int, float]:
     for tool in run.tools or []:
         if tool.get("type") in ("file_search", "retrieval"):
             spec = tool.get("file_search") or {}
@@ -79,7 +80,7 @@ def _store_ids(*resources: Any) -> list[str]:
     return list(dict.fromkeys(ids))
 
 
-async def _stores(engine: AsyncEngine, run: Any) -> list[Any]:
+async def _stores(engine: AsyncEngine, run: RunRow) -> list[Any]:
     """The run's usable vector stores: its thread's and its assistant's (expired ones are skipped)."""
     async with engine.connect() as conn:
         thread = (await conn.execute(select(THREADS.c.tool_resources).where(THREADS.c.id == run.thread_id))).first()

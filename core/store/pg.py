@@ -1,11 +1,11 @@
-"""Hot-path statements straight on asyncpg, when the database is PostgreSQL.
+"""The run store straight on asyncpg, when the database is PostgreSQL.
 
 Through SQLAlchemy a statement costs about as much CPU in its execution layer as in the
 driver, and a transaction adds BEGIN and COMMIT round trips. The few writes every run makes
 (its creation in the API, its claim and each round's end in the worker) go through here as
-single statements instead: several rows are written atomically as data-modifying CTEs. Every
-other query, and SQLite, keeps SQLAlchemy. Both write the same rows, but for one detail no
-reader here depends on: a None in a JSON column is SQL NULL here and JSON null there.
+single statements instead: the claim is one UPDATE plus the reads the prompt needs; a round's
+end is the guarded UPDATE of the run with the rows it writes as data-modifying CTEs that insert
+only if the guard held, so it is still all or nothing.
 """
 
 from __future__ import annotations
@@ -14,13 +14,17 @@ import asyncio
 import functools
 import json
 from typing import Any
+from typing import cast as typing_cast
 
 import asyncpg
 from sqlalchemy import Table
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 
-_DIALECT = postgresql.dialect()
+from core.models import RUNS
+from core.store import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
+
+_DIALECT: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 class Record:
@@ -102,8 +106,26 @@ def insert_rows(table: Table, rows: list[dict[str, Any]], params: Params, source
     return f"INSERT INTO {table.name} ({names}) " + " UNION ALL ".join(f"SELECT {v} FROM {source}" for v in values)
 
 
-class Postgres:
-    """A pool of asyncpg connections, opened on first use."""
+CLAIM = (
+    "UPDATE runs SET status = 'in_progress', owner = $2, lease_until = $3, started_at = coalesce(started_at, $4), "
+    f"attempts = attempts + 1 WHERE id = $1 AND status = 'queued' RETURNING {columns(RUNS)}"
+)
+CANCEL_QUEUED = (
+    "UPDATE runs SET status = 'cancelled', cancelled_at = $2, expires_at = NULL "
+    f"WHERE id = $1 AND status = 'cancelling' AND owner IS NULL RETURNING {columns(RUNS)}"
+)
+RELOAD = f"SELECT {columns(RUNS)} FROM runs WHERE id = $1 AND owner = $2 AND status = 'in_progress'"
+# the newest messages a prompt could hold (see store/sql.py THREAD)
+THREAD = (
+    "SELECT id, role, content, run_id, attachments FROM (SELECT id, seq, role, content, run_id, attachments, "
+    "sum(length(content::text)) OVER (ORDER BY seq DESC) - length(content::text) AS newer "
+    "FROM messages WHERE thread_id = $1) m WHERE newer <= $2 ORDER BY seq"
+)
+ROUNDS = "SELECT type, step_details FROM run_steps WHERE run_id = $1 ORDER BY seq"
+
+
+class PgStore:
+    """The run store on a pool of asyncpg connections, opened on first use."""
 
     def __init__(self, url: str, size: int) -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
@@ -142,6 +164,56 @@ class Postgres:
         *first, last = parts
         sql = ("WITH " + ", ".join(f"i{i} AS ({p})" for i, p in enumerate(first)) + " " if first else "") + last
         await (await self.pool()).execute(sql, *params.values)
+
+    async def claim_run(self, run_id: str, owner: str, lease_until: float, t: float,
+                        chars: Chars) -> tuple[Claimed | None, RunRow | None]:
+        async with (await self.pool()).acquire() as conn:
+            run = _run(await conn.fetchrow(CLAIM, run_id, owner, lease_until, t))
+            if run is None:
+                # a run cancelled while queued is finished off by whoever receives its id
+                return None, _run(await conn.fetchrow(CANCEL_QUEUED, run_id, t))
+            # usage is set once a round has been recorded: only then are there steps to replay
+            return await _reads(conn, run, chars, steps=bool(run.usage)), None
+
+    async def reload_run(self, run_id: str, owner: str, chars: Chars) -> Claimed | None:
+        async with (await self.pool()).acquire() as conn:
+            run = _run(await conn.fetchrow(RELOAD, run_id, owner))
+            return None if run is None else await _reads(conn, run, chars, steps=True)
+
+    async def finish(self, table: Table, row_id: str, owner: str, values: dict[str, Any],
+                     inserts: Inserts) -> bool:
+        params = Params(row_id, owner)
+        parts = [f"r AS ({_held(table, values, params, 'in_progress')} RETURNING id)"]
+        parts += [f"i{i} AS ({insert_rows(target, [row], params, source='r')})"
+                  for i, (target, row) in enumerate(inserts)]
+        sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM r"
+        return bool(await (await self.pool()).fetchval(sql, *params.values))
+
+    async def stop(self, table: Table, row_id: str, owner: str, values: dict[str, Any]) -> Record | None:
+        params = Params(row_id, owner)
+        sql = f"{_held(table, values, params, 'cancelling')} RETURNING {columns(table)}"
+        return record(await (await self.pool()).fetchrow(sql, *params.values))
+
+    async def release(self, table: Table, row_id: str, owner: str, values: dict[str, Any]) -> bool:
+        params = Params(row_id, owner)
+        sql = f"{_held(table, values, params, 'in_progress')} RETURNING id"
+        return await (await self.pool()).fetchval(sql, *params.values) is not None
+
+
+def _held(table: Table, values: dict[str, Any], params: Params, status: str) -> str:
+    """UPDATE of the row `$1` only while `$2` holds it in `status`."""
+    sets = ", ".join(f"{quoted(k)} = {params.add(v)}" for k, v in values.items())
+    return f"UPDATE {table.name} SET {sets} WHERE id = $1 AND owner = $2 AND status = '{status}'"
+
+
+def _run(row: asyncpg.Record | None) -> RunRow | None:
+    return typing_cast("RunRow | None", record(row))
+
+
+async def _reads(conn: asyncpg.Connection, run: RunRow, chars: Chars, steps: bool) -> Claimed:
+    thread = records(await conn.fetch(THREAD, run.thread_id, chars(run)))
+    rounds = records(await conn.fetch(ROUNDS, run.id)) if steps else []
+    return Claimed(run, typing_cast("list[MessageRow]", thread), typing_cast("list[StepRow]", rounds))
 
 
 async def _reset(conn: asyncpg.Connection) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 from core.ids import now
 from core.models import MESSAGES, STEPS, Message, RunStep, wire_of
+from core.store import RunRow
 from workers.rows import message_row, step_row
 from workers.streaming import Turn, TurnIds, abandoned, message_start, tools_start
 
@@ -24,7 +25,7 @@ def _add(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
     return {k: None if unknown else (total or {}).get(k, 0) + v for k, v in more.items()}
 
 
-def _message(run: Any, ids: TurnIds, text: str, started: float, t: float, incomplete: bool,
+def _message(run: RunRow, ids: TurnIds, text: str, started: float, t: float, incomplete: bool,
              extras: Extras) -> dict[str, Any]:
     part = {"type": "text", "text": {"value": text, "annotations": extras.get("annotations", [])}}
     return message_row(
@@ -50,7 +51,7 @@ class Outcome:
     values: dict[str, Any]
 
     @staticmethod
-    def cut_short(run: Any, turn: Turn) -> str | None:
+    def cut_short(run: RunRow, turn: Turn) -> str | None:
         """Why the round ends the run incomplete (its tool calls are dropped), if it does."""
         if turn.finish_reason == "length":
             return "max_completion_tokens"
@@ -61,7 +62,7 @@ class Outcome:
         return None
 
     @classmethod
-    def of(cls, run: Any, turn: Turn, started: float, ids: TurnIds, action_expiry: float,
+    def of(cls, run: RunRow, turn: Turn, started: float, ids: TurnIds, action_expiry: float,
            executed: dict[str, dict[str, Any]] | None = None, extras: Extras | None = None) -> Outcome:
         """`executed`: the round's built-in calls, run by the worker (by call id). With only those,
         the run stays in_progress (status "in_progress") for the next round."""
@@ -71,7 +72,7 @@ class Outcome:
         reason = cls.cut_short(run, turn)
         rows: Rows = []
         if turn.text or not turn.calls:
-            details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
+            details: dict[str, Any] = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
             step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
             rows += [
                 (MESSAGES, _message(run, ids, turn.text, started, t, reason is not None, extras or {})),
@@ -96,7 +97,7 @@ class Outcome:
         values |= {"completed_at": t} | ({"incomplete_details": {"reason": reason}} if reason else {})
         return cls("incomplete" if reason else "completed", rows, values)
 
-    def events(self, run: Any, ids: TurnIds, started: float) -> list[tuple[str, str]]:
+    def events(self, run: RunRow, ids: TurnIds, started: float) -> list[tuple[str, str]]:
         """The round's objects as stored: announced first if the stream has not seen them yet."""
         events: list[tuple[str, str]] = []
         recorded = set()

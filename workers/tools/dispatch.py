@@ -9,29 +9,31 @@ from __future__ import annotations
 
 from typing import Any
 
-from workers import code_interpreter
-from workers.code_interpreter import ToolUnavailable
+from core.store import Claimed, MessageRow, RunRow
+from workers.context import Context, publish
 from workers.streaming import builtin_delta
+from workers.tools import code_interpreter
+from workers.tools.code_interpreter import ToolUnavailable
 
-__all__ = ["ToolUnavailable", "builtin_tools", "tool_definitions", "run_tool", "pending_images", "annotations",
+__all__ = ["ToolUnavailable", "builtin_tools", "tool_definitions", "run_tool", "pending_images", "annotations_of",
            "model_output"]
 
 ALIASES = {"retrieval": "file_search"}  # the v1 name of file_search
 
 
-def builtin_tools(run: Any) -> frozenset[str]:
+def builtin_tools(run: RunRow) -> frozenset[str]:
     """The built-in tools enabled on the run, by the function name the model calls."""
-    kinds = {ALIASES.get(t.get("type"), t.get("type")) for t in run.tools or []}
+    kinds = {ALIASES.get(kind, kind) for t in run.tools or [] if isinstance(kind := t.get("type"), str)}
     return frozenset(kinds & {"code_interpreter", "file_search"})
 
 
 def _file_search_tool() -> dict[str, Any]:
-    from workers import file_search
+    from workers.tools import file_search
 
     return file_search.file_search_tool()
 
 
-def tool_definitions(run: Any) -> list[dict[str, Any]]:
+def tool_definitions(run: RunRow) -> list[dict[str, Any]]:
     """Chat-completions `tools`: the run's functions, then a function per built-in tool."""
     functions = [t for t in run.tools or [] if t.get("type") == "function"]
     builtin = builtin_tools(run)
@@ -42,21 +44,21 @@ def tool_definitions(run: Any) -> list[dict[str, Any]]:
     return functions
 
 
-async def run_tool(ctx: Any, run: Any, claimed: Any, call: dict[str, str], index: int, step_id: str) -> dict[str, Any]:
+async def run_tool(ctx: Context, run: RunRow, claimed: Claimed, call: dict[str, str], index: int, step_id: str) -> dict[str, Any]:
     """Execute one built-in call (`index` in its round, in step `step_id`); the step's recorded
     tool call, outputs filled. A streaming run sees the input, then the results, as step deltas."""
-    from workers.runs import publish
-
     if call["name"] == "code_interpreter":
         if run.stream:  # the code is known now: show it before it runs
             code = {"input": code_interpreter.code_of(call["arguments"]), "outputs": []}
             await publish(ctx, run, [builtin_delta(step_id, index, {"id": call["id"], "type": "code_interpreter",
                                                                     "code_interpreter": code})])
+        if ctx.storage is None:
+            raise ToolUnavailable("code_interpreter needs file storage, and this worker has none.")
         recorded = await code_interpreter.run_code(ctx.sandboxes, ctx.engine, ctx.storage, run, claimed.thread, call)
         outputs = [{"index": i} | item for i, item in enumerate(recorded["code_interpreter"]["outputs"])]
         shown = {"type": "code_interpreter", "code_interpreter": {"outputs": outputs}}
     else:
-        from workers import file_search
+        from workers.tools import file_search
 
         # what the model reads back is rebuilt from the recorded results (model_output), every round
         _, found = await file_search.file_search(ctx.engine, ctx.settings, run, call["arguments"])
@@ -72,17 +74,17 @@ def model_output(call: dict[str, Any], ordinal: int = 0) -> str:
     (`ordinal`: which file_search call of the run this is, for its citation markers)."""
     if call.get("type") == "code_interpreter":
         return code_interpreter.model_output(call)
-    from workers import file_search
+    from workers.tools import file_search
 
     return file_search.model_output(call, ordinal)
 
 
-def _shown_images(run: Any, thread: list[Any]) -> set[str]:
+def _shown_images(run: RunRow, thread: list[MessageRow]) -> set[str]:
     return {part["image_file"]["file_id"] for m in thread if m.run_id == run.id
             for part in m.content or [] if part.get("type") == "image_file"}
 
 
-def pending_images(run: Any, claimed: Any) -> list[dict[str, Any]]:
+def pending_images(run: RunRow, claimed: Claimed) -> list[dict[str, Any]]:
     """image_file parts for the figures this run's code drew that no message of the run showed
     yet: the next message opens with them."""
     if "code_interpreter" not in builtin_tools(run):
@@ -95,7 +97,7 @@ def pending_images(run: Any, claimed: Any) -> list[dict[str, Any]]:
             if item["type"] == "image" and item["image"]["file_id"] not in shown]
 
 
-async def annotations(ctx: Any, run: Any, claimed: Any, text: str) -> list[dict[str, Any]]:
+async def annotations_of(ctx: Context, run: RunRow, claimed: Claimed, text: str) -> list[dict[str, Any]]:
     """A message's text annotations: file_path for `sandbox:/mnt/data/...` links to files this
     run's code wrote, file_citation for the markers of file_search results."""
     builtin = builtin_tools(run)
@@ -103,7 +105,7 @@ async def annotations(ctx: Any, run: Any, claimed: Any, text: str) -> list[dict[
     if "code_interpreter" in builtin:
         found += await code_interpreter.attachments_of(ctx.engine, run.id, text)
     if "file_search" in builtin:
-        from workers import citations
+        from workers.tools import citations
 
         found += citations.annotate(text, claimed.steps)
     return sorted(found, key=lambda a: a["start_index"])

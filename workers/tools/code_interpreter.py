@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.ids import new_id, now, seq
 from core.models import FILES, Assistant, Thread
 from core.storage import Storage
+from core.store import MessageRow, RunRow
 
 if TYPE_CHECKING:  # the sandbox (and Docker's client) load only where code runs
     from sandbox import Execution, InputFile, Sandboxes
@@ -67,7 +68,7 @@ def _ids(resources: dict[str, Any] | None) -> list[str]:
     return list(((resources or {}).get("code_interpreter") or {}).get("file_ids") or [])
 
 
-async def input_files(engine: AsyncEngine, storage: Storage, run: Any, messages: list[Any]) -> list[InputFile]:
+async def input_files(engine: AsyncEngine, storage: Storage, run: RunRow, messages: list[MessageRow]) -> list[InputFile]:
     """The files this run's code may read: the assistant's, the thread's, the run's and those
     attached to the thread's messages for code_interpreter."""
     from sandbox import InputFile
@@ -88,12 +89,16 @@ async def input_files(engine: AsyncEngine, storage: Storage, run: Any, messages:
     out = []
     for file_id in dict.fromkeys(wanted):  # in order, once each
         if file_id in names:
-            data = await asyncio.to_thread(lambda key=file_id: b"".join(storage.open(key)))
+            data = await asyncio.to_thread(_read, storage, file_id)
             out.append(InputFile(file_id=file_id, name=names[file_id], data=data))
     return out
 
 
-async def _store(engine: AsyncEngine, storage: Storage, run: Any, filename: str, data: IO[bytes], size: int) -> str:
+def _read(storage: Storage, file_id: str) -> bytes:
+    return b"".join(storage.open(file_id))
+
+
+async def _store(engine: AsyncEngine, storage: Storage, run: RunRow, filename: str, data: IO[bytes], size: int) -> str:
     """Store `data` (read in chunks: an output file waits in a temporary file, not in memory)."""
     file_id = new_id("file-")
     await asyncio.to_thread(storage.save, file_id, data, size + 1)
@@ -105,7 +110,7 @@ async def _store(engine: AsyncEngine, storage: Storage, run: Any, filename: str,
     return file_id
 
 
-async def outputs(engine: AsyncEngine, storage: Storage, run: Any, call_id: str, result: Execution) -> list[dict[str, Any]]:
+async def outputs(engine: AsyncEngine, storage: Storage, run: RunRow, call_id: str, result: Execution) -> list[dict[str, Any]]:
     """The step's outputs for one execution: its logs, then an image output per figure. Files
     written under /mnt/data become File objects of the run and are listed in the logs."""
     logs = result.logs
@@ -126,7 +131,7 @@ async def outputs(engine: AsyncEngine, storage: Storage, run: Any, call_id: str,
 
 
 async def run_code(
-    sandboxes: Sandboxes | None, engine: AsyncEngine, storage: Storage, run: Any, messages: list[Any],
+    sandboxes: Sandboxes | None, engine: AsyncEngine, storage: Storage, run: RunRow, messages: list[MessageRow],
     call: dict[str, str],
 ) -> dict[str, Any]:
     """Execute one code_interpreter call in the thread's session; the step's tool call, outputs filled."""

@@ -1,125 +1,39 @@
 """The run loop: claim, build the prompt, call the model, write the outcome exactly once.
 
-Every write that ends a turn is one transaction guarded by `owner = me AND status = ...`:
-if the lease lapsed and another worker took the run over, the guard fails and nothing of
-this attempt is written, so each model turn leaves exactly one message.
-
-This is the hot path of every run, so it speaks SQLAlchemy Core (no ORM unit of work).
+Every write that ends a round goes through the run store (core/store), guarded by
+`owner = me AND status = ...`: if the lease lapsed and another worker took the run over,
+the guard fails and nothing of this attempt is written, so each model turn leaves exactly one
+message. The loop never asks which database it is on.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from sqlalchemy import Row, Text, bindparam, cast, func, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.config import Settings
-from core.events import EventLog
 from core.ids import now
-from core.models import MESSAGES, RUNS, STEPS, Run, wire_of
-from core.storage import Storage
+from core.models import RUNS, Run, wire_of
+from core.store import Claimed, Inserts, RunRow
 from workers import metrics
 from workers.chat import model_error, request_for, with_retries
-from workers.models import ModelClients
-from workers.pg import Postgres
+from workers.context import CANCELLED, Context, log, publish
+from workers.outcome import Outcome
 from workers.prompt import PromptTooLong, build_prompt
 from workers.streaming import CutShort, Turn, TurnIds, abandoned, orphans, stream_turn
-from workers.tools import (
-    ToolUnavailable,
-    annotations,
-    builtin_tools,
-    pending_images,
-    run_tool,
-)
-from workers.turns import Outcome
+from workers.tools.dispatch import ToolUnavailable, annotations_of, builtin_tools, pending_images, run_tool
 
-log = logging.getLogger("assistd.worker")
+__all__ = ["CANCELLED", "Claimed", "Context", "claim", "execute", "fail", "finish", "publish", "release", "stop"]
 
-
-@dataclass
-class Context:
-    settings: Settings
-    engine: AsyncEngine
-    clients: ModelClients
-    owner: str
-    events: EventLog
-    storage: Storage | None = None  # file bytes, for the tools that read or write files
-    sandboxes: Any = None  # sandbox.Sandboxes where code_interpreter can run
-    pg: Postgres | None = None  # the claim and a round's end straight on asyncpg (PostgreSQL only)
-    # runs whose own task has committed their end and may still be announcing it: not to be stopped
-    ended: set[str] = field(default_factory=set)
-
-
-CANCELLED = "cancelled by the user"  # the reason a task is cancelled with when its run was cancelled
 RELEASED = {"owner": None, "lease_until": None}
 MAX_ROUNDS = 50  # built-in tool rounds one claim runs before giving up: a model that never stops calling
 
 
-def _mine(ctx: Context, run_id: str, *statuses: str) -> Any:
-    c = RUNS.c
-    return update(RUNS).where(c.id == run_id, c.owner == ctx.owner, c.status.in_(statuses))
-
-
-# Statements built once: SQLAlchemy memoizes their cache keys, which matters on the hot path.
-_c = RUNS.c
-CLAIM = (
-    update(RUNS)
-    .where(_c.id == bindparam("run_id"), _c.status == "queued")
-    .values(
-        status="in_progress",
-        owner=bindparam("owner"),
-        lease_until=bindparam("lease_until"),
-        started_at=func.coalesce(_c.started_at, bindparam("t")),
-        attempts=_c.attempts + 1,
-    )
-    .returning(*RUNS.c)
-)
-CANCEL_QUEUED = (
-    update(RUNS)
-    .where(_c.id == bindparam("run_id"), _c.status == "cancelling", _c.owner.is_(None))
-    .values(status="cancelled", cancelled_at=bindparam("t"), expires_at=None)
-    .returning(*RUNS.c)
-)
-_m = MESSAGES.c
-_size = func.length(cast(_m.content, Text))
-# The thread's newest messages whose newer neighbours hold fewer than `chars` characters of
-# content: older ones could never fit the prompt (a token is at least about four characters), so
-# a round never loads a long thread whole.
-_newest = (
-    select(_m.id, _m.seq, _m.role, _m.content, _m.run_id, _m.attachments,
-           (func.sum(_size).over(order_by=_m.seq.desc()) - _size).label("newer"))
-    .where(_m.thread_id == bindparam("thread_id"))
-    .subquery()
-)
-THREAD = (
-    select(_newest.c.id, _newest.c.role, _newest.c.content, _newest.c.run_id, _newest.c.attachments)
-    .where(_newest.c.newer <= bindparam("chars"))
-    .order_by(_newest.c.seq)
-)
-INSERTS = {MESSAGES: insert(MESSAGES), STEPS: insert(STEPS)}
-ROUNDS = (
-    select(STEPS.c.type, STEPS.c.step_details).where(STEPS.c.run_id == bindparam("run_id")).order_by(STEPS.c.seq)
-)
-
-
-def _chars(ctx: Context, run: Any) -> int:
+def _chars(ctx: Context, run: RunRow) -> int:
     """How much of the thread's newest content a prompt for `run` could ever hold."""
     return 4 * ctx.clients.context_window(run.model) + 4096
-
-
-@dataclass
-class Claimed:
-    """A run this worker now owns, with what its prompt is built from."""
-
-    run: Row[Any]
-    thread: list[Row[Any]]
-    steps: list[Row[Any]]
 
 
 async def claim(ctx: Context, run_id: str) -> Claimed | None:
@@ -128,27 +42,16 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
     None if the run is not ours to execute (someone else has it, or it is over).
     """
     t = now()
-    lease = t + ctx.settings.run_lease_seconds
-    if ctx.pg is not None:
-        run, cancelled, thread, steps = await ctx.pg.claim(run_id, ctx.owner, lease, t, lambda r: _chars(ctx, r))
-    else:
-        async with ctx.engine.begin() as conn:
-            run = (await conn.execute(CLAIM, {"run_id": run_id, "owner": ctx.owner, "lease_until": lease, "t": t})).first()
-            if run is None:
-                # a run cancelled while queued is finished off by whoever receives its id
-                cancelled = (await conn.execute(CANCEL_QUEUED, {"run_id": run_id, "t": t})).first()
-            else:
-                thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id, "chars": _chars(ctx, run)})).all())
-                # usage is set once a round has been recorded: only then are there steps to replay
-                steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all()) if run.usage else []
-    if run is not None:
-        metrics.RUNS_STARTED.labels(metrics.model(run.model)).inc()
-        metrics.QUEUE_WAIT.observe(max(0.0, t - (run.enqueued_at or run.created_at)))
-    if run is None:
+    claimed, cancelled = await ctx.store.claim_run(run_id, ctx.owner, t + ctx.settings.run_lease_seconds, t,
+                                                   lambda r: _chars(ctx, r))
+    if claimed is None:
         if cancelled is not None and cancelled.stream:
             await publish(ctx, cancelled, [("thread.run.cancelled", wire_of(Run, cancelled._mapping).model_dump_json())])
         return None
-    return Claimed(run, thread, steps)
+    run = claimed.run
+    metrics.RUNS_STARTED.labels(metrics.model(run.model)).inc()
+    metrics.QUEUE_WAIT.observe(max(0.0, t - (run.enqueued_at or run.created_at)))
+    return claimed
 
 
 async def execute(ctx: Context, claimed: Claimed) -> None:
@@ -160,12 +63,12 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
         # attempts > 1: an earlier worker may have died half-way through a streamed round
         closing = await orphans(ctx.events, run.id) if run.attempts > 1 else []
         await publish(ctx, run, closing + [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
-    next_round: Claimed | None = claimed
     for _ in range(MAX_ROUNDS):
-        next_round = await model_round(ctx, next_round)
-        if next_round is None:
+        following = await model_round(ctx, claimed)
+        if following is None:
             return
-    await fail(ctx, next_round.run, "server_error",
+        claimed = following
+    await fail(ctx, claimed.run, "server_error",
                f"The run made more than {MAX_ROUNDS} rounds of code_interpreter or file_search calls.")
 
 
@@ -191,7 +94,7 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     executed = await run_tools(ctx, claimed, turn, ids, started)
     if executed is None:
         return None
-    extras = {"images": ids.images, "annotations": await annotations(ctx, run, claimed, turn.text)}
+    extras = {"images": ids.images, "annotations": await annotations_of(ctx, run, claimed, turn.text)}
     outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras)
     recorded = await finish(ctx, run, outcome.status, inserts=outcome.rows,
                             announce=lambda _: outcome.events(run, ids, started), **outcome.values)
@@ -280,31 +183,17 @@ async def run_tools(ctx: Context, claimed: Claimed, turn: Turn, ids: TurnIds,
 
 async def reload(ctx: Context, run_id: str) -> Claimed | None:
     """The run, its thread and its steps as they stand, for the next round of a run we own."""
-    async with ctx.engine.connect() as conn:
-        run = (await conn.execute(select(RUNS).where(RUNS.c.id == run_id, RUNS.c.owner == ctx.owner,
-                                                     RUNS.c.status == "in_progress"))).first()
-        if run is not None:
-            thread = list((await conn.execute(THREAD, {"thread_id": run.thread_id, "chars": _chars(ctx, run)})).all())
-            steps = list((await conn.execute(ROUNDS, {"run_id": run_id})).all())
-    if run is None:
+    claimed = await ctx.store.reload_run(run_id, ctx.owner, lambda r: _chars(ctx, r))
+    if claimed is None:
         await stop(ctx, run_id)  # cancelled between two rounds: finish the cancel now
-        return None
-    return Claimed(run, thread, steps)
-
-
-async def publish(ctx: Context, run: Any, events: list[tuple[str, str]]) -> None:
-    """Append to the run's event log; a log that cannot be written never fails the run."""
-    try:
-        await ctx.events.publish(run.id, events)
-    except Exception:
-        log.warning("run %s: could not publish %d event(s)", run.id, len(events), exc_info=True)
+    return claimed
 
 
 async def finish(
     ctx: Context,
-    run: Row[Any],
+    run: RunRow,
     status: str,
-    inserts: list[tuple[Any, dict[str, Any]]] | None = None,
+    inserts: Inserts | None = None,
     announce: Callable[[dict[str, Any]], list[tuple[str, str]]] | None = None,
     **values: Any,
 ) -> bool:
@@ -315,24 +204,12 @@ async def finish(
     continuing = status == "in_progress"  # a round of built-in tool calls: the run goes on with us
     if not continuing:
         values |= RELEASED | {"expires_at": values.get("expires_at")}
-    if ctx.pg is not None:
-        lost = not await ctx.pg.finish(run.id, ctx.owner, {"status": status} | values, inserts or [])
-    else:
-        async with ctx.engine.begin() as conn:
-            result = await conn.execute(_mine(ctx, run.id, "in_progress").values(status=status, **values))
-            lost = result.rowcount != 1
-            if lost:
-                await conn.rollback()
-            else:
-                for table, row in inserts or []:
-                    await conn.execute(INSERTS[table], row)
-    if not lost and not continuing:
-        ctx.ended.add(run.id)
-    if lost:
+    if not await ctx.store.finish(RUNS, run.id, ctx.owner, {"status": status} | values, inserts or []):
         log.info("run %s: no longer ours, dropping this attempt's result", run.id)
         await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves
         return False
     if not continuing:
+        ctx.ended.add(run.id)
         metrics.RUNS_FINISHED.labels(metrics.model(run.model), status).inc()
     if status not in ("requires_action", "in_progress"):
         metrics.RUN_DURATION.labels(metrics.model(run.model)).observe(max(0.0, now() - run.created_at))
@@ -346,21 +223,15 @@ async def finish(
     return True
 
 
-async def fail(ctx: Context, run: Row[Any], code: str, message: str) -> None:
+async def fail(ctx: Context, run: RunRow, code: str, message: str) -> None:
     log.warning("run %s failed: %s", run.id, message)
     await finish(ctx, run, "failed", failed_at=now(), last_error={"code": code, "message": message})
 
 
 async def stop(ctx: Context, run_id: str) -> None:
     """After our task was cancelled: a cancelling run becomes cancelled; anything else is left alone."""
-    async with ctx.engine.begin() as conn:
-        row = (
-            await conn.execute(
-                _mine(ctx, run_id, "cancelling")
-                .values(status="cancelled", cancelled_at=now(), expires_at=None, **RELEASED)
-                .returning(*RUNS.c)
-            )
-        ).first()
+    row = await ctx.store.stop(RUNS, run_id, ctx.owner, {"status": "cancelled", "cancelled_at": now(),
+                                                         "expires_at": None} | RELEASED)
     if row is not None:
         ctx.ended.add(run_id)  # housekeeping must not interrupt the announcement below
     if row is not None and row.stream:
@@ -369,10 +240,7 @@ async def stop(ctx: Context, run_id: str) -> None:
 
 async def release(ctx: Context, run_id: str) -> bool:
     """Hand a run back to the queue (graceful shutdown); True if it should be re-enqueued."""
-    async with ctx.engine.begin() as conn:
-        result = await conn.execute(
-            _mine(ctx, run_id, "in_progress").values(status="queued", enqueued_at=now(), **RELEASED)
-        )
-    if result.rowcount != 1:
+    released = await ctx.store.release(RUNS, run_id, ctx.owner, {"status": "queued", "enqueued_at": now()} | RELEASED)
+    if not released:
         await stop(ctx, run_id)
-    return bool(result.rowcount)
+    return released

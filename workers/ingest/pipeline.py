@@ -11,9 +11,9 @@ A turn takes up to `ingest_group_files` waiting files of one store at once (one 
 model, whose embedding dwarfs the rest): one claim, one read of the store, one thread hop to
 extract and chunk, embedding requests that span files, one write. Per file, that bookkeeping
 cost more than an external endpoint's embedding. Outcomes are written with those of the
-store's other files that end meanwhile (workers/group_commit.py).
+store's other files that end meanwhile (workers/ingest/group_commit.py).
 
-Turns are shared fairly by projects (workers/ingest_turns.py): between embedding requests a
+Turns are shared fairly by projects (workers/ingest/turns.py): between embedding requests a
 group offers its turn to another project's waiting files, and drops its files that were
 detached (or whose file or store was deleted) meanwhile, writing nothing for them.
 
@@ -21,7 +21,7 @@ Chunks are shared by content: their key hashes the bytes, the store's embedding 
 endpoint and the chunk sizes, so a file added to several stores alike is embedded once.
 
 Everything here runs on an event loop of its own, in threads at nice `ingest_nice`
-(workers/ingest_thread.py): a busy ingestion leaves the CPU to searches and runs first.
+(workers/ingest/loop_thread.py): a busy ingestion leaves the CPU to searches and runs first.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import dramatiq
 from sqlalchemy import and_, case, func, literal, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -46,8 +45,7 @@ from core.ids import new_id, now
 from core.models import FILE_CHUNKS, FILES, VECTOR_STORE_FILES, VECTOR_STORES
 from core.storage import storage
 from retrieval.catalog import drop_unused_chunks, lock_store, recount
-from workers.group_commit import GroupCommit
-from workers.ingest_files import (
+from workers.ingest.files import (
     Outcome,
     Pending,
     content_key,
@@ -56,8 +54,9 @@ from workers.ingest_files import (
     sizes,
     spans,
 )
-from workers.ingest_thread import LoopThread
-from workers.ingest_turns import Turn, Turns
+from workers.ingest.group_commit import GroupCommit
+from workers.ingest.loop_thread import LoopThread
+from workers.ingest.turns import Turn, Turns
 
 log = logging.getLogger("assistd.ingest")
 VSF, CHUNKS = VECTOR_STORE_FILES.c, FILE_CHUNKS.c
@@ -73,10 +72,12 @@ LOCAL_SPAN = 8
 def _insert_ignoring_duplicates(engine: AsyncEngine) -> Any:
     # two stores ingesting the same bytes at once write the same chunks: the first one wins
     if engine.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(FILE_CHUNKS).on_conflict_do_nothing()
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql.insert(FILE_CHUNKS).on_conflict_do_nothing()
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite.insert(FILE_CHUNKS).on_conflict_do_nothing()
 
 
 def _per_file(ids: list[str], values: list[Any], column: Any) -> Any:
@@ -493,14 +494,3 @@ async def sweep_ingestion(engine: AsyncEngine, settings: Settings, *, orphans_no
         await asyncio.to_thread(send)
         log.info("sweeper re-sent %d vector store file(s) for ingestion", len(again))
     return len(again)
-
-
-class IngestMiddleware(dramatiq.Middleware):
-    """Stops this process's ingestion at worker shutdown, before the event loop stops: the
-    leases of unfinished files lapse and the sweeper sends them to another worker."""
-
-    def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        try:
-            stop_ingestor()
-        except Exception:
-            log.warning("ingestion did not stop cleanly", exc_info=True)

@@ -1,0 +1,1 @@
+"""Ingestion: vector store files become embedded chunks (pipeline.py drives it)."""
