@@ -2,7 +2,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run test services bench lint
+.PHONY: install run test services bench format lint
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,17 @@ services:
 bench: install
 	$(BIN)/python bench/runs.py
 
+# what ruff and mypy read (sandbox/image is the sandbox's own code, checked by ruff only)
+SOURCES = api core workers retrieval sandbox assistd
+CHECKED = $(SOURCES) tests bench
+
+## Rewrite the code in the house format, and fix what ruff can
+format: install
+	$(BIN)/ruff format $(CHECKED)
+	$(BIN)/ruff check --fix $(CHECKED)
+
+## Formatting, ruff and mypy strict: clean in CI (.ci/run runs it before the tests)
 lint: install
-	$(BIN)/pip install -q ruff mypy
-	$(BIN)/ruff check api core workers assistd tests bench
+	$(BIN)/ruff format --check $(CHECKED)
+	$(BIN)/ruff check $(CHECKED)
+	$(BIN)/mypy $(SOURCES)

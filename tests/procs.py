@@ -133,7 +133,19 @@ class Server:
             self.clients.pop().close()
 
 
-TEST_NAMESPACE = "assistd-test-"  # of Redis keys and sandbox containers: tests remove theirs at the end
+# Of Redis keys and sandbox containers: tests remove theirs at the end. The pid keeps two test
+# sessions on one machine from removing each other's sandboxes.
+TEST_NAMESPACE = f"assistd-test-{os.getpid()}-"
+
+
+def _left_behind(namespace: str) -> bool:
+    """A namespace of this test session's, or of one that is no longer running."""
+    if namespace.startswith(TEST_NAMESPACE):
+        return True
+    parts = namespace.split("-")
+    if namespace.startswith("assistd-test-") and len(parts) > 2 and parts[2].isdigit():
+        return not Path(f"/proc/{parts[2]}").exists()
+    return False
 
 
 def remove_test_sandboxes() -> None:
@@ -144,7 +156,7 @@ def remove_test_sandboxes() -> None:
     except (OSError, subprocess.TimeoutExpired):
         return
     ids = [line.split()[0] for line in listed.stdout.splitlines()
-           if len(line.split()) == 2 and line.split()[1].startswith(TEST_NAMESPACE)]
+           if len(line.split()) == 2 and _left_behind(line.split()[1])]
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
 

@@ -14,10 +14,11 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.config import Settings
 from core.db import async_engine
@@ -32,10 +33,13 @@ from workers.context import Context, publish
 from workers.ingest.pipeline import sweep_ingestion
 from workers.model_client import ModelClients
 
+if TYPE_CHECKING:
+    from sandbox import Sandboxes
+
 log = logging.getLogger("assistd.worker")
 
 
-def sandboxes(settings: Settings, owner: str) -> Any:
+def sandboxes(settings: Settings, owner: str) -> Sandboxes | None:
     """This worker's code interpreter sessions (started in the background: a worker without
     Docker still runs everything else, and fails only the runs that need code executed)."""
     try:
@@ -225,13 +229,13 @@ class Runner:
             return True
 
     @staticmethod
-    async def _expire(conn: Any, t: float) -> list[tuple[Any, Any]]:
+    async def _expire(conn: AsyncConnection, t: float) -> list[tuple[Row[Any], Row[Any] | None]]:
         """Runs past `expires_at` become `expired`, with their pending step: a run left waiting in
         requires_action (its tool outputs never came), or one that ran out of time budget."""
         c = RUNS.c
         released = {"owner": None, "lease_until": None, "expires_at": None, "required_action": None}
         timed_out = {"code": "server_error", "message": "The run did not finish within its time budget."}
-        out: list[Any] = []
+        out: list[tuple[Row[Any], Row[Any] | None]] = []
         for statuses, error in ((("requires_action",), None), (("queued", "in_progress", "cancelling"), timed_out)):
             expired = (
                 await conn.execute(

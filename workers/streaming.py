@@ -9,14 +9,17 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import openai
-from openai import AsyncStream
+from openai import AsyncOpenAI, AsyncStream
+from openai.types.beta.threads import Message as MessageWire
+from openai.types.beta.threads.runs import RunStep as StepWire
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from core.events import EventLog
 from core.ids import new_id
 from core.models import Message, RunStep, wire_of
 from core.store import RunRow
@@ -91,12 +94,14 @@ class TurnIds:
     images: list[dict[str, Any]] = field(default_factory=list)  # image_file parts the message opens with
 
 
-def message_wire(run: RunRow, ids: TurnIds, created: float, **values: Any) -> Any:
-    return wire_of(Message, message_row(run, ids.message, created, **values))
+def message_wire(run: RunRow, ids: TurnIds, created: float, **values: Any) -> MessageWire:
+    wire: MessageWire = wire_of(Message, message_row(run, ids.message, created, **values))
+    return wire
 
 
-def step_wire(run: RunRow, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any) -> Any:
-    return wire_of(RunStep, step_row(run, step_id, created, kind, details, **values))
+def step_wire(run: RunRow, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any) -> StepWire:
+    wire: StepWire = wire_of(RunStep, step_row(run, step_id, created, kind, details, **values))
+    return wire
 
 
 def message_start(run: RunRow, ids: TurnIds, created: float) -> list[tuple[str, str]]:
@@ -160,7 +165,7 @@ CLOSING = {"thread.message.completed", "thread.message.incomplete", "thread.run.
            "thread.run.step.failed", "thread.run.step.cancelled", "thread.run.step.expired"}
 
 
-async def orphans(log: Any, run_id: str) -> list[tuple[str, str]]:
+async def orphans(log: EventLog, run_id: str) -> list[tuple[str, str]]:
     """Events closing what an earlier attempt of this run announced and never finished (its worker
     died mid-round): the message becomes incomplete with the text already streamed, its steps
     fail. A client then sees that attempt end before the next one starts."""
@@ -213,11 +218,14 @@ def _call_delta(step_id: str, index: int, call_id: str | None, name: str | None,
                        "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}})
 
 
+Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]  # appends events to the run's log
+
+
 class Coalescer:
     """Publishes events in order without waiting on each chunk: while one write to the log is
     in flight, the next chunks' events gather and go out together in the following write."""
 
-    def __init__(self, publish: Any) -> None:
+    def __init__(self, publish: Publish) -> None:
         self.publish = publish
         self.pending: list[tuple[str, str]] = []
         self.flushing: asyncio.Task[None] | None = None
@@ -251,8 +259,8 @@ class _Answer:
         return Turn("".join(self.text), [self.calls[i] for i in sorted(self.calls)], self.finish, self.usage)
 
 
-async def stream_turn(client: Any, request: dict[str, Any], run: RunRow, ids: TurnIds, started: float,
-                      publish: Any, builtin: frozenset[str] = frozenset(), usage: bool = True) -> Turn:
+async def stream_turn(client: AsyncOpenAI, request: dict[str, Any], run: RunRow, ids: TurnIds, started: float,
+                      publish: Publish, builtin: frozenset[str] = frozenset(), usage: bool = True) -> Turn:
     """One streamed model round: publish deltas as they arrive, return the assembled answer.
 
     Calls of `builtin` tools stream no argument deltas: their step shows the tool's own input

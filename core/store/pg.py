@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 
 from core.models import RUNS
-from core.store import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
+from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
 
 _DIALECT: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 

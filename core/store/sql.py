@@ -13,7 +13,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.models import MESSAGES, RUNS, STEPS
-from core.store import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
+from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
 
 # Statements built once: SQLAlchemy memoizes their cache keys, which matters on the hot path.
 _c = RUNS.c

@@ -1,0 +1,135 @@
+"""The run store's interface and the row types both backends return (see core/store/__init__.py)."""
+
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy import Table
+
+
+class RunRow(Protocol):
+    """A run's columns as either backend reads them (a SQLAlchemy `Row` or a `pg.Record`)."""
+
+    @property
+    def _mapping(self) -> Mapping[Any, Any]: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def thread_id(self) -> str: ...
+    @property
+    def assistant_id(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def enqueued_at(self) -> float | None: ...
+    @property
+    def instructions(self) -> str: ...
+    @property
+    def tools(self) -> list[dict[str, Any]] | None: ...
+    @property
+    def tool_choice(self) -> str | dict[str, Any] | None: ...
+    @property
+    def tool_resources(self) -> dict[str, Any] | None: ...
+    @property
+    def usage(self) -> dict[str, Any] | None: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def top_p(self) -> float | None: ...
+    @property
+    def response_format(self) -> str | dict[str, Any] | None: ...
+    @property
+    def reasoning_effort(self) -> str | None: ...
+    @property
+    def parallel_tool_calls(self) -> bool: ...
+    @property
+    def truncation_strategy(self) -> dict[str, Any] | None: ...
+    @property
+    def max_prompt_tokens(self) -> int | None: ...
+    @property
+    def max_completion_tokens(self) -> int | None: ...
+
+
+class MessageRow(Protocol):
+    """A thread message as a prompt reads it."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def role(self) -> str: ...
+    @property
+    def content(self) -> list[dict[str, Any]]: ...
+    @property
+    def run_id(self) -> str | None: ...
+    @property
+    def attachments(self) -> list[dict[str, Any]] | None: ...
+
+
+class StepRow(Protocol):
+    """A run step as a prompt replays it."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def step_details(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Claimed:
+    """A run this worker owns, with what its prompt is built from."""
+
+    run: RunRow
+    thread: list[MessageRow]
+    steps: list[StepRow]
+
+
+Inserts = list[tuple[Table, dict[str, Any]]]  # rows written with a lifecycle write, in order
+Chars = Callable[[RunRow], int]  # how much of the thread's newest content a run's prompt could hold
+
+
+class RunStore(Protocol):
+    async def owned(self, table: Table, object_id: str, project: str) -> Any | None:
+        """The row of `table` with this id in the caller's project."""
+
+    async def owned_ids(self, table: Table, ids: list[str], project: str) -> set[str]:
+        """Which of these ids name rows of `table` in the caller's project."""
+
+    async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
+        """Insert every group of rows: all of them or none."""
+
+    async def claim_run(self, run_id: str, owner: str, lease_until: float, t: float,
+                        chars: Chars) -> tuple[Claimed | None, RunRow | None]:
+        """Move a queued run to in_progress under `owner`'s lease, with its thread's newest
+        messages (up to `chars(run)` characters of content before the oldest) and, once a round
+        was recorded, its steps. (None, the run) when it was cancelled while queued: it is
+        cancelled now. (None, None) when it is not ours to run."""
+
+    async def reload_run(self, run_id: str, owner: str, chars: Chars) -> Claimed | None:
+        """The run `owner` holds in_progress, its thread and its steps, as they stand."""
+
+    async def finish(self, table: Table, row_id: str, owner: str, values: dict[str, Any],
+                     inserts: Inserts) -> bool:
+        """Set `values` and insert `inserts` only if `owner` holds the row in_progress; False if
+        it lost the row (and nothing is written)."""
+
+    async def stop(self, table: Table, row_id: str, owner: str, values: dict[str, Any]) -> Any | None:
+        """A row `owner` holds in cancelling takes `values` (its cancel) and is let go; the row,
+        or None if it was not cancelling under `owner`."""
+
+    async def release(self, table: Table, row_id: str, owner: str, values: dict[str, Any]) -> bool:
+        """A row `owner` holds in_progress takes `values` (queued again) and is let go."""
+
+    async def close(self) -> None: ...
