@@ -19,11 +19,11 @@ $(VENV)/.installed: pyproject.toml
 run: install
 	$(BIN)/assistd serve --host 127.0.0.1 --port 8000
 
-## Command 2: the whole test suite (needs Redis and PostgreSQL: `make services` or .ci/run starts them)
+## Command 2: the whole test suite (needs the services: `make services` or .ci/run starts them)
 test: install
 	$(BIN)/pytest
 
-## Install (if missing) and start Redis and PostgreSQL on loopback, as CI does
+## Install (if missing) and start what the tests need, as CI does: Redis, PostgreSQL, Docker and the sandbox image, a browser, the llama.cpp server (docs/testing.md)
 services:
 	bash .ci/services.sh
 
