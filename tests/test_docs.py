@@ -111,7 +111,7 @@ def test_every_assistd_variable_named_is_real(doc: Path) -> None:
 
 
 def paths_in(text: str) -> set[str]:
-    """Repository paths in backticks (`workers/chat.py`, `deploy/k8s/`, the first word of a
+    """Repository paths in backticks (`workers/prompt.py`, `deploy/k8s/`, the first word of a
     command such as `bench/runs.py --workers 2`)."""
     found = set()
     for span in re.findall(r"`([^`\n]+)`", text):

@@ -1,4 +1,5 @@
-"""From a run and its thread to chat-completions messages, truncated to fit.
+"""From a run and its thread to a chat-completions request: its messages, truncated to fit, and
+the run's settings (`request_for`).
 
 The thread's earlier messages come first (the oldest dropped when the budget is short); then
 the rounds of this run so far, rebuilt from its run steps: the assistant's text and tool calls,
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.config import ModelEndpoint
 from core.store import MessageRow, RunRow, StepRow
 from workers.tools import dispatch as tools
 
@@ -107,3 +109,33 @@ def build_prompt(run: RunRow, thread: list[MessageRow], steps: list[StepRow], co
         raise PromptTooLong(f"the newest message does not fit in {budget} prompt tokens")
     kept.reverse()
     return system + kept + rounds
+
+
+def request_for(run: RunRow, messages: list[dict[str, Any]], endpoint: ModelEndpoint, limit: int,
+                first_round: bool = True) -> dict[str, Any]:
+    """Chat-completions arguments from the run's settings. A tool named in `tool_choice` is
+    forced in the run's first round only: forcing it again after its result came back would make
+    the model call it again and again, and the run would never answer."""
+    req: dict[str, Any] = {"model": run.model, "messages": messages, endpoint.token_limit_field: limit}
+    if run.temperature is not None:
+        req["temperature"] = run.temperature
+    if run.top_p is not None:
+        req["top_p"] = run.top_p
+    if isinstance(run.response_format, dict) and run.response_format.get("type") != "text":
+        req["response_format"] = run.response_format
+    if run.reasoning_effort:
+        req["reasoning_effort"] = run.reasoning_effort
+    functions = tools.tool_definitions(run)
+    if functions:
+        req["tools"] = functions
+        choice = run.tool_choice or "auto"
+        if isinstance(choice, dict):
+            if not first_round:
+                choice = "auto"
+            elif choice.get("type") != "function":  # a built-in tool, which the model sees as a function
+                name = "file_search" if choice["type"] == "retrieval" else choice["type"]
+                choice = {"type": "function", "function": {"name": name}}
+        req["tool_choice"] = choice
+        if run.parallel_tool_calls is False:
+            req["parallel_tool_calls"] = False
+    return req

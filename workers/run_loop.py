@@ -18,10 +18,10 @@ from core.ids import now
 from core.models import RUNS, Run, wire_of
 from core.store import Claimed, Inserts, RunRow
 from workers import metrics
-from workers.chat import model_error, request_for, with_retries
 from workers.context import CANCELLED, Context, log, publish
+from workers.model_client import model_error, with_retries
 from workers.outcome import Outcome
-from workers.prompt import PromptTooLong, build_prompt
+from workers.prompt import PromptTooLong, build_prompt, request_for
 from workers.streaming import CutShort, Turn, TurnIds, abandoned, orphans, stream_turn
 from workers.tools.dispatch import ToolUnavailable, annotations_of, builtin_tools, pending_images, run_tool
 
