@@ -39,7 +39,9 @@ class _CutOff(HTTPException):
 
 
 def _is_upload(scope: Scope) -> bool:
-    return scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+    method: str = scope["method"]
+    path: str = scope["path"]
+    return method == "POST" and path.rstrip("/") == "/v1/files"
 
 
 def _declared(headers: Headers) -> int | None:

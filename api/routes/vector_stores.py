@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from api.deps import Project, Session
@@ -119,8 +120,10 @@ async def search_vector_store(
     store = usable(await store_of(session, vector_store_id, project))
     predicate = _predicate(body.filters)
     threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
-    hits = await search(session.bind, request.app.state.settings, [store], queries,  # type: ignore[arg-type]
-                        body.max_num_results, predicate, threshold)
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)  # the app's sessions are bound to its engine (core.db.sessionmaker)
+    hits = await search(engine, request.app.state.settings, [store], queries, body.max_num_results, predicate,
+                        threshold)
     if stale(store):  # a read-only search skips the write (and its commit) most of the time
         await touch(await session.connection(), store)
         await session.commit()
