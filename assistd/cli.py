@@ -9,7 +9,8 @@ import sys
 import threading
 
 from core.config import Settings, get_settings
-from core.db import NotMigrated, check_migrated, migrate
+from core.db import check_migrated, migrate
+from core.errors import NotMigrated
 
 log = logging.getLogger("assistd")
 

@@ -14,14 +14,12 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import create_engine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from core.errors import NotMigrated as NotMigrated  # re-exported: callers import it from here too
+
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class NotMigrated(RuntimeError):
-    """The database schema is behind the code: run `assistd migrate`."""
 
 
 def _driver_url(url: str, *, sync: bool) -> str:
