@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal, Protocol
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from fastapi import Query
 from fastapi.responses import Response
@@ -28,22 +28,22 @@ class ListParams(BaseModel):
 Listing = Annotated[ListParams, Query()]
 
 
-class Listed(Protocol):
+W = TypeVar("W", bound=WireObject)
+W_co = TypeVar("W_co", bound=WireObject, covariant=True)
+
+
+class Listed(Protocol[W_co]):
     """A table model that lists: an id, `seq` (the creation order) and its wire object."""
 
     id: str
     seq: int
 
-    def to_openai(self) -> WireObject: ...
-
-
-def _same(obj: WireObject) -> WireObject:
-    return obj
+    def to_openai(self) -> W_co: ...
 
 
 async def page(
-    session: AsyncSession, table: type[Listed], params: ListParams, *where: ColumnElement[bool],
-    shape: Callable[[WireObject], WireObject] = _same,
+    session: AsyncSession, table: type[Listed[W]], params: ListParams, *where: ColumnElement[bool],
+    shape: Callable[[W], W] | None = None,
 ) -> Response:
     """One page of `table` rows matching `where`, ordered by creation; `shape` adjusts each wire object."""
     seq = col(table.seq)
@@ -65,4 +65,5 @@ async def page(
     rows = rows[: params.limit]
     if backwards:
         rows.reverse()
-    return listing([shape(r.to_openai()) for r in rows], has_more)
+    items = [r.to_openai() for r in rows]
+    return listing([shape(i) for i in items] if shape else items, has_more)
