@@ -4,7 +4,16 @@
     ├── BadRequest        400     invalid_request_error (a bad parameter, a wrong state)
     ├── Unauthorized      401     invalid_request_error / invalid_api_key
     ├── NotFound          404     invalid_request_error
+    ├── ContentTooLarge   413     invalid_request_error (a request body or an upload past its cap)
     └── ServerError       500     server_error
+
+The errors of other packages that a request can cause are translated here, and only here
+(`api_error`): routes let them through.
+
+    core.errors.TooLarge            ContentTooLarge, its message and param
+    retrieval.errors.FilterError    BadRequest "Invalid filters: ...", its param, code invalid_value
+    RequestValidationError          BadRequest in OpenAI's words (missing, unknown, invalid type...)
+    anything else                   ServerError, logged
 """
 
 from __future__ import annotations
@@ -17,6 +26,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.errors import TooLarge
+from retrieval.errors import FilterError
 
 log = logging.getLogger("assistd.api")
 
@@ -52,8 +64,31 @@ class NotFound(APIError):
         return cls(f"No {kind} found with id '{object_id}'.")
 
 
+class ContentTooLarge(APIError):
+    """413, RFC 9110's "Content Too Large"."""
+
+    status = 413
+    type = "invalid_request_error"
+
+
 class ServerError(APIError):
     pass
+
+
+CRASHED = "The server had an error while processing your request."
+TRANSLATED = (APIError, TooLarge, FilterError)  # what api_error answers in OpenAI's words
+
+
+def api_error(exc: Exception) -> APIError:
+    """The API's answer to an error: its own as raised, another package's in OpenAI's words, and
+    anything else a 500 that tells nothing."""
+    if isinstance(exc, APIError):
+        return exc
+    if isinstance(exc, TooLarge):
+        return ContentTooLarge(str(exc), param=exc.param)
+    if isinstance(exc, FilterError):
+        return BadRequest(f"Invalid filters: {exc}", param=exc.param, code="invalid_value")
+    return ServerError(CRASHED)
 
 
 def _param(loc: tuple[Any, ...], body: Any = None) -> str | None:
@@ -136,9 +171,12 @@ def validation_error(exc: RequestValidationError) -> BadRequest:
 def install(app: FastAPI) -> None:
     """Every error leaves the API in OpenAI's envelope with OpenAI's status."""
 
-    @app.exception_handler(APIError)
-    async def _api_error(_: Request, exc: APIError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status)
+    async def _translated(_: Request, exc: Exception) -> JSONResponse:
+        err = api_error(exc)
+        return JSONResponse(err.body(), status_code=err.status)
+
+    for kind in TRANSLATED:
+        app.add_exception_handler(kind, _translated)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -164,7 +202,7 @@ def install(app: FastAPI) -> None:
 
 
 def crashed() -> JSONResponse:
-    error = ServerError("The server had an error while processing your request.")
+    error = ServerError(CRASHED)
     return JSONResponse(error.body(), status_code=error.status)
 
 

@@ -16,18 +16,12 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PROJECT_SCOPE_KEY, authenticate
-from api.errors import APIError, Unauthorized
+from api.errors import APIError, Unauthorized, api_error
 from core.config import Settings
+from core.errors import TooLarge
 
 # an upload's multipart framing and form fields (purpose, expires_after) around the file's bytes
 FORM_BYTES = 64 * 1024
-
-
-class ContentTooLarge(APIError):
-    """413, RFC 9110's "Content Too Large"."""
-
-    status = 413
-    type = "invalid_request_error"
 
 
 class _CutOff(HTTPException):
@@ -39,7 +33,9 @@ class _CutOff(HTTPException):
 
 
 def _is_upload(scope: Scope) -> bool:
-    return scope["method"] == "POST" and scope["path"].rstrip("/") == "/v1/files"
+    method: str = scope["method"]
+    path: str = scope["path"]
+    return method == "POST" and path.rstrip("/") == "/v1/files"
 
 
 def _declared(headers: Headers) -> int | None:
@@ -68,11 +64,10 @@ class Gate:
     def __init__(self, app: ASGIApp, settings: Settings, keys: dict[str, str]) -> None:
         self.app, self.settings, self.keys = app, settings, keys
 
-    def _too_large(self, scope: Scope) -> ContentTooLarge:
+    def _too_large(self, scope: Scope) -> APIError:
         if _is_upload(scope):
-            limit = self.settings.max_file_bytes
-            return ContentTooLarge(f"File is too large: the limit is {limit} bytes.", param="file")
-        return ContentTooLarge(f"Request body is too large: the limit is {self.settings.max_request_bytes} bytes.")
+            return api_error(TooLarge("File", self.settings.max_file_bytes, param="file"))
+        return api_error(TooLarge("Request body", self.settings.max_request_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

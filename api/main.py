@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     async def readyz() -> dict[str, str]:
         """Ready when the database (and Redis, in distributed mode) answer."""
         async with app.state.sessions() as session:
-            await session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+            await session.exec(text("SELECT 1"))
         await event_log().ping()
         return {"status": "ready"}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -17,10 +16,13 @@ from prometheus_client import (
     Gauge,
     Histogram,
 )
-from sqlalchemy import func, select
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import async_sessionmaker
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Unauthorized
 from core.metrics import allowed, render
@@ -67,7 +69,7 @@ class MetricsMiddleware:
             return
         started, status = time.perf_counter(), 500
 
-        async def sending(message: Any) -> None:
+        async def sending(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
@@ -82,15 +84,15 @@ class MetricsMiddleware:
             REQUESTS.labels(scope["method"], route_template(scope), str(status)).inc()
 
 
-async def refresh_queue_depth(sessions: Any, every: float = 5.0) -> None:
+async def refresh_queue_depth(sessions: async_sessionmaker[AsyncSession], every: float = 5.0) -> None:
     """Keep `assistd_runs{status}` current: the queue depth an autoscaler scales workers on."""
     while True:
         try:
             async with sessions() as session:
-                rows = await session.exec(  # type: ignore[call-overload]
-                    select(Run.status, func.count())
-                    .where(Run.status.in_(("queued", "in_progress", "requires_action", "cancelling")))  # type: ignore[attr-defined]
-                    .group_by(Run.status)
+                rows = await session.exec(
+                    select(col(Run.status), func.count())
+                    .where(col(Run.status).in_(("queued", "in_progress", "requires_action", "cancelling")))
+                    .group_by(col(Run.status))
                 )
                 counts = dict(rows.all())
             for status in ("queued", "in_progress", "requires_action", "cancelling"):

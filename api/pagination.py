@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal, Protocol, TypeVar
 
 from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement
-from sqlmodel import SQLModel, select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import BadRequest
-from api.responses import listing
+from api.responses import WireObject, listing
 
 
 class ListParams(BaseModel):
@@ -28,18 +28,31 @@ class ListParams(BaseModel):
 Listing = Annotated[ListParams, Query()]
 
 
+W = TypeVar("W", bound=WireObject)
+W_co = TypeVar("W_co", bound=WireObject, covariant=True)
+
+
+class Listed(Protocol[W_co]):
+    """A table model that lists: an id, `seq` (the creation order) and its wire object."""
+
+    id: str
+    seq: int
+
+    def to_openai(self) -> W_co: ...
+
+
 async def page(
-    session: AsyncSession, table: type[SQLModel], params: ListParams, *where: ColumnElement[bool],
-    shape: Callable[[Any], Any] = lambda obj: obj,
+    session: AsyncSession, table: type[Listed[W]], params: ListParams, *where: ColumnElement[bool],
+    shape: Callable[[W], W] | None = None,
 ) -> Response:
     """One page of `table` rows matching `where`, ordered by creation; `shape` adjusts each wire object."""
-    seq: Any = table.seq  # type: ignore[attr-defined]
+    seq = col(table.seq)
     query = select(table).where(*where)
     backwards = False
     for cursor, name in ((params.after, "after"), (params.before, "before")):
         if cursor is None:
             continue
-        cursor_seq = (await session.exec(select(seq).where(table.id == cursor, *where))).first()  # type: ignore[call-overload, attr-defined]
+        cursor_seq = (await session.exec(select(seq).where(col(table.id) == cursor, *where))).first()
         if cursor_seq is None:
             raise BadRequest(f"Invalid '{name}': no object with id '{cursor}' in this list.", param=name)
         ascending = (params.order == "asc") == (name == "after")
@@ -47,9 +60,10 @@ async def page(
         backwards = backwards or name == "before"
     ascending = (params.order == "asc") != backwards
     query = query.order_by(seq.asc() if ascending else seq.desc()).limit(params.limit + 1)
-    rows = list((await session.exec(query)).all())  # type: ignore[call-overload]
+    rows = list((await session.exec(query)).all())
     has_more = len(rows) > params.limit
     rows = rows[: params.limit]
     if backwards:
         rows.reverse()
-    return listing([shape(r.to_openai()) for r in rows], has_more)
+    items = [r.to_openai() for r in rows]
+    return listing([shape(i) for i in items] if shape else items, has_more)

@@ -7,19 +7,29 @@ re-encodes the body (both cost more than the database work on a typical request)
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Protocol
 
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+
+
+class WireObject(Protocol):
+    """An object of the SDK's types that lists carry: it has an id."""
+
+    @property
+    def id(self) -> str: ...
+
+    def model_dump_json(self) -> str: ...
 
 
 def wire(obj: BaseModel, headers: dict[str, str] | None = None) -> Response:
     return Response(obj.model_dump_json(), media_type="application/json", headers=headers)
 
 
-def listing(items: Sequence[BaseModel], has_more: bool) -> Response:
+def listing(items: Sequence[WireObject], has_more: bool) -> Response:
     body = ",".join(item.model_dump_json() for item in items)
-    first = f'"{items[0].id}"' if items else "null"  # type: ignore[attr-defined]
-    last = f'"{items[-1].id}"' if items else "null"  # type: ignore[attr-defined]
+    first = f'"{items[0].id}"' if items else "null"
+    last = f'"{items[-1].id}"' if items else "null"
     has = "true" if has_more else "false"
     text = f'{{"object":"list","data":[{body}],"first_id":{first},"last_id":{last},"has_more":{has}}}'
     return Response(text, media_type="application/json")

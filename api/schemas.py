@@ -34,7 +34,7 @@ def check_metadata(value: dict[str, str] | None) -> dict[str, str] | None:
     return value
 
 
-Metadata = Annotated[dict[str, str] | None, Field(default=None)]
+Metadata = dict[str, str] | None
 
 
 class FunctionDefinition(Body):
@@ -173,7 +173,7 @@ class VectorStoreHelper(Body):
 
     file_ids: Annotated[list[Id], Field(max_length=10_000)] | None = None
     chunking_strategy: ChunkingStrategy | None = None
-    metadata: Metadata
+    metadata: Metadata = None
 
     @field_validator("metadata")
     @classmethod
@@ -254,7 +254,7 @@ Parts = Annotated[list[ContentPart], Field(min_length=1, max_length=PARTS_PER_ME
 
 
 class _HasMetadata(Body):
-    metadata: Metadata
+    metadata: Metadata = None
 
     @field_validator("metadata")
     @classmethod

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from typing import Any, Protocol, TypeVar, overload
 
+from pydantic import BaseModel
+from sqlalchemy import Row, Table
 from sqlalchemy import insert as sql_insert
 from sqlalchemy import select as sql_select
 from sqlmodel import SQLModel, col, select
@@ -12,10 +15,17 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.body import Body
 from api.errors import NotFound
 from api.schemas import MessageCreate, RunToolResources, ThreadCreate, ToolResources
-from core.models import ACTIVE_RUN_STATUSES, FILES, VECTOR_STORES, Run, new_row
+from core.models import ACTIVE_RUN_STATUSES, FILES, VECTOR_STORES, Run, new_row, table_of
 from core.store import RunStore
 
-T = TypeVar("T", bound=SQLModel)
+
+class Owned(Protocol):
+    """A row that belongs to a project."""
+
+    project: str
+
+
+T = TypeVar("T", bound=Owned)
 
 KIND = {"Assistant": "assistant", "Thread": "thread", "Message": "message", "Run": "run", "RunStep": "run step",
         "File": "file"}
@@ -24,15 +34,16 @@ KIND = {"Assistant": "assistant", "Thread": "thread", "Message": "message", "Run
 async def owned(session: AsyncSession, table: type[T], object_id: str, project: str, **match: str) -> T:
     """The row with this id in the caller's project (and matching parents), or 404."""
     row = await session.get(table, object_id)
-    if row is None or row.project != project or any(getattr(row, k) != v for k, v in match.items()):  # type: ignore[attr-defined]
+    if row is None or row.project != project or any(getattr(row, k) != v for k, v in match.items()):
         raise NotFound.of(KIND[table.__name__], object_id)
     return row
 
 
-async def owned_row(session: AsyncSession, table: Any, object_id: str, project: str) -> Any:
+async def owned_row(session: AsyncSession, table: type[SQLModel], object_id: str, project: str) -> Row[Any]:
     """`owned` for read-only use on a hot path: the row's columns (a Core row), or 404."""
-    t = table.__table__
-    row = (await session.exec(sql_select(t).where(t.c.id == object_id, t.c.project == project))).first()  # type: ignore[call-overload]
+    t = table_of(table)
+    query = sql_select(t).where(t.c.id == object_id, t.c.project == project)
+    row = (await (await session.connection()).execute(query)).first()
     if row is None:
         raise NotFound.of(KIND[table.__name__], object_id)
     return row
@@ -55,11 +66,11 @@ async def check_refs(db: AsyncSession | RunStore, project: str, body: Body) -> N
             raise NotFound.of(kind, object_id)
 
 
-async def owned_ids(db: AsyncSession | RunStore, table: Any, ids: list[str], project: str) -> set[str]:
+async def owned_ids(db: AsyncSession | RunStore, table: Table, ids: list[str], project: str) -> set[str]:
     if not isinstance(db, AsyncSession):  # the run store's path of POST /threads/runs
         return await db.owned_ids(table, ids, project)
-    query = sql_select(table.c.id).where(table.c.id.in_(ids), table.c.project == project)
-    return set((await db.exec(query)).scalars())  # type: ignore[call-overload]
+    query = select(table.c.id).where(table.c.id.in_(ids), table.c.project == project)
+    return set(await db.exec(query))
 
 
 def message_row(project: str, thread_id: str, body: MessageCreate) -> dict[str, Any]:
@@ -81,17 +92,25 @@ def message_row(project: str, thread_id: str, body: MessageCreate) -> dict[str, 
     )
 
 
-async def insert(session: AsyncSession, table: Any, rows: list[dict[str, Any]]) -> None:
+async def insert(session: AsyncSession, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
     """Insert column values with a Core statement: no ORM objects to build and flush."""
     if rows:
-        await session.exec(sql_insert(table.__table__), params=rows)  # type: ignore[call-overload]
+        await session.exec(sql_insert(table_of(table)), params=rows)
 
 
 def resources(value: ToolResources | RunToolResources | None) -> dict[str, Any] | None:
     return None if value is None else value.model_dump(exclude_none=True)
 
 
-def dumped(items: list[Any] | None) -> list[dict[str, Any]] | None:
+@overload
+def dumped(items: Sequence[BaseModel]) -> list[dict[str, Any]]: ...
+
+
+@overload
+def dumped(items: None) -> None: ...
+
+
+def dumped(items: Sequence[BaseModel] | None) -> list[dict[str, Any]] | None:
     return None if items is None else [i.model_dump(exclude_none=True, by_alias=True) for i in items]
 
 
@@ -101,8 +120,8 @@ def dumped_one(item: Any) -> Any:
 
 async def active_run(session: AsyncSession, thread_id: str) -> str | None:
     """The id of the thread's queued, running or waiting run, if it has one."""
-    query = select(Run.id).where(Run.thread_id == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
-    return (await session.exec(query)).first()  # type: ignore[no-any-return]
+    query = select(col(Run.id)).where(col(Run.thread_id) == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
+    return (await session.exec(query)).first()
 
 
 def thread_rows(project: str, body: ThreadCreate | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:

@@ -6,13 +6,13 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, field_validator
 
-from api.body import Description, Id, Name
-from api.schemas import AutoChunking, Body, ChunkingStrategy, StaticChunking, _HasMetadata
+from api.body import Body, Description, Id, Name
+from api.schemas import AutoChunking, ChunkingStrategy, StaticChunking, _HasMetadata
 from core.models import AUTO_CHUNKING
 
 MAX_BATCH = 2000
 AttributeValue = Union[bool, int, float, Annotated[str, Field(max_length=512)]]
-Attributes = Annotated[dict[str, AttributeValue] | None, Field(default=None)]
+Attributes = dict[str, AttributeValue] | None
 
 
 def check_attributes(value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -35,7 +35,7 @@ class ExpiresAfter(Body):
 
 
 class _HasAttributes(Body):
-    attributes: Attributes
+    attributes: Attributes = None
 
     @field_validator("attributes")
     @classmethod

@@ -9,7 +9,8 @@ import sys
 import threading
 
 from core.config import Settings, get_settings
-from core.db import NotMigrated, check_migrated, migrate
+from core.db import check_migrated, migrate
+from core.errors import NotMigrated
 
 log = logging.getLogger("assistd")
 
@@ -46,7 +47,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     worker = start_worker(settings, serve_metrics=False)
     # whatever this process left unfinished last time is picked up again now
-    get_event_loop_thread().run_coroutine(runner().sweep(orphans_now=True))  # type: ignore[union-attr]
+    loop = get_event_loop_thread()
+    assert loop is not None  # started by the broker's AsyncIO middleware when the worker booted
+    loop.run_coroutine(runner().sweep(orphans_now=True))
     # uvicorn re-raises the stop signal once it has shut down, under the handler it found: with
     # the default one, SIGTERM killed the process there, before the worker below could hand its
     # runs back and remove its sandbox containers.

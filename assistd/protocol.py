@@ -49,6 +49,7 @@ class HeaderLimits(HttpToolsProtocol):
         if not self.transport.is_closing():
             self.transport.close()
 
+    # uvicorn narrows asyncio.Protocol's BaseTransport to Transport here (with the same ignore)
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._start_clock()  # a connection that never sends a request counts too

@@ -54,7 +54,10 @@ def backlog() -> int:
     """Run ids waiting in the queue that no worker has fetched yet."""
     if isinstance(broker, StubBroker):
         return int(broker.queues[RUNS_QUEUE].qsize())
-    return int(broker.client.llen(f"{broker.namespace}:{RUNS_QUEUE}"))  # type: ignore[attr-defined]
+    from dramatiq.brokers.redis import RedisBroker  # loaded already: the broker is one
+
+    assert isinstance(broker, RedisBroker)
+    return int(broker.client.llen(f"{broker.namespace}:{RUNS_QUEUE}"))
 
 
 log = logging.getLogger("assistd.broker")

@@ -11,7 +11,7 @@ def render(multiprocess_dir: str | None) -> bytes:
     """The Prometheus text format; summed over this host's processes in multiprocess mode."""
     if multiprocess_dir:
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
+        multiprocess.MultiProcessCollector(registry, path=multiprocess_dir)
         return generate_latest(registry)
     return generate_latest()
 

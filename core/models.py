@@ -18,7 +18,8 @@ from openai.types.beta.threads import Run as WireRun
 from openai.types.beta.threads.runs import RunStep as WireRunStep
 from openai.types.vector_stores import VectorStoreFile as WireVectorStoreFile
 from openai.types.vector_stores import VectorStoreFileBatch as WireVectorStoreFileBatch
-from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, Text, text
+from sqlalchemy import JSON, BigInteger, Column, Index, LargeBinary, String, Table, Text, text
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
@@ -40,6 +41,13 @@ def _meta() -> Any:
 
 def _seq() -> Any:
     return Field(default_factory=seq, sa_column_kwargs={"nullable": False}, sa_type=BigInteger)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a table model (SQLModel does not declare `__table__` for type checkers)."""
+    table = sa_inspect(model).local_table
+    assert isinstance(table, Table), f"{model.__name__} is not a table model"
+    return table
 
 
 def ts(value: float | None) -> int | None:
@@ -300,7 +308,7 @@ class RunStep(SQLModel, table=True):
 
 
 # The tables themselves, for SQLAlchemy Core statements on the workers' hot path.
-RUNS, MESSAGES, STEPS = Run.__table__, Message.__table__, RunStep.__table__  # type: ignore[attr-defined]
+RUNS, MESSAGES, STEPS = table_of(Run), table_of(Message), table_of(RunStep)
 
 
 class File(SQLModel, table=True):
@@ -335,7 +343,7 @@ class File(SQLModel, table=True):
         )
 
 
-FILES = File.__table__  # type: ignore[attr-defined]
+FILES = table_of(File)
 
 
 # --- vector stores (file_search) ---
@@ -480,8 +488,8 @@ class FileChunk(SQLModel, table=True):
 
 
 VECTOR_STORES, VECTOR_STORE_FILES, FILE_BATCHES, FILE_CHUNKS = (
-    VectorStore.__table__,  # type: ignore[attr-defined]
-    VectorStoreFile.__table__,  # type: ignore[attr-defined]
-    VectorStoreFileBatch.__table__,  # type: ignore[attr-defined]
-    FileChunk.__table__,  # type: ignore[attr-defined]
+    table_of(VectorStore),
+    table_of(VectorStoreFile),
+    table_of(VectorStoreFileBatch),
+    table_of(FileChunk),
 )

@@ -13,12 +13,9 @@ from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from core.config import Settings
+from core.errors import TooLarge as TooLarge  # re-exported: callers import it from here too
 
 CHUNK = 1024 * 1024
-
-
-class TooLarge(Exception):
-    """The upload is larger than the configured limit."""
 
 
 class Storage(Protocol):
@@ -34,7 +31,7 @@ def _copy(source: BinaryIO, write: Callable[[bytes], object], limit: int) -> int
     while chunk := source.read(CHUNK):
         size += len(chunk)
         if size > limit:
-            raise TooLarge(f"the file is larger than {limit} bytes")
+            raise TooLarge("File", limit, param="file")
         write(chunk)
     return size
 
@@ -81,7 +78,7 @@ class S3Storage:
         source.seek(0, os.SEEK_END)
         size = source.tell()
         if size > limit:
-            raise TooLarge(f"the file is larger than {limit} bytes")
+            raise TooLarge("File", limit, param="file")
         source.seek(0)
         self.client.upload_fileobj(source, self.bucket, key)  # multipart, in chunks
         return size

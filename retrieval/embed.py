@@ -7,13 +7,16 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
 
 from retrieval.errors import ModelMissing
 from retrieval.tokens import INSTALL_HINT, model_dir, tokenizer
+
+if TYPE_CHECKING:
+    from openai import OpenAI
 
 LOCAL_NAME = "all-MiniLM-L6-v2"
 LOCAL_ALIASES = (None, "", "local", LOCAL_NAME, f"sentence-transformers/{LOCAL_NAME}")
@@ -25,15 +28,19 @@ class Embedder(Protocol):
     `max_tokens` reads only each text's first tokens, where the embedder counts them (the local
     model; a remote endpoint applies its own limit)."""
 
-    name: str
-    dim: int
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dim(self) -> int: ...
 
     def embed(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray: ...
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
     norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    out: np.ndarray = (x / np.maximum(norms, 1e-12)).astype(np.float32, copy=False)
+    return out
 
 
 class _Layer:
@@ -149,7 +156,10 @@ class LocalEmbedder:
         self.layers = [_Layer(w, f"encoder.layer.{i}") for i in range(int(cfg["num_hidden_layers"]))]
         self._blas = ThreadpoolController()
         tok = tokenizer()
-        self.cls, self.sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+        if cls is None or sep is None:
+            raise ModelMissing(f"{INSTALL_HINT}; its tokenizer has no [CLS] or [SEP] token")
+        self.cls, self.sep = cls, sep
 
     def embed(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
         if not texts:
@@ -208,7 +218,8 @@ class LocalEmbedder:
         OpenBLAS splits even tiny products across its threads; on a busy machine a thread
         waiting for a core turns a 50 us product into milliseconds (seen here: 40x).
         """
-        return self._blas.limit(limits=1, user_api="blas")
+        limited: AbstractContextManager[object] = self._blas.limit(limits=1, user_api="blas")
+        return limited
 
     def _forward(self, seqs: list[list[int]]) -> np.ndarray:
         """Summed last hidden states over each sequence's real tokens: (batch, dim)."""
@@ -259,7 +270,8 @@ class LocalEmbedder:
             y += layer.down_b
             y += x
             x = _layer_norm(y, layer.ln2, self.eps)
-        return (x.reshape(b, n, self.dim) * mask[:, :, None]).sum(1)
+        summed: np.ndarray = (x.reshape(b, n, self.dim) * mask[:, :, None]).sum(1)
+        return summed
 
 
 class RemoteEmbedder:
@@ -272,7 +284,7 @@ class RemoteEmbedder:
         model: str,
         batch_size: int = 128,
         dimensions: int | None = None,
-        client: object | None = None,
+        client: OpenAI | None = None,
     ) -> None:
         from openai import OpenAI
 
@@ -291,12 +303,13 @@ class RemoteEmbedder:
         return self._dim
 
     def embed(self, texts: Sequence[str], max_tokens: int | None = None) -> np.ndarray:
+        from openai import omit
+
         rows: list[list[float]] = []
         for lo in range(0, len(texts), self.batch_size):
             # the API rejects empty strings
             batch = [t if t.strip() else " " for t in texts[lo : lo + self.batch_size]]
-            extra = {"dimensions": self.dimensions} if self.dimensions else {}
-            resp = self.client.embeddings.create(model=self.name, input=batch, **extra)  # type: ignore[attr-defined]
+            resp = self.client.embeddings.create(model=self.name, input=batch, dimensions=self.dimensions or omit)
             rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
         if not rows:
             return np.zeros((0, self._dim or 0), np.float32)

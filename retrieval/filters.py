@@ -14,18 +14,14 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from retrieval.errors import FilterError as FilterError  # re-exported: callers import it from here too
+
 Attributes = dict[str, Any]
 Predicate = Callable[[Attributes], bool]
 
 ORDERED = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
 COMPARISONS = ("eq", "ne", *ORDERED, "in", "nin")
 MAX_DEPTH = 8
-
-
-class FilterError(ValueError):
-    def __init__(self, message: str, param: str) -> None:
-        super().__init__(message)
-        self.param = param
 
 
 def _scalar(value: Any) -> bool:
@@ -47,7 +43,9 @@ def _comparison(kind: str, key: str, value: Any, param: str) -> Predicate:
     if kind in ("in", "nin"):
         if not isinstance(value, list) or not all(_scalar(v) and not isinstance(v, bool) for v in value):
             raise FilterError(f"'{kind}' needs a list of strings or numbers as its value.", f"{param}.value")
-        inside = lambda a: key in a and any(_same(a[key], v) for v in value)  # noqa: E731
+        def inside(a: Attributes) -> bool:
+            return key in a and any(_same(a[key], v) for v in value)
+
         return inside if kind == "in" else (lambda a: not inside(a))
     if not _scalar(value):
         raise FilterError(f"'{kind}' needs a string, number or boolean as its value.", f"{param}.value")

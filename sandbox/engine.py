@@ -26,6 +26,7 @@ import docker
 import docker.errors
 
 from sandbox.config import SandboxConfig
+from sandbox.errors import Died, Gone, ReplyTooLarge
 
 LABEL = "assistd.sandbox"
 DATA_DIR = "/mnt/data"
@@ -33,18 +34,6 @@ THREADS = 8  # concurrent Docker control calls; the engine itself is the bottlen
 SPOOL_BYTES = 1 << 20  # an output file larger than this waits on disk, not in memory
 T = TypeVar("T")
 Stream = tuple[asyncio.StreamReader, asyncio.StreamWriter]
-
-
-class Gone(Exception):
-    """The container cannot be attached to (removed, stopped): its session is lost."""
-
-
-class Died(Exception):
-    """The container's runner stopped answering mid-exchange (its stream ended)."""
-
-
-class TooLarge(Exception):
-    """The reply outgrew what the host accepts (code writing to the runner's channel, say)."""
 
 
 class Engine:
@@ -268,7 +257,7 @@ async def _read_reply(reader: asyncio.StreamReader, request_id: str, limit: int)
         chunks.append(payload)
         total += len(payload)
         if total > limit:
-            raise TooLarge(f"the reply exceeds {limit >> 20} MiB")
+            raise ReplyTooLarge(f"the reply exceeds {limit >> 20} MiB")
 
 
 async def _read_stdout(hijack: Awaitable[Stream], write: Callable[[bytes], object], limit: int) -> int:

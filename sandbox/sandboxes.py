@@ -16,8 +16,8 @@ import requests.exceptions
 from redis.exceptions import RedisError
 
 from sandbox.config import SandboxConfig
-from sandbox.engine import DATA_DIR, Died, Engine, Gone, TooLarge
-from sandbox.errors import SandboxLimit, SandboxUnavailable
+from sandbox.engine import DATA_DIR, Engine
+from sandbox.errors import Died, Gone, ReplyTooLarge, SandboxLimit, SandboxUnavailable
 from sandbox.models import Execution, InputFile, OutputFile
 from sandbox.pool import Pool
 from sandbox.reaper import reap
@@ -201,7 +201,7 @@ class Sandboxes:
                 return await self._reset(key, session.container, "timeout", why, lost)
             except Died:
                 return await self._died(key, session.container, lost)
-            except TooLarge as exc:
+            except ReplyTooLarge as exc:
                 why = f"The execution's results were too large to return ({exc})"
                 return await self._reset(key, session.container, "error", why, lost)
             except Gone:

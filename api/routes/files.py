@@ -15,7 +15,6 @@ from sqlmodel import col
 from api.body import scan
 from api.deps import Project, Session
 from api.errors import BadRequest
-from api.limits import ContentTooLarge
 from api.pagination import ListParams, page
 from api.params import Checked
 from api.responses import wire
@@ -23,7 +22,6 @@ from api.store import owned
 from api.vector_store_rows import detach_everywhere
 from core.ids import now
 from core.models import File as FileRow
-from core.storage import TooLarge
 
 router = APIRouter(prefix="/files", tags=["files"], dependencies=[Checked])
 
@@ -66,12 +64,9 @@ async def create_file(
         why = problem[1] if problem else f"it is longer than {FILENAME_CHARS} characters"
         raise BadRequest(f"Invalid file name: {why}.", param="file", code="invalid_value")
     row = FileRow(project=project, filename=filename, purpose=purpose, expires_at=_expiry(anchor, seconds))
-    settings = request.app.state.settings
-    try:
-        row.bytes = await run_in_threadpool(request.app.state.storage.save, row.id, file.file, settings.max_file_bytes)
-    except TooLarge:  # the Gate cut off anything larger than the file and its form fields
-        raise ContentTooLarge(f"File is too large: the limit is {settings.max_file_bytes} bytes.",
-                              param="file") from None
+    # past the limit the storage raises TooLarge, a 413 (the Gate cut off anything larger than the file and its form fields)
+    limit = request.app.state.settings.max_file_bytes
+    row.bytes = await run_in_threadpool(request.app.state.storage.save, row.id, file.file, limit)
     session.add(row)
     await session.commit()
     return wire(row.to_openai())

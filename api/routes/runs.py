@@ -39,10 +39,10 @@ from api.store import (
 )
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send, thread_resources
 from core.ids import now
-from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, wire_of
+from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, table_of, wire_of
 
 router = APIRouter(tags=["runs"], dependencies=[Checked])
-ASSISTANTS, THREADS = Assistant.__table__, Thread.__table__  # type: ignore[attr-defined]
+ASSISTANTS, THREADS = table_of(Assistant), table_of(Thread)
 
 
 def run_row(request: Request, project: str, thread_id: str, assistant: Any, body: RunParams) -> dict[str, Any]:
@@ -183,7 +183,7 @@ async def create_run(
     if searchable := file_search_attachments(body.additional_messages or []):
         resources, pending = await attach_to_thread(
             session, request.app.state.settings, project, thread.tool_resources, searchable)
-        await session.exec(update(Thread).where(col(Thread.id) == thread_id).values(tool_resources=resources))  # type: ignore[call-overload]
+        await session.exec(update(Thread).where(col(Thread.id) == thread_id).values(tool_resources=resources))
     response = await commit_and_enqueue(request, session, run)
     await send(pending)
     return response
@@ -212,7 +212,7 @@ async def modify_run(
     """Modify a run's metadata."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
     if "metadata" in body.model_fields_set:
-        await session.exec(update(Run).where(col(Run.id) == run_id).values(meta=body.metadata))  # type: ignore[call-overload]
+        await session.exec(update(Run).where(col(Run.id) == run_id).values(meta=body.metadata))
         await session.commit()
         await session.refresh(run)
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
@@ -230,7 +230,7 @@ async def cancel_run(
         values: dict[str, Any] = {"status": target}
         if target == "cancelled":
             values.update(cancelled_at=now(), required_action=None)
-        result = await session.exec(  # type: ignore[call-overload]
+        result = await session.exec(
             update(Run).where(col(Run.id) == run_id, col(Run.status) == source).values(**values)
         )
         if result.rowcount:
@@ -299,12 +299,12 @@ async def submit_tool_outputs(
     outputs = check_outputs(run, body)
     step = await finish_pending_step(session, run_id, "completed", completed_at=t)
     if step is not None:
-        calls = step.step_details["tool_calls"]  # type: ignore[index]
+        calls = (step.step_details or {})["tool_calls"]
         answered = [c | {"function": c["function"] | {"output": outputs.get(c["id"])}} if c["type"] == "function" else c
                     for c in calls]
         step.step_details = {"type": "tool_calls", "tool_calls": answered}
     settings = request.app.state.settings
-    result = await session.exec(  # type: ignore[call-overload]
+    result = await session.exec(
         update(Run)
         .where(col(Run.id) == run_id, col(Run.status) == "requires_action")
         .values(

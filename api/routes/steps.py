@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from openai.types.beta.threads.runs import RunStep as WireRunStep
 from sqlmodel import col
 
 from api.deps import Project, Session
@@ -23,12 +23,12 @@ Include = Query(None, alias="include[]")
 RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
 
 
-def shaped(include: list[str] | None) -> Callable[[Any], Any]:
+def shaped(include: list[str] | None) -> Callable[[WireRunStep], WireRunStep]:
     """File search results carry their text only when `include[]` asks for it, as OpenAI's do."""
     if include and RESULT_CONTENT in include:
         return lambda step: step
 
-    def without_content(step: Any) -> Any:
+    def without_content(step: WireRunStep) -> WireRunStep:
         for call in getattr(step.step_details, "tool_calls", None) or []:
             if call.type == "file_search":
                 for result in call.file_search.results or []:

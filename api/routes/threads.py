@@ -68,7 +68,7 @@ async def delete_thread(thread_id: str, project: Project, session: Session) -> R
     if active:  # its worker and its stream would be left talking about a thread that is gone
         raise BadRequest(f"Can't delete {thread_id} while a run {active} is active; cancel it first.")
     for table in (RunStep, Run, Message):
-        await session.exec(delete(table).where(col(table.thread_id) == thread_id))  # type: ignore[call-overload]
+        await session.exec(delete(table).where(col(table.thread_id) == thread_id))
     await session.delete(row)
     await session.commit()
     return deleted(thread_id, "thread")

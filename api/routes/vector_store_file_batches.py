@@ -81,4 +81,4 @@ async def list_file_batch_files(
     await batch_of(session, vector_store_id, batch_id, project)
     where = [col(VectorStoreFile.vector_store_id) == vector_store_id, col(VectorStoreFile.batch_id) == batch_id,
              *status_filter(params)]
-    return await page(session, VectorStoreFile, params, *where)  # type: ignore[arg-type]
+    return await page(session, VectorStoreFile, params, *where)

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import select, update
-from sqlmodel import col
+from sqlalchemy import ColumnElement, update
+from sqlmodel import col, select
 
 from api.deps import Project, Session
 from api.pagination import ListParams, page
 from api.responses import run_response, wire
 from api.vector_store_rows import attach, file_of, send, store_of, usable
 from api.vector_store_schemas import BatchFile, VectorStoreFileCreate, VectorStoreFileUpdate
-from core.models import FILE_CHUNKS, VECTOR_STORE_FILES, VectorStoreFile
+from core.models import VECTOR_STORE_FILES, FileChunk, VectorStoreFile
 from retrieval.catalog import detach, lock_store
 
 router = APIRouter(prefix="/{vector_store_id}/files", tags=["vector_stores"])
@@ -28,7 +29,7 @@ class FileListParams(ListParams):
 FileListing = Annotated[FileListParams, Query()]
 
 
-def status_filter(params: FileListParams) -> list[object]:
+def status_filter(params: FileListParams) -> list[ColumnElement[bool]]:
     return [] if params.filter is None else [col(VectorStoreFile.status) == params.filter]
 
 
@@ -52,7 +53,7 @@ async def list_vector_store_files(
     """List a vector store's files, optionally of one status."""
     await store_of(session, vector_store_id, project)
     where = [col(VectorStoreFile.vector_store_id) == vector_store_id, *status_filter(params)]
-    return await page(session, VectorStoreFile, params, *where)  # type: ignore[arg-type]
+    return await page(session, VectorStoreFile, params, *where)
 
 
 @router.get("/{file_id}")
@@ -94,9 +95,9 @@ async def vector_store_file_content(
 ) -> Response:
     """The file's parsed text, as the chunks it was split into."""
     row = await file_of(session, vector_store_id, file_id, project)
-    chunks = FILE_CHUNKS.c
-    texts = [] if row.content_key is None or row.status != "completed" else (await session.exec(  # type: ignore[call-overload]
-        select(chunks.text).where(chunks.content_key == row.content_key).order_by(chunks.position))).scalars().all()
+    texts: Sequence[str] = [] if row.content_key is None or row.status != "completed" else (await session.exec(
+        select(col(FileChunk.text)).where(col(FileChunk.content_key) == row.content_key)
+        .order_by(col(FileChunk.position)))).all()
     data = [{"type": "text", "text": t} for t in texts]
     return JSONResponse({"object": "vector_store.file_content.page", "data": data, "has_more": False,
                          "next_page": None})

@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import delete
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from api.deps import Project, Session
@@ -22,7 +23,7 @@ from api.vector_store_rows import attach, new_store, send, store_of, usable
 from api.vector_store_schemas import BatchFile, SearchRequest, VectorStoreCreate, VectorStoreUpdate
 from core.models import FILE_BATCHES, VECTOR_STORE_FILES, VECTOR_STORES, VectorStore
 from retrieval.catalog import drop_unused_chunks, expiry, lock_store, stale, touch
-from retrieval.filters import FilterError, Predicate, parse
+from retrieval.filters import Predicate, parse
 from retrieval.store import search
 
 router = APIRouter(prefix="/vector_stores", tags=["vector_stores"], dependencies=[Checked])
@@ -92,10 +93,8 @@ async def delete_vector_store(vector_store_id: str, project: Project, session: S
 
 
 def _predicate(filters: dict[str, Any] | None) -> Predicate | None:
-    try:
-        return None if filters is None else parse(filters)
-    except FilterError as exc:
-        raise BadRequest(f"Invalid filters: {exc}", param=exc.param, code="invalid_value") from None
+    """The filters compiled; a FilterError (400) when they are malformed."""
+    return None if filters is None else parse(filters)
 
 
 def _check_queries(body: SearchRequest, limit: int) -> list[str]:
@@ -119,8 +118,10 @@ async def search_vector_store(
     store = usable(await store_of(session, vector_store_id, project))
     predicate = _predicate(body.filters)
     threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
-    hits = await search(session.bind, request.app.state.settings, [store], queries,  # type: ignore[arg-type]
-                        body.max_num_results, predicate, threshold)
+    engine = session.bind
+    assert isinstance(engine, AsyncEngine)  # the app's sessions are bound to its engine (core.db.sessionmaker)
+    hits = await search(engine, request.app.state.settings, [store], queries, body.max_num_results, predicate,
+                        threshold)
     if stale(store):  # a read-only search skips the write (and its commit) most of the time
         await touch(await session.connection(), store)
         await session.commit()

@@ -519,7 +519,7 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
         images = [png for png in result.get("images", []) if isinstance(png, str)]
     capture.write(_fd_output())
     files = _changed_files(before, capture)
-    reply = {"status": status, "logs": capture.text(), "images": images, "files": files}
+    reply: dict[str, typing.Any] = {"status": status, "logs": capture.text(), "images": images, "files": files}
     reply["restarted"] = bool(why)
     if why:
         reply["why"] = why

@@ -1,0 +1,28 @@
+"""Errors of the core package, the part the API and the workers share.
+
+    CoreError
+    ├── TooLarge      a payload passes its configured cap: an upload past max_file_bytes, a
+    │                 request body past max_request_bytes (`param` names the request's field); API: 413
+    └── NotMigrated   the database schema is behind the code: run `assistd migrate`
+
+The API answers TooLarge in its one exception handler (api/errors.py), in OpenAI's words.
+"""
+
+from __future__ import annotations
+
+
+class CoreError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class TooLarge(CoreError):
+    """`what` is larger than `limit` bytes."""
+
+    def __init__(self, what: str, limit: int, *, param: str | None = None) -> None:
+        super().__init__(f"{what} is too large: the limit is {limit} bytes.")
+        self.limit, self.param = limit, param
+
+
+class NotMigrated(CoreError, RuntimeError):
+    """The database schema is behind the code: run `assistd migrate` (still a RuntimeError, as
+    it was before it joined this tree)."""
