@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import IO, Protocol
 
 from core.config import Settings
 from core.errors import TooLarge as TooLarge  # re-exported: callers import it from here too
@@ -19,14 +19,14 @@ CHUNK = 1024 * 1024
 
 
 class Storage(Protocol):
-    def save(self, key: str, source: BinaryIO, limit: int) -> int: ...
+    def save(self, key: str, source: IO[bytes], limit: int) -> int: ...
 
     def open(self, key: str) -> Iterator[bytes]: ...
 
     def delete(self, key: str) -> None: ...
 
 
-def _copy(source: BinaryIO, write: Callable[[bytes], object], limit: int) -> int:
+def _copy(source: IO[bytes], write: Callable[[bytes], object], limit: int) -> int:
     size = 0
     while chunk := source.read(CHUNK):
         size += len(chunk)
@@ -41,7 +41,7 @@ class LocalStorage:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
 
-    def save(self, key: str, source: BinaryIO, limit: int) -> int:
+    def save(self, key: str, source: IO[bytes], limit: int) -> int:
         target = self.root / key
         partial = target.with_suffix(".partial")
         try:
@@ -74,7 +74,7 @@ class S3Storage:
             aws_secret_access_key=settings.s3_secret_access_key,
         )
 
-    def save(self, key: str, source: BinaryIO, limit: int) -> int:
+    def save(self, key: str, source: IO[bytes], limit: int) -> int:
         source.seek(0, os.SEEK_END)
         size = source.tell()
         if size > limit:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import dramatiq
-from dramatiq.asyncio import get_event_loop_thread
+from dramatiq.asyncio import EventLoopThread, get_event_loop_thread
 
 from core.broker import BackgroundSender, backlog
 from core.config import get_settings
@@ -31,6 +31,14 @@ def runner() -> Runner:
     return _runner
 
 
+def _loop_thread() -> EventLoopThread:
+    """dramatiq's event loop thread, which its AsyncIO middleware (added first) has started."""
+    thread = get_event_loop_thread()
+    if thread is None:
+        raise RuntimeError("dramatiq's AsyncIO middleware is not running")
+    return thread
+
+
 class RunnerMiddleware(dramatiq.Middleware):
     """Creates the Runner on the worker's event loop at boot and hands back its runs at shutdown.
 
@@ -44,15 +52,14 @@ class RunnerMiddleware(dramatiq.Middleware):
             global _runner
             _runner = Runner(get_settings(), BackgroundSender(), backlog)
 
-        get_event_loop_thread().run_coroutine(boot())  # type: ignore[union-attr]
+        _loop_thread().run_coroutine(boot())
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         global _runner
         if _runner is None:
             return
-        loop_thread: Any = get_event_loop_thread()
         try:
-            loop_thread.run_coroutine(_runner.close())
+            _loop_thread().run_coroutine(_runner.close())
         except Exception:
             log.warning("runner did not close cleanly", exc_info=True)
         _runner = None

@@ -154,7 +154,7 @@ async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, proj
         thread, messages = thread_rows(project, body.thread)
         run = run_row(request, project, thread["id"], assistant, body)
         pending: list[tuple[str, str]] = []
-        if files:
+        if files and body.thread is not None:
             thread["tool_resources"], pending = await thread_resources(
                 session, request.app.state.settings, project, body.thread.tool_resources, body.thread.messages or [])
         await insert(session, Thread, [thread])

@@ -17,7 +17,7 @@ from typing import Any
 from typing import cast as typing_cast
 
 import asyncpg
-from sqlalchemy import Table
+from sqlalchemy import ColumnDefault, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 
@@ -89,9 +89,8 @@ def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     for column in table.columns:
         if column.name in row:
             out[column.name] = row[column.name]
-        elif column.default is not None:
-            default = column.default
-            out[column.name] = default.arg(None) if default.is_callable else default.arg  # type: ignore[attr-defined]
+        elif isinstance(default := column.default, ColumnDefault):
+            out[column.name] = default.arg(None) if default.is_callable else default.arg
     return out
 
 

@@ -14,12 +14,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.ids import now
-from core.models import VECTOR_STORE_FILES, VECTOR_STORES, Assistant, Thread
+from core.models import VECTOR_STORE_FILES, VECTOR_STORES, Assistant, Thread, table_of
 from core.store import RunRow
 from retrieval.catalog import touch
 from retrieval.store import search
 
-THREADS, ASSISTANTS = Thread.__table__, Assistant.__table__  # type: ignore[attr-defined]
+THREADS, ASSISTANTS = table_of(Thread), table_of(Assistant)
 RANKER = "default_2024_08_21"
 DEFAULT_RESULTS = 20
 MAX_QUERIES = 5
