@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from dramatiq.brokers.stub import StubBroker
 from openai import OpenAI
 
 from tests import procs
@@ -109,3 +110,16 @@ def _close_clients() -> Iterator[None]:
 @pytest.fixture
 def assistant(client: OpenAI) -> Any:
     return client.beta.assistants.create(model="echo", name="Test", instructions="You are a test assistant.")
+
+
+@pytest.fixture
+def stub_broker() -> Iterator[StubBroker]:
+    """The process's broker (core.broker): dramatiq's StubBroker, since REDIS_URL is not set in
+    tests. Its queues start and end each test empty."""
+    from core.broker import broker
+
+    if not isinstance(broker, StubBroker):
+        pytest.skip("core.broker is a Redis broker in this process (REDIS_URL is set)")
+    broker.flush_all()
+    yield broker
+    broker.flush_all()

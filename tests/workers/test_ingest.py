@@ -10,21 +10,19 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from core.config import Settings
 from core.db import async_engine, migrate
 from core.ids import now
-from core.models import VECTOR_STORE_FILES
+from core.models import VECTOR_STORE_FILES, VectorStoreFile
 from tests.conftest import fresh_pg_database
+from tests.utils import rows
 from workers.ingest import pipeline as ingest
 
 
-def row(file_id: str, **values: Any) -> dict[str, Any]:
-    base = {"vector_store_id": "vs_1", "id": file_id, "project": "p", "seq": 1, "created_at": now(),
-            "status": "in_progress", "usage_bytes": 0, "attempts": 0, "enqueued_at": now(), "owner": None,
-            "lease_until": None}
-    return base | values
+def attached(file_id: str, **values: Any) -> VectorStoreFile:
+    return rows.vector_store_file("vs_1", file_id, **values)
 
 
 def test_sweep_sends_lost_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -42,18 +40,17 @@ def test_sweep_sends_lost_files_only(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(core.ingest_queue, "enqueue_ingest_files", enqueue)
     t = now()
-    rows = [
-        row("fresh"),  # just sent
-        row("lost", enqueued_at=t - 60),  # its message never arrived
-        row("dead", owner="w1", lease_until=t - 1, enqueued_at=t - 600),  # its worker died
-        row("alive", owner="w2", lease_until=t + 30, enqueued_at=t - 600),  # still being ingested
-        row("done", status="completed", enqueued_at=t - 600),
+    files = [
+        attached("fresh"),  # just sent
+        attached("lost", enqueued_at=t - 60),  # its message never arrived
+        attached("dead", owner="w1", lease_until=t - 1, enqueued_at=t - 600),  # its worker died
+        attached("alive", owner="w2", lease_until=t + 30, enqueued_at=t - 600),  # still being ingested
+        attached("done", status="completed", enqueued_at=t - 600),
     ]
 
     async def go() -> tuple[int, int, list[Any]]:
         engine = async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(insert(VECTOR_STORE_FILES), rows)
+        await rows.insert(engine, *files)
         n = await ingest.sweep_ingestion(engine, settings)
         everything = await ingest.sweep_ingestion(engine, settings, orphans_now=True)
         async with engine.connect() as conn:
@@ -87,21 +84,20 @@ def test_one_claim_takes_many_files(tmp_path: Path) -> None:
     settings = Settings(database_url=url, files_dir=str(tmp_path / "files"), ingest_max_attempts=3)
     t = now()
     free = [f"f{i}" for i in range(5)]
-    rows = [row(f) for f in free] + [
-        row("held", owner="w2", lease_until=t + 30),  # another worker is on it
-        row("lapsed", owner="w1", lease_until=t - 1, attempts=1),  # its worker died
-        row("spent", attempts=3),
-        row("done", status="completed"),
+    files = [attached(f) for f in free] + [
+        attached("held", owner="w2", lease_until=t + 30),  # another worker is on it
+        attached("lapsed", owner="w1", lease_until=t - 1, attempts=1),  # its worker died
+        attached("spent", attempts=3),
+        attached("done", status="completed"),
     ]
 
     async def go() -> tuple[list[str], list[Any], str, dict[str, Any]]:
         engine = async_engine(url)
-        async with engine.begin() as conn:
-            await conn.execute(insert(VECTOR_STORE_FILES), rows)
+        await rows.insert(engine, *files)
         ingestor = ingest.Ingestor(settings)
         try:
-            first = await ingestor._claim("vs_1", [r["id"] for r in rows])
-            again = await ingestor._claim("vs_1", [r["id"] for r in rows])
+            first = await ingestor._claim("vs_1", [f.id for f in files])
+            again = await ingestor._claim("vs_1", [f.id for f in files])
             async with engine.connect() as conn:
                 state = {r.id: r for r in (await conn.execute(select(VECTOR_STORE_FILES))).all()}
         finally:

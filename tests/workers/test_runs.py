@@ -14,10 +14,11 @@ from core.config import Settings
 from core.db import async_engine, migrate, sessionmaker
 from core.events import MemoryEventLog
 from core.ids import now
-from core.models import MESSAGES, STEPS, Assistant, Message, Run, RunStep, Thread, new_row
+from core.models import MESSAGES, STEPS, Message, Run, RunStep, new_row
 from core.store import open_store
 from tests.conftest import fresh_pg_database
 from tests.procs import TEST_NAMESPACE
+from tests.utils import rows
 from workers import run_loop as runs
 from workers.model_client import ModelClients
 from workers.rows import message_row, step_row
@@ -53,17 +54,6 @@ def sessions(ctx: runs.Context) -> Any:
     return sessionmaker(ctx.engine)()
 
 
-async def new_run(ctx: runs.Context, **kw: Any) -> Run:
-    async with sessions(ctx) as s:
-        a = Assistant(project="p", model="echo")
-        t = Thread(project="p")
-        r = Run(project="p", thread_id=t.id, assistant_id=a.id, model="echo", enqueued_at=now(), **kw)
-        s.add_all([a, t, r, Message(project="p", thread_id=t.id, role="user",
-                                    content=[{"type": "text", "text": {"value": "hi", "annotations": []}}])])
-        await s.commit()
-        return r
-
-
 async def messages_of(ctx: runs.Context, run_id: str) -> list[Message]:
     async with sessions(ctx) as s:
         return list((await s.exec(select(Message).where(Message.run_id == run_id))).all())
@@ -73,7 +63,7 @@ def test_claim_is_exclusive(database_url: str) -> None:
     async def go() -> None:
         a, ea = ctx_for(database_url, "worker-a")
         b, eb = ctx_for(database_url, "worker-b")
-        run = await new_run(a)
+        run = await rows.run(a.engine)
         got = await asyncio.gather(runs.claim(a, run.id), runs.claim(b, run.id))
         assert sum(x is not None for x in got) == 1
         await ea.dispose()
@@ -88,7 +78,7 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
     async def go() -> None:
         a, ea = ctx_for(database_url, "worker-a")
         b, eb = ctx_for(database_url, "worker-b")
-        run = await new_run(a)
+        run = await rows.run(a.engine)
         got_a = await runs.claim(a, run.id)
         assert got_a is not None
         claimed = got_a.run
@@ -121,10 +111,11 @@ def test_sweeper(database_url: str) -> None:
                             redis_namespace=TEST_NAMESPACE + "sweeper")
         runner = Runner(settings, sent.append)
         ctx = runner.ctx
-        lapsed = await new_run(ctx, status="in_progress", owner="dead", lease_until=now() - 1, expires_at=now() + 60)
-        lost = await new_run(ctx, expires_at=now() + 60)
-        lost_old = await new_run(ctx, expires_at=now() + 60)
-        over = await new_run(ctx, status="in_progress", owner="slow", lease_until=now() + 60, expires_at=now() - 1)
+        db = ctx.engine
+        lapsed = await rows.run(db, status="in_progress", owner="dead", lease_until=now() - 1, expires_at=now() + 60)
+        lost = await rows.run(db, expires_at=now() + 60)
+        lost_old = await rows.run(db, expires_at=now() + 60)
+        over = await rows.run(db, status="in_progress", owner="slow", lease_until=now() + 60, expires_at=now() - 1)
         async with sessions(ctx) as s:
             row = await s.get(Run, lost_old.id)
             row.enqueued_at = now() - 10
@@ -145,7 +136,7 @@ def test_sweeper(database_url: str) -> None:
 def test_cancelled_while_queued(database_url: str) -> None:
     async def go() -> None:
         ctx, engine = ctx_for(database_url, "w")
-        run = await new_run(ctx, status="cancelling")
+        run = await rows.run(ctx.engine, status="cancelling")
         assert await runs.claim(ctx, run.id) is None
         async with sessions(ctx) as s:
             row = await s.get(Run, run.id)
@@ -161,7 +152,7 @@ def test_a_rounds_end_writes_its_rows(database_url: str) -> None:
 
     async def go() -> None:
         ctx, conns = ctx_for(database_url, "w")
-        run = await new_run(ctx, stream=True)
+        run = await rows.run(ctx.engine, stream=True)
         claimed = await runs.claim(ctx, run.id)
         assert claimed is not None and [m.role for m in claimed.thread] == ["user"]
         content = [{"type": "text", "text": {"value": "héllo \"quoted\"", "annotations": []}}]
@@ -199,16 +190,16 @@ def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -
         settings = Settings(database_url=database_url, sandbox_pool_size=0,
                             redis_namespace=TEST_NAMESPACE + "housekeeping")
         runner = Runner(settings, lambda _: None)
-        me = runner.ctx.owner
+        me, db = runner.ctx.owner, runner.ctx.engine
         cases = {
-            "cancelling": await new_run(runner.ctx, status="cancelling", owner=me),
-            "expired": await new_run(runner.ctx, status="expired"),
-            "taken over": await new_run(runner.ctx, status="in_progress", owner="another worker"),
-            "ended by another worker": await new_run(runner.ctx, status="completed"),
-            "cancelled by another worker": await new_run(runner.ctx, status="cancelled"),
-            "ours": await new_run(runner.ctx, status="in_progress", owner=me),
-            "just ended by its task": await new_run(runner.ctx, status="incomplete"),
-            "waiting for outputs, by its task": await new_run(runner.ctx, status="requires_action"),
+            "cancelling": await rows.run(db, status="cancelling", owner=me),
+            "expired": await rows.run(db, status="expired"),
+            "taken over": await rows.run(db, status="in_progress", owner="another worker"),
+            "ended by another worker": await rows.run(db, status="completed"),
+            "cancelled by another worker": await rows.run(db, status="cancelled"),
+            "ours": await rows.run(db, status="in_progress", owner=me),
+            "just ended by its task": await rows.run(db, status="incomplete"),
+            "waiting for outputs, by its task": await rows.run(db, status="requires_action"),
         }
         runner.ctx.ended.update(cases[name].id for name in cases if name.endswith("by its task"))
         tasks = {name: asyncio.create_task(asyncio.sleep(60)) for name in cases}
@@ -233,12 +224,10 @@ def test_claim_reads_only_what_a_prompt_could_hold(database_url: str) -> None:
     async def go() -> None:
         ctx, conns = ctx_for(database_url, "w")
         ctx.settings.context_window = 2000  # at most 4 * 2000 + 4096 characters of newer content
-        run = await new_run(ctx)
+        run = await rows.run(ctx.engine)
         async with sessions(ctx) as s:
             for i in range(40):
-                text = f"m{i} " + "x" * 996
-                s.add(Message(project="p", thread_id=run.thread_id, role="user",
-                              content=[{"type": "text", "text": {"value": text, "annotations": []}}]))
+                await rows.message(s, run.thread_id, f"m{i} " + "x" * 996)
             await s.commit()
         claimed = await runs.claim(ctx, run.id)
         assert claimed is not None

@@ -1,0 +1,1 @@
+"""Helpers shared by tests: row factories (rows.py)."""
