@@ -116,18 +116,36 @@ def _is_union_tag(part: Any) -> bool:
 
 
 _LIMITS = {  # pydantic's error type -> OpenAI's message, the bound in the error's ctx, OpenAI's code
-    "string_too_long": ("string too long. Expected a string with maximum length", "max_length",
-                        "string_above_max_length"),
-    "string_too_short": ("string too short. Expected a string with minimum length", "min_length",
-                         "string_below_min_length"),
-    "too_long": ("array too long. Expected an array with maximum length", "max_length",
-                 "array_above_max_length"),
-    "too_short": ("array too short. Expected an array with minimum length", "min_length",
-                  "array_below_min_length"),
-    "less_than_equal": ("number above maximum value. Expected a value less than or equal to", "le",
-                        "number_above_max_value"),
-    "greater_than_equal": ("number below minimum value. Expected a value greater than or equal to", "ge",
-                           "number_below_min_value"),
+    "string_too_long": (
+        "string too long. Expected a string with maximum length",
+        "max_length",
+        "string_above_max_length",
+    ),
+    "string_too_short": (
+        "string too short. Expected a string with minimum length",
+        "min_length",
+        "string_below_min_length",
+    ),
+    "too_long": (
+        "array too long. Expected an array with maximum length",
+        "max_length",
+        "array_above_max_length",
+    ),
+    "too_short": (
+        "array too short. Expected an array with minimum length",
+        "min_length",
+        "array_below_min_length",
+    ),
+    "less_than_equal": (
+        "number above maximum value. Expected a value less than or equal to",
+        "le",
+        "number_above_max_value",
+    ),
+    "greater_than_equal": (
+        "number below minimum value. Expected a value greater than or equal to",
+        "ge",
+        "number_below_min_value",
+    ),
 }
 
 
@@ -146,7 +164,9 @@ def validation_error(exc: RequestValidationError) -> BadRequest:
             "using your HTTP library correctly. The OpenAI API expects a JSON payload.)"
         )
     if kind == "missing":
-        return BadRequest(f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter")
+        return BadRequest(
+            f"Missing required parameter: '{param}'.", param=param, code="missing_required_parameter"
+        )
     if kind == "extra_forbidden":
         return BadRequest(f"Unknown parameter: '{param}'.", param=param, code="unknown_parameter")
     if kind.endswith("_type") or kind in ("model_attributes_type", "dict_type", "list_type"):

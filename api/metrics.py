@@ -37,10 +37,14 @@ LATENCY = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
-IN_FLIGHT = Gauge("assistd_http_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum")
+IN_FLIGHT = Gauge(
+    "assistd_http_requests_in_flight", "HTTP requests being served", multiprocess_mode="livesum"
+)
 RUNS_BY_STATUS = Gauge(
-    "assistd_runs", "Runs not yet finished, by status (queue depth for autoscaling: status=queued)",
-    ["status"], multiprocess_mode="max",
+    "assistd_runs",
+    "Runs not yet finished, by status (queue depth for autoscaling: status=queued)",
+    ["status"],
+    multiprocess_mode="max",
 )
 
 

@@ -42,7 +42,10 @@ class Listed(Protocol[W_co]):
 
 
 async def page(
-    session: AsyncSession, table: type[Listed[W]], params: ListParams, *where: ColumnElement[bool],
+    session: AsyncSession,
+    table: type[Listed[W]],
+    params: ListParams,
+    *where: ColumnElement[bool],
     shape: Callable[[W], W] | None = None,
 ) -> Response:
     """One page of `table` rows matching `where`, ordered by creation; `shape` adjusts each wire object."""

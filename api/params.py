@@ -21,8 +21,9 @@ async def checked_params(request: Request) -> None:
         if (problem := scan(value)) is not None:
             raise BadRequest(f"Invalid '{key}': {problem[1]}.", param=key, code="invalid_value")
         if names[key] > 1 and not key.endswith("[]"):  # `include[]` is a list by design
-            raise BadRequest(f"Invalid '{key}': the parameter was given more than once.", param=key,
-                             code="invalid_value")
+            raise BadRequest(
+                f"Invalid '{key}': the parameter was given more than once.", param=key, code="invalid_value"
+            )
 
 
 Checked = Depends(checked_params)

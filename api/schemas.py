@@ -106,7 +106,8 @@ class ResponseFormatJSONSchema(Body):
 ResponseFormat = Union[
     Literal["auto"],
     Annotated[
-        Union[ResponseFormatText, ResponseFormatJSONObject, ResponseFormatJSONSchema], Field(discriminator="type")
+        Union[ResponseFormatText, ResponseFormatJSONObject, ResponseFormatJSONSchema],
+        Field(discriminator="type"),
     ],
 ]
 
@@ -305,6 +306,7 @@ class _Sampling(_HasMetadata):
         if twice:
             raise ValueError(f"tool names must be unique; used more than once: {', '.join(twice)}")
         return tools
+
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     response_format: ResponseFormat | None = None

@@ -27,8 +27,14 @@ class Owned(Protocol):
 
 T = TypeVar("T", bound=Owned)
 
-KIND = {"Assistant": "assistant", "Thread": "thread", "Message": "message", "Run": "run", "RunStep": "run step",
-        "File": "file"}
+KIND = {
+    "Assistant": "assistant",
+    "Thread": "thread",
+    "Message": "message",
+    "Run": "run",
+    "RunStep": "run step",
+    "File": "file",
+}
 
 
 async def owned(session: AsyncSession, table: type[T], object_id: str, project: str, **match: str) -> T:
@@ -120,12 +126,16 @@ def dumped_one(item: Any) -> Any:
 
 async def active_run(session: AsyncSession, thread_id: str) -> str | None:
     """The id of the thread's queued, running or waiting run, if it has one."""
-    query = select(col(Run.id)).where(col(Run.thread_id) == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES))
+    query = select(col(Run.id)).where(
+        col(Run.thread_id) == thread_id, col(Run.status).in_(ACTIVE_RUN_STATUSES)
+    )
     return (await session.exec(query)).first()
 
 
 def thread_rows(project: str, body: ThreadCreate | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Column values of a new thread and of its initial messages, in order."""
     body = body or ThreadCreate()
-    thread = new_row("thread", project=project, meta=body.metadata, tool_resources=resources(body.tool_resources))
+    thread = new_row(
+        "thread", project=project, meta=body.metadata, tool_resources=resources(body.tool_resources)
+    )
     return thread, [message_row(project, thread["id"], m) for m in body.messages or []]

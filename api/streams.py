@@ -40,8 +40,12 @@ async def _relay(run_id: str, after: str) -> AsyncIterator[bytes]:
             failures += 1
             logger.warning("reading the events of %s failed (%d)", run_id, failures, exc_info=True)
             if failures > 10:
-                error = {"code": "server_error", "message": "The run's events could not be read.", "param": None,
-                         "type": "server_error"}
+                error = {
+                    "code": "server_error",
+                    "message": "The run's events could not be read.",
+                    "param": None,
+                    "type": "server_error",
+                }
                 yield f"event: error\ndata: {json.dumps(error)}\n\n".encode()
                 return
             await asyncio.sleep(0.5)

@@ -42,7 +42,9 @@ async def store_of(session: AsyncSession, store_id: str, project: str) -> Vector
 
 def usable(store: VectorStore) -> VectorStore:
     if store.status() == "expired":
-        raise BadRequest(f"Vector store {store.id} has expired and can no longer be used.", param="vector_store_id")
+        raise BadRequest(
+            f"Vector store {store.id} has expired and can no longer be used.", param="vector_store_id"
+        )
     return store
 
 
@@ -53,13 +55,26 @@ async def file_of(session: AsyncSession, store_id: str, file_id: str, project: s
     return row
 
 
-def new_store(settings: Settings, project: str, name: str | None, description: str | None = None,
-              metadata: dict[str, str] | None = None, expires_after: ExpiresAfter | None = None) -> VectorStore:
+def new_store(
+    settings: Settings,
+    project: str,
+    name: str | None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+    expires_after: ExpiresAfter | None = None,
+) -> VectorStore:
     """A store recording the embedding model (and endpoint) its vectors will come from."""
     model = settings.embeddings_model
-    row = VectorStore(project=project, name=name or "", description=description, meta=metadata,
-                      expires_after=expires_after.model_dump() if expires_after else None, file_counts=NO_FILES,
-                      embedding_model=model, embedding_endpoint=None if model in LOCAL_ALIASES else store_endpoint(settings))
+    row = VectorStore(
+        project=project,
+        name=name or "",
+        description=description,
+        meta=metadata,
+        expires_after=expires_after.model_dump() if expires_after else None,
+        file_counts=NO_FILES,
+        embedding_model=model,
+        embedding_endpoint=None if model in LOCAL_ALIASES else store_endpoint(settings),
+    )
     row.expires_at = expiry(row.expires_after, row.last_active_at)
     return row
 
@@ -73,8 +88,13 @@ async def check_files(session: AsyncSession, project: str, file_ids: list[str]) 
             raise NotFound.of("file", file_id)
 
 
-async def attach(session: AsyncSession, project: str, store: VectorStore, items: list[BatchFile],
-                 batch_id: str | None = None) -> Pending:
+async def attach(
+    session: AsyncSession,
+    project: str,
+    store: VectorStore,
+    items: list[BatchFile],
+    batch_id: str | None = None,
+) -> Pending:
     """Add (or re-add) files to a store as in_progress. The caller commits, then `send`s the result."""
     items = list({i.file_id: i for i in items}.values())
     if not items:
@@ -83,20 +103,49 @@ async def attach(session: AsyncSession, project: str, store: VectorStore, items:
     await check_files(session, project, ids)
     conn = await session.connection()
     await lock_store(conn, store.id)
-    old = {r.id: r.batch_id for r in (await conn.execute(
-        select(VSF.id, VSF.batch_id).where(VSF.vector_store_id == store.id, VSF.id.in_(ids)))).all()}
+    old = {
+        r.id: r.batch_id
+        for r in (
+            await conn.execute(
+                select(VSF.id, VSF.batch_id).where(VSF.vector_store_id == store.id, VSF.id.in_(ids))
+            )
+        ).all()
+    }
     t = now()
-    fresh = {"status": "in_progress", "last_error": None, "batch_id": batch_id, "enqueued_at": t, "owner": None,
-             "lease_until": None, "attempts": 0}
+    fresh = {
+        "status": "in_progress",
+        "last_error": None,
+        "batch_id": batch_id,
+        "enqueued_at": t,
+        "owner": None,
+        "lease_until": None,
+        "attempts": 0,
+    }
     new: list[dict[str, Any]] = []
     for item in items:
-        values = fresh | {"attributes": item.attributes, "chunking_strategy": stored_chunking(item.chunking_strategy)}
+        values = fresh | {
+            "attributes": item.attributes,
+            "chunking_strategy": stored_chunking(item.chunking_strategy),
+        }
         if item.file_id in old:
-            await conn.execute(update(VECTOR_STORE_FILES).where(
-                VSF.vector_store_id == store.id, VSF.id == item.file_id).values(**values))
+            await conn.execute(
+                update(VECTOR_STORE_FILES)
+                .where(VSF.vector_store_id == store.id, VSF.id == item.file_id)
+                .values(**values)
+            )
         else:
-            new.append(values | {"vector_store_id": store.id, "id": item.file_id, "project": project, "seq": seq(),
-                                 "created_at": t, "usage_bytes": 0, "content_key": None})
+            new.append(
+                values
+                | {
+                    "vector_store_id": store.id,
+                    "id": item.file_id,
+                    "project": project,
+                    "seq": seq(),
+                    "created_at": t,
+                    "usage_bytes": 0,
+                    "content_key": None,
+                }
+            )
     if new:  # one statement for a batch's new files, not a round trip each
         await conn.execute(insert(VECTOR_STORE_FILES), new)
     await recount(conn, store.id, [batch_id, *old.values()])
@@ -117,7 +166,9 @@ async def send(pending: Pending) -> None:
     def go() -> None:
         try:
             for store_id, file_ids in by_store(pending).items():
-                enqueue_ingest_files(store_id, file_ids, per_message=1 if _local.get(store_id, True) else None)
+                enqueue_ingest_files(
+                    store_id, file_ids, per_message=1 if _local.get(store_id, True) else None
+                )
         except Exception:
             log.warning("could not enqueue ingestion; the sweeper will re-send it", exc_info=True)
 
@@ -135,8 +186,9 @@ async def detach_everywhere(session: AsyncSession, file_id: str) -> None:
 THREAD_STORE_EXPIRY = ExpiresAfter(anchor="last_active_at", days=7)  # OpenAI's default for thread helpers
 
 
-async def resolve_resources(session: AsyncSession, settings: Settings, project: str, value: ToolResources | None,
-                            *, for_thread: bool) -> tuple[dict[str, Any] | None, Pending]:
+async def resolve_resources(
+    session: AsyncSession, settings: Settings, project: str, value: ToolResources | None, *, for_thread: bool
+) -> tuple[dict[str, Any] | None, Pending]:
     """tool_resources as stored: each `file_search.vector_stores` helper becomes a new store listed in
     `vector_store_ids` (the caller commits, then `send`s); listed stores must exist."""
     stored = resources(value)
@@ -145,16 +197,23 @@ async def resolve_resources(session: AsyncSession, settings: Settings, project: 
     ids = list(value.file_search.vector_store_ids or [])
     pending: Pending = []
     for spec in value.file_search.vector_stores or []:
-        store = new_store(settings, project, None, metadata=spec.metadata,
-                          expires_after=THREAD_STORE_EXPIRY if for_thread else None)
+        store = new_store(
+            settings,
+            project,
+            None,
+            metadata=spec.metadata,
+            expires_after=THREAD_STORE_EXPIRY if for_thread else None,
+        )
         session.add(store)
         await session.flush()
         items = [BatchFile(file_id=f, chunking_strategy=spec.chunking_strategy) for f in spec.file_ids or []]
         pending += await attach(session, project, store, items)
         ids.append(store.id)
     if len(ids) > 1:
-        raise BadRequest("At most one vector store can be attached for file_search.",
-                         param="tool_resources.file_search.vector_store_ids")
+        raise BadRequest(
+            "At most one vector store can be attached for file_search.",
+            param="tool_resources.file_search.vector_store_ids",
+        )
     for store_id in ids:
         await store_of(session, store_id, project)
     assert stored is not None
@@ -164,12 +223,23 @@ async def resolve_resources(session: AsyncSession, settings: Settings, project: 
 
 def file_search_attachments(messages: list[MessageCreate]) -> list[str]:
     """The files messages attach for the file_search tool."""
-    return list(dict.fromkeys(a.file_id for m in messages for a in m.attachments or []
-                              if any(t.type == "file_search" for t in a.tools or [])))
+    return list(
+        dict.fromkeys(
+            a.file_id
+            for m in messages
+            for a in m.attachments or []
+            if any(t.type == "file_search" for t in a.tools or [])
+        )
+    )
 
 
-async def attach_to_thread(session: AsyncSession, settings: Settings, project: str,
-                           tool_resources: dict[str, Any] | None, file_ids: list[str]) -> tuple[dict[str, Any] | None, Pending]:
+async def attach_to_thread(
+    session: AsyncSession,
+    settings: Settings,
+    project: str,
+    tool_resources: dict[str, Any] | None,
+    file_ids: list[str],
+) -> tuple[dict[str, Any] | None, Pending]:
     """Files attached to a thread's messages for file_search go into the thread's vector store,
     created (expiring 7 days after its last activity) when the thread has none; the new tool_resources."""
     if not file_ids:
@@ -186,9 +256,16 @@ async def attach_to_thread(session: AsyncSession, settings: Settings, project: s
     return out, await attach(session, project, usable(store), [BatchFile(file_id=f) for f in file_ids])
 
 
-async def thread_resources(session: AsyncSession, settings: Settings, project: str, value: ToolResources | None,
-                           messages: list[MessageCreate]) -> tuple[dict[str, Any] | None, Pending]:
+async def thread_resources(
+    session: AsyncSession,
+    settings: Settings,
+    project: str,
+    value: ToolResources | None,
+    messages: list[MessageCreate],
+) -> tuple[dict[str, Any] | None, Pending]:
     """A new thread's tool_resources: its helpers resolved, its messages' file_search attachments added."""
     stored, pending = await resolve_resources(session, settings, project, value, for_thread=True)
-    stored, more = await attach_to_thread(session, settings, project, stored, file_search_attachments(messages))
+    stored, more = await attach_to_thread(
+        session, settings, project, stored, file_search_attachments(messages)
+    )
     return stored, pending + more

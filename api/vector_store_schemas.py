@@ -80,7 +80,10 @@ class FileBatchCreate(_HasAttributes):
         if self.files is not None:
             return self.files
         ids = list(dict.fromkeys(self.file_ids or []))
-        return [BatchFile(file_id=i, attributes=self.attributes, chunking_strategy=self.chunking_strategy) for i in ids]
+        return [
+            BatchFile(file_id=i, attributes=self.attributes, chunking_strategy=self.chunking_strategy)
+            for i in ids
+        ]
 
 
 class RankingOptions(Body):
@@ -89,7 +92,9 @@ class RankingOptions(Body):
 
 
 class SearchRequest(Body):
-    query: Union[Annotated[str, Field(min_length=1)], Annotated[list[str], Field(min_length=1, max_length=10)]]
+    query: Union[
+        Annotated[str, Field(min_length=1)], Annotated[list[str], Field(min_length=1, max_length=10)]
+    ]
     filters: dict[str, Any] | None = None
     max_num_results: Annotated[int, Field(ge=1, le=50)] = 10
     ranking_options: RankingOptions | None = None

@@ -66,7 +66,9 @@ def _require_distributed(need_keys: bool) -> None:
     if not settings.redis_url:
         sys.exit("assistd: REDIS_URL is required in distributed mode (use `assistd serve` for one process)")
     if need_keys and not settings.keys():
-        sys.exit("assistd: ASSISTD_API_KEYS is required in distributed mode (format: key=project,key2=project2)")
+        sys.exit(
+            "assistd: ASSISTD_API_KEYS is required in distributed mode (format: key=project,key2=project2)"
+        )
     try:
         check_migrated(settings.database_url)
     except NotMigrated as exc:

@@ -83,5 +83,8 @@ class HeaderLimits(HttpToolsProtocol):
 
 def protocol(header_timeout: float, max_header_bytes: int) -> type[HeaderLimits]:
     """The protocol class to hand uvicorn, with these limits."""
-    return type("AssistdHTTP", (HeaderLimits,), {"header_timeout": header_timeout,
-                                                   "max_header_bytes": max_header_bytes})
+    return type(
+        "AssistdHTTP",
+        (HeaderLimits,),
+        {"header_timeout": header_timeout, "max_header_bytes": max_header_bytes},
+    )

@@ -60,8 +60,14 @@ LOCAL_MODEL = "all-MiniLM-L6-v2"
 
 
 def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M')}"
 
 
@@ -75,6 +81,7 @@ def pcts(ms: list[float]) -> str:
 
 
 # --- padding stores, written straight into the tables -------------------------------------------
+
 
 def padded_store(server: Server, corpus: Corpus, vecs: np.ndarray, n: int) -> str:
     """A completed MiniLM store of `n` chunks, `PER_FILE` to a file; its id."""
@@ -97,20 +104,59 @@ def padded_store(server: Server, corpus: Corpus, vecs: np.ndarray, n: int) -> st
     engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
     counts = NO_FILES | {"completed": len(files), "total": len(files)}
     with engine.begin() as conn:
-        conn.execute(insert(VECTOR_STORES).values(
-            id=store_id, project="proj_a", seq=seq(), created_at=t, name=f"padding {n}", last_active_at=t,
-            usage_bytes=sum(usage), file_counts=counts, embedding_model=LOCAL_MODEL, version=1))
-        conn.execute(insert(FILES), [dict(id=f, project="proj_a", seq=seq(), created_at=t, filename=f"pad{i}.txt",
-                                          purpose="assistants", bytes=u, status="processed")
-                                     for i, (f, u) in enumerate(zip(files, usage))])
-        conn.execute(insert(VECTOR_STORE_FILES), [dict(
-            vector_store_id=store_id, id=f, project="proj_a", seq=seq(), created_at=t, status="completed",
-            usage_bytes=u, content_key=f"pad-{store_id}-{i}", attempts=1) for i, (f, u) in enumerate(zip(files, usage))])
+        conn.execute(
+            insert(VECTOR_STORES).values(
+                id=store_id,
+                project="proj_a",
+                seq=seq(),
+                created_at=t,
+                name=f"padding {n}",
+                last_active_at=t,
+                usage_bytes=sum(usage),
+                file_counts=counts,
+                embedding_model=LOCAL_MODEL,
+                version=1,
+            )
+        )
+        conn.execute(
+            insert(FILES),
+            [
+                dict(
+                    id=f,
+                    project="proj_a",
+                    seq=seq(),
+                    created_at=t,
+                    filename=f"pad{i}.txt",
+                    purpose="assistants",
+                    bytes=u,
+                    status="processed",
+                )
+                for i, (f, u) in enumerate(zip(files, usage))
+            ],
+        )
+        conn.execute(
+            insert(VECTOR_STORE_FILES),
+            [
+                dict(
+                    vector_store_id=store_id,
+                    id=f,
+                    project="proj_a",
+                    seq=seq(),
+                    created_at=t,
+                    status="completed",
+                    usage_bytes=u,
+                    content_key=f"pad-{store_id}-{i}",
+                    attempts=1,
+                )
+                for i, (f, u) in enumerate(zip(files, usage))
+            ],
+        )
     engine.dispose()
     return store_id
 
 
 # --- search over HTTP --------------------------------------------------------------------------
+
 
 def search_once(client: httpx.Client, store_id: str, text: str) -> float:
     t0 = time.perf_counter()
@@ -133,14 +179,20 @@ def first_search(server: Server, store_id: str, query: str) -> float:
 
 # --- ingestion through the API -----------------------------------------------------------------
 
+
 def documents(docs: list[dict[str, str]], tag: str = "") -> list[tuple[str, bytes]]:
     """Each abstract as `<id>.txt` (title, blank line, abstract), as bench/retrieval.py ingests it;
     `tag` appended as a last line makes other bytes, so the embed-once cache does not apply."""
     return [(f"{d['_id']}.txt", f"{d['title']}\n\n{d['text']}{tag}".encode()) for d in docs]
 
 
-async def upload_and_ingest(server: Server, files: list[tuple[str, bytes]], batch: int = 2000,
-                            concurrency: int = 8, overlap: bool = False) -> dict[str, Any]:
+async def upload_and_ingest(
+    server: Server,
+    files: list[tuple[str, bytes]],
+    batch: int = 2000,
+    concurrency: int = 8,
+    overlap: bool = False,
+) -> dict[str, Any]:
     """Upload `files` (`concurrency` at a time), then attach them in file batches of `batch`
     and poll the batches until none is in_progress. `overlap`: each batch is sent as soon as
     its files are uploaded."""
@@ -152,8 +204,9 @@ async def upload_and_ingest(server: Server, files: list[tuple[str, bytes]], batc
 
         async def upload(name: str, data: bytes) -> str:
             async with sem:
-                resp = await client.post("/v1/files", files={"file": (name, data, "text/plain")},
-                                         data={"purpose": "assistants"})
+                resp = await client.post(
+                    "/v1/files", files={"file": (name, data, "text/plain")}, data={"purpose": "assistants"}
+                )
                 resp.raise_for_status()
                 last_upload[0] = time.perf_counter()
                 return str(resp.json()["id"])
@@ -168,13 +221,16 @@ async def upload_and_ingest(server: Server, files: list[tuple[str, bytes]], batc
 
         started = time.perf_counter()
         if overlap:
-            batches = list(await asyncio.gather(*(upload_then_send(files[lo:lo + batch])
-                                                  for lo in range(0, len(files), batch))))
+            batches = list(
+                await asyncio.gather(
+                    *(upload_then_send(files[lo : lo + batch]) for lo in range(0, len(files), batch))
+                )
+            )
             uploaded = last_upload[0]
         else:
             ids = await asyncio.gather(*(upload(*f) for f in files))
             uploaded = time.perf_counter()
-            batches = [await send(ids[lo:lo + batch]) for lo in range(0, len(ids), batch)]
+            batches = [await send(ids[lo : lo + batch]) for lo in range(0, len(ids), batch)]
         while True:
             got = [(await client.get(f"/v1/vector_stores/{store}/file_batches/{b}")).json() for b in batches]
             if all(g["status"] != "in_progress" for g in got):
@@ -183,15 +239,26 @@ async def upload_and_ingest(server: Server, files: list[tuple[str, bytes]], batc
         done = time.perf_counter()
     counts = {k: sum(g["file_counts"][k] for g in got) for k in ("completed", "failed", "total")}
     wall = time.time()  # epoch times of the phases, to match against other tools' samples
-    return {"store": store, "upload_s": uploaded - started, "ingest_s": done - uploaded, "wall_s": done - started,
-            "epoch": (wall - (done - started), wall - (done - uploaded), wall),
-            "counts": counts, "chunks": stored_chunks(server, store), "uploaded_at": uploaded, "done_at": done}
+    return {
+        "store": store,
+        "upload_s": uploaded - started,
+        "ingest_s": done - uploaded,
+        "wall_s": done - started,
+        "epoch": (wall - (done - started), wall - (done - uploaded), wall),
+        "counts": counts,
+        "chunks": stored_chunks(server, store),
+        "uploaded_at": uploaded,
+        "done_at": done,
+    }
 
 
 def stored_chunks(server: Server, store_id: str) -> int:
     with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
-        row = conn.execute("SELECT count(*) FROM vector_store_files f JOIN file_chunks c "
-                           "ON c.content_key = f.content_key WHERE f.vector_store_id = %s", (store_id,)).fetchone()
+        row = conn.execute(
+            "SELECT count(*) FROM vector_store_files f JOIN file_chunks c "
+            "ON c.content_key = f.content_key WHERE f.vector_store_id = %s",
+            (store_id,),
+        ).fetchone()
     return int(row[0]) if row else 0
 
 
@@ -199,14 +266,23 @@ def ingest_report(name: str, r: dict[str, Any]) -> tuple[float, float]:
     """Chunks/s end to end (first upload -> batches completed) and from the batches' creation."""
     c = r["counts"]
     e2e, pipeline = r["chunks"] / r["wall_s"], r["chunks"] / r["ingest_s"]
-    print(f"  {name}: {c['total']} files ({c['completed']} completed, {c['failed']} failed), {r['chunks']} chunks")
-    print(f"    upload {r['upload_s']:.1f} s ({c['total'] / r['upload_s']:.0f} files/s), then batches -> completed "
-          f"{r['ingest_s']:.1f} s ({pipeline:.1f} chunks/s); end to end {e2e:.1f} chunks/s ({load()})")
-    print("    phases (epoch s): upload from {:.1f}, batches from {:.1f}, completed at {:.1f}".format(*r["epoch"]))
+    print(
+        f"  {name}: {c['total']} files ({c['completed']} completed, {c['failed']} failed), {r['chunks']} chunks"
+    )
+    print(
+        f"    upload {r['upload_s']:.1f} s ({c['total'] / r['upload_s']:.0f} files/s), then batches -> completed "
+        f"{r['ingest_s']:.1f} s ({pipeline:.1f} chunks/s); end to end {e2e:.1f} chunks/s ({load()})"
+    )
+    print(
+        "    phases (epoch s): upload from {:.1f}, batches from {:.1f}, completed at {:.1f}".format(
+            *r["epoch"]
+        )
+    )
     return e2e, pipeline
 
 
 # --- the parts ---------------------------------------------------------------------------------
+
 
 def part_local(tmp: Path, model: Any, docs: list[dict[str, str]], n: int, workers: int) -> None:
     from retrieval.embed import LocalEmbedder
@@ -253,8 +329,9 @@ def renice_workers(server: Server, niceness: int) -> None:
             os.setpriority(os.PRIO_PROCESS, int(tid), niceness)
 
 
-def busy_search(server: Server, store_id: str, queries: list[str],
-                files: list[tuple[str, bytes]]) -> tuple[list[float], list[float], dict[str, Any]]:
+def busy_search(
+    server: Server, store_id: str, queries: list[str], files: list[tuple[str, bytes]]
+) -> tuple[list[float], list[float], dict[str, Any]]:
     """Searches while `files` are uploaded, then ingested: the latencies of each phase."""
     result: dict[str, Any] = {}
     thread = threading.Thread(target=lambda: result.update(asyncio.run(upload_and_ingest(server, files))))
@@ -279,9 +356,15 @@ def main() -> None:
     ap.add_argument("--local-files", type=int, default=300)
     ap.add_argument("--remote-files", type=int, default=5000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--worker-nice", type=int, default=0,
-                    help="renice the whole worker processes for the busy part (ingestion itself runs at ASSISTD_INGEST_NICE)")
-    ap.add_argument("--overlap", action="store_true", help="remote: also send each batch of 500 as soon as it is uploaded")
+    ap.add_argument(
+        "--worker-nice",
+        type=int,
+        default=0,
+        help="renice the whole worker processes for the busy part (ingestion itself runs at ASSISTD_INGEST_NICE)",
+    )
+    ap.add_argument(
+        "--overlap", action="store_true", help="remote: also send each batch of 500 as soon as it is uploaded"
+    )
     ap.add_argument("--env", action="append", default=[], help="KEY=VALUE for the servers (repeatable)")
     args = ap.parse_args()
     EXTRA.update(kv.split("=", 1) for kv in args.env)
@@ -301,49 +384,82 @@ def main() -> None:
         stop([model_proc])
 
 
-def part_remote(tmp: Path, model: Any, docs: list[dict[str, str]], queries: list[str], args: argparse.Namespace,
-                parts: set[str]) -> None:
-    server = start_distributed(model, tmp / "remote", workers=args.workers, extra=env(tmp / "remote", model.url))
+def part_remote(
+    tmp: Path,
+    model: Any,
+    docs: list[dict[str, str]],
+    queries: list[str],
+    args: argparse.Namespace,
+    parts: set[str],
+) -> None:
+    server = start_distributed(
+        model, tmp / "remote", workers=args.workers, extra=env(tmp / "remote", model.url)
+    )
     try:
         stores: dict[int, str] = {}
         if parts & {"search", "busy"}:
             corpus = ingest(docs)
             vecs = pool(embed_windows_cached(corpus, 256, 254), len(corpus.chunk_texts), "mean")
-            print("\nsearch through the API (hybrid, max_num_results 20, query embedded by MiniLM in the API):")
+            print(
+                "\nsearch through the API (hybrid, max_num_results 20, query embedded by MiniLM in the API):"
+            )
             for n in [int(s) for s in args.sizes.split(",")]:
                 t0 = time.perf_counter()
                 stores[n] = padded_store(server, corpus, vecs, n)
                 written = time.perf_counter() - t0
                 first = first_search(server, stores[n], queries[0])
                 ms = search_latency(server, stores[n], queries * 2)
-                print(f"  {n:>7,} chunks: {pcts(ms)}  (rows written in {written:.1f} s, first search "
-                      f"loading the index {first:.1f} s; {load()})")
+                print(
+                    f"  {n:>7,} chunks: {pcts(ms)}  (rows written in {written:.1f} s, first search "
+                    f"loading the index {first:.1f} s; {load()})"
+                )
         if "remote" in parts:
-            print(f"\ningestion, external embeddings endpoint (scripted model, 0 ms), {args.workers} worker(s):")
-            e2e, pipeline = ingest_report("through the API", asyncio.run(upload_and_ingest(
-                server, documents(docs[:args.remote_files]))))
+            print(
+                f"\ningestion, external embeddings endpoint (scripted model, 0 ms), {args.workers} worker(s):"
+            )
+            e2e, pipeline = ingest_report(
+                "through the API",
+                asyncio.run(upload_and_ingest(server, documents(docs[: args.remote_files]))),
+            )
             if args.overlap:
                 print("  again, each batch of 500 sent as soon as its files are uploaded (--overlap):")
-                e2e, _ = ingest_report("through the API", asyncio.run(upload_and_ingest(
-                    server, documents(docs[:args.remote_files], "\n(overlap)"), batch=500, overlap=True)))
-            print(f"  target >= 300 chunks/s: end to end {'PASS' if e2e >= 300 else 'FAIL'}, "
-                  f"batches -> completed {'PASS' if pipeline >= 300 else 'FAIL'}")
+                e2e, _ = ingest_report(
+                    "through the API",
+                    asyncio.run(
+                        upload_and_ingest(
+                            server,
+                            documents(docs[: args.remote_files], "\n(overlap)"),
+                            batch=500,
+                            overlap=True,
+                        )
+                    ),
+                )
+            print(
+                f"  target >= 300 chunks/s: end to end {'PASS' if e2e >= 300 else 'FAIL'}, "
+                f"batches -> completed {'PASS' if pipeline >= 300 else 'FAIL'}"
+            )
         if "busy" in parts:
             big = stores[max(stores)]
             if args.worker_nice:
                 renice_workers(server, args.worker_nice)
             idle = search_latency(server, big, queries)
-            up, busy, r = busy_search(server, big, queries, documents(docs[:args.remote_files], f"\n(copy {time.time()})"))
-            print(f"\nsearch on the {max(stores):,}-chunk store while {args.remote_files} files are uploaded, then "
-                  f"ingested into another store (ingestion at the workers' ASSISTD_INGEST_NICE, default 10; "
-                  f"--worker-nice {args.worker_nice}):")
+            up, busy, r = busy_search(
+                server, big, queries, documents(docs[: args.remote_files], f"\n(copy {time.time()})")
+            )
+            print(
+                f"\nsearch on the {max(stores):,}-chunk store while {args.remote_files} files are uploaded, then "
+                f"ingested into another store (ingestion at the workers' ASSISTD_INGEST_NICE, default 10; "
+                f"--worker-nice {args.worker_nice}):"
+            )
             print(f"  idle:            {pcts(idle)}")
             print(f"  while uploading: {pcts(up)}")
             print(f"  while ingesting: {pcts(busy)}  ({load()})")
             ingest_report("the ingestion meanwhile", r)
             ratio = float(np.median(busy) / np.median(idle))
-            print(f"  p50 while ingesting / idle = {ratio:.2f} (target <= 1.5): {'PASS' if ratio <= 1.5 else 'FAIL'}"
-                  f"; while uploading {np.median(up) / np.median(idle):.2f}")
+            print(
+                f"  p50 while ingesting / idle = {ratio:.2f} (target <= 1.5): {'PASS' if ratio <= 1.5 else 'FAIL'}"
+                f"; while uploading {np.median(up) / np.median(idle):.2f}"
+            )
     finally:
         stop(server.procs)
 

@@ -53,7 +53,9 @@ def db_times(server: Server, run_ids: list[str]) -> dict[str, tuple[float, float
     return {r[0]: (r[1], r[2], r[3]) for r in rows}
 
 
-def wait_done(server: Server, run_ids: list[str], timeout: float) -> dict[str, tuple[float, float | None, str]]:
+def wait_done(
+    server: Server, run_ids: list[str], timeout: float
+) -> dict[str, tuple[float, float | None, str]]:
     deadline = time.time() + timeout
     while True:
         times = db_times(server, run_ids)
@@ -72,7 +74,10 @@ async def create_runs(url: str, assistant_id: str, tags: list[str], concurrency:
 
         async def one(tag: str) -> str:
             async with sem:
-                body = {"assistant_id": assistant_id, "thread": {"messages": [{"role": "user", "content": tag}]}}
+                body = {
+                    "assistant_id": assistant_id,
+                    "thread": {"messages": [{"role": "user", "content": tag}]},
+                }
                 resp = await client.post("/v1/threads/runs", json=body)
                 resp.raise_for_status()
                 return str(resp.json()["id"])
@@ -81,7 +86,9 @@ async def create_runs(url: str, assistant_id: str, tags: list[str], concurrency:
 
 
 def new_assistant(server: Server, model: str) -> str:
-    resp = httpx.post(f"{server.url}/v1/assistants", headers=HEADERS, json={"model": model, "instructions": "bench"})
+    resp = httpx.post(
+        f"{server.url}/v1/assistants", headers=HEADERS, json={"model": model, "instructions": "bench"}
+    )
     resp.raise_for_status()
     return str(resp.json()["id"])
 
@@ -96,7 +103,10 @@ def overhead(server: Server, model_url: str, count: int) -> dict[str, float]:
         wait_done(server, ids[-1:], 30)
         time.sleep(0.02)
     times = db_times(server, ids)
-    seen = {r["body"]["messages"][-1]["content"]: r for r in httpx.get(f"{model_url}/_requests", timeout=60).json()}
+    seen = {
+        r["body"]["messages"][-1]["content"]: r
+        for r in httpx.get(f"{model_url}/_requests", timeout=60).json()
+    }
     into, out = [], []
     for tag, run_id in zip(tags, ids):
         created, completed, status = times[run_id]
@@ -104,7 +114,12 @@ def overhead(server: Server, model_url: str, count: int) -> dict[str, float]:
         assert status == "completed" and completed is not None, (run_id, status)
         into.append((req["received_at"] - created) * 1000)
         out.append((completed - req["done_at"]) * 1000)
-    return {"in_p50": pct(into, 50), "in_p99": pct(into, 99), "out_p50": pct(out, 50), "out_p99": pct(out, 99)}
+    return {
+        "in_p50": pct(into, 50),
+        "in_p99": pct(into, 99),
+        "out_p50": pct(out, 50),
+        "out_p99": pct(out, 99),
+    }
 
 
 WRK_SCRIPT = """
@@ -116,8 +131,12 @@ wrk.headers["Authorization"] = "Bearer %s"
 
 
 # Production-like timings for benchmarks (the tests shorten leases and sweeps to finish fast).
-BENCH_ENV = {"ASSISTD_LOG_LEVEL": "WARNING", "ASSISTD_RUN_LEASE_SECONDS": "30",
-             "ASSISTD_REQUEUE_AFTER_SECONDS": "30", "ASSISTD_SWEEP_INTERVAL_SECONDS": "2"}
+BENCH_ENV = {
+    "ASSISTD_LOG_LEVEL": "WARNING",
+    "ASSISTD_RUN_LEASE_SECONDS": "30",
+    "ASSISTD_REQUEUE_AFTER_SECONDS": "30",
+    "ASSISTD_SWEEP_INTERVAL_SECONDS": "2",
+}
 
 
 def load(server: Server, model: str, seconds: int, runs: int, concurrency: int) -> dict[str, float]:
@@ -135,13 +154,25 @@ def throughput_wrk(server: Server, model: str, seconds: int, connections: int) -
     script.write_text(WRK_SCRIPT % (assistant, KEY_A))
     started = time.time()
     out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "-s", str(script), f"{server.url}/v1/threads/runs"],
-        capture_output=True, text=True, check=True,
+        [
+            "wrk",
+            "-t1",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "-s",
+            str(script),
+            f"{server.url}/v1/threads/runs",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     if "Non-2xx" in out:
         raise RuntimeError(f"wrk saw errors:\n{out}")
     with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
-        ids = [r[0] for r in conn.execute("SELECT id FROM runs WHERE assistant_id = %s", (assistant,)).fetchall()]
+        ids = [
+            r[0] for r in conn.execute("SELECT id FROM runs WHERE assistant_id = %s", (assistant,)).fetchall()
+        ]
     times = wait_done(server, ids, 600)
     return rate(times, len(ids), started)
 
@@ -173,9 +204,15 @@ def main() -> None:
     parser.add_argument("--slow-runs", type=int, default=1500, help="runs for the 1 s model throughput")
     parser.add_argument("--sequential", type=int, default=100, help="runs for the overhead percentiles")
     parser.add_argument("--concurrency", type=int, default=64, help="client requests in flight")
-    parser.add_argument("--seconds", type=int, default=10, help="load duration with wrk (apt-get install wrk)")
-    parser.add_argument("--model-http", nargs="+", default=["aiohttp"],
-                        help="model client transports to compare (aiohttp is the default setting)")
+    parser.add_argument(
+        "--seconds", type=int, default=10, help="load duration with wrk (apt-get install wrk)"
+    )
+    parser.add_argument(
+        "--model-http",
+        nargs="+",
+        default=["aiohttp"],
+        help="model client transports to compare (aiohttp is the default setting)",
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-"))
@@ -201,31 +238,55 @@ def main() -> None:
 
 
 def report(results: list[dict[str, Any]], args: argparse.Namespace) -> None:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    print(f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
-    client = f"wrk, {args.concurrency} connections, {args.seconds} s per load" if shutil.which("wrk") else "Python httpx"
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    print(
+        f"\nmachine: {os.cpu_count()} cores, {cpu}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
+    client = (
+        f"wrk, {args.concurrency} connections, {args.seconds} s per load"
+        if shutil.which("wrk")
+        else "Python httpx"
+    )
     print(f"sequential runs: {args.sequential}; load client: {client}")
     for r in results:
-        print(f"  {r['workers']} worker(s): {r['zero']['runs']} runs at 0 ms, {r['slow']['runs']} runs with the 1 s model")
+        print(
+            f"  {r['workers']} worker(s): {r['zero']['runs']} runs at 0 ms, {r['slow']['runs']} runs with the 1 s model"
+        )
     print()
-    print("| workers | model client | overhead in p50 / p99 (ms) | overhead out p50 / p99 (ms) | runs/s, 0 ms model "
-          "| runs/s, 1 s model |")
+    print(
+        "| workers | model client | overhead in p50 / p99 (ms) | overhead out p50 / p99 (ms) | runs/s, 0 ms model "
+        "| runs/s, 1 s model |"
+    )
     print("|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['workers']} | {r['http']} | {r['in_p50']:.1f} / {r['in_p99']:.1f} | {r['out_p50']:.1f} / {r['out_p99']:.1f} "
-              f"| {r['zero']['runs_per_s']:.0f} | {r['slow']['runs_per_s']:.0f} |")
+        print(
+            f"| {r['workers']} | {r['http']} | {r['in_p50']:.1f} / {r['in_p99']:.1f} | {r['out_p50']:.1f} / {r['out_p99']:.1f} "
+            f"| {r['zero']['runs_per_s']:.0f} | {r['slow']['runs_per_s']:.0f} |"
+        )
     print("\nagainst the peer (about 300 ms added per run, about 6 runs/s):")
     for r in results:
         added = r["in_p50"] + r["out_p50"]
-        print(f"  {r['workers']} worker(s): overhead {PEER_OVERHEAD_MS / added:.0f}x lower "
-              f"({added:.1f} ms vs {PEER_OVERHEAD_MS:.0f} ms), throughput {r['zero']['runs_per_s'] / PEER_RUNS_PER_S:.0f}x "
-              f"(0 ms model), {r['slow']['runs_per_s'] / PEER_RUNS_PER_S:.0f}x (1 s model)")
-    print("\ntargets: overhead p50 <= 15 ms each way; >= 150 runs/s at 0 ms; >= 200 runs/s with the 1 s model")
+        print(
+            f"  {r['workers']} worker(s): overhead {PEER_OVERHEAD_MS / added:.0f}x lower "
+            f"({added:.1f} ms vs {PEER_OVERHEAD_MS:.0f} ms), throughput {r['zero']['runs_per_s'] / PEER_RUNS_PER_S:.0f}x "
+            f"(0 ms model), {r['slow']['runs_per_s'] / PEER_RUNS_PER_S:.0f}x (1 s model)"
+        )
+    print(
+        "\ntargets: overhead p50 <= 15 ms each way; >= 150 runs/s at 0 ms; >= 200 runs/s with the 1 s model"
+    )
     for r in results:
         for kind in ("zero", "slow"):
             if r[kind]["completed"] != r[kind]["runs"]:
-                print(f"  WARNING: {r['workers']} worker(s), {kind}: only {r[kind]['completed']} of {r[kind]['runs']} completed")
+                print(
+                    f"  WARNING: {r['workers']} worker(s), {kind}: only {r[kind]['completed']} of {r[kind]['runs']} completed"
+                )
 
 
 if __name__ == "__main__":

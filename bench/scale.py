@@ -21,8 +21,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.runs import BENCH_ENV, load  # noqa: E402
 from tests.procs import start_distributed, start_model, stop  # noqa: E402
 
-GROUPS = {"api": "assistd api", "workers": "assistd worker", "postgres": "postgres", "redis": "redis-server",
-          "model": "scripted_model", "wrk": "wrk"}
+GROUPS = {
+    "api": "assistd api",
+    "workers": "assistd worker",
+    "postgres": "postgres",
+    "redis": "redis-server",
+    "model": "scripted_model",
+    "wrk": "wrk",
+}
 
 
 def cpu_ticks() -> tuple[dict[str, int], int]:
@@ -77,12 +83,16 @@ def main() -> None:
     finally:
         stop([model_proc])
     print(f"\nmachine: {os.cpu_count()} cores; model latency 1 s; load {args.seconds} s per worker count\n")
-    print("| workers | runs | runs/s | vs 1 worker | idle % | CPU cores used: api / workers / postgres / redis / model / wrk |")
+    print(
+        "| workers | runs | runs/s | vs 1 worker | idle % | CPU cores used: api / workers / postgres / redis / model / wrk |"
+    )
     print("|---|---|---|---|---|---|")
     base = rows[0][1]["runs_per_s"]
     for n, r, s in rows:
         cores = " / ".join(f"{s[g]:.2f}" for g in GROUPS)
-        print(f"| {n} | {r['runs']:.0f} | {r['runs_per_s']:.0f} | {r['runs_per_s'] / base:.2f}x | {s['idle_pct']:.0f} | {cores} |")
+        print(
+            f"| {n} | {r['runs']:.0f} | {r['runs_per_s']:.0f} | {r['runs_per_s'] / base:.2f}x | {s['idle_pct']:.0f} | {cores} |"
+        )
     print("\ntarget: >= 1.8x from 1 to 2 workers")
 
 

@@ -32,10 +32,16 @@ HEADERS = {"Authorization": f"Bearer {KEY_A}"}
 
 def stream_once(client: httpx.Client, server: Server, assistant: str, text: str) -> tuple[float, list[float]]:
     """(seconds to the first delta, arrival times of every delta) for one streamed run."""
-    body = {"assistant_id": assistant, "stream": True, "thread": {"messages": [{"role": "user", "content": text}]}}
+    body = {
+        "assistant_id": assistant,
+        "stream": True,
+        "thread": {"messages": [{"role": "user", "content": text}]},
+    }
     sent = time.perf_counter()
     arrivals: list[float] = []
-    with client.stream("POST", f"{server.url}/v1/threads/runs", json=body, headers=HEADERS, timeout=120) as resp:
+    with client.stream(
+        "POST", f"{server.url}/v1/threads/runs", json=body, headers=HEADERS, timeout=120
+    ) as resp:
         resp.raise_for_status()
         for line in resp.iter_lines():
             if line == "event: thread.message.delta":
@@ -78,12 +84,16 @@ def main() -> None:
                 stop(server.procs)
     finally:
         stop([model_proc])
-    print(f"\nmachine: {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}")
+    print(
+        f"\nmachine: {os.cpu_count()} cores, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}"
+    )
     print(f"{args.runs} sequential streamed runs; one run of {args.words} deltas\n")
     print("| mode | first delta p50 / p99 (ms) | deltas/s to one client |")
     print("|---|---|---|")
     for mode, r in results.items():
-        print(f"| {mode} | {r['first_p50']:.1f} / {r['first_p99']:.1f} | {r['rate']:.0f} ({r['deltas']:.0f} deltas) |")
+        print(
+            f"| {mode} | {r['first_p50']:.1f} / {r['first_p99']:.1f} | {r['rate']:.0f} ({r['deltas']:.0f} deltas) |"
+        )
     print("\ntargets: first delta p50 <= 30 ms; >= 2,000 delta events/s to one client")
 
 

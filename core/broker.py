@@ -44,9 +44,7 @@ dramatiq.set_broker(broker)
 def enqueue_run(run_id: str) -> None:
     """Hand a run id to the workers; running it twice is safe (the claim is atomic)."""
     broker.enqueue(
-        dramatiq.Message(
-            queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, args=(run_id,), kwargs={}, options={}
-        )
+        dramatiq.Message(queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, args=(run_id,), kwargs={}, options={})
     )
 
 

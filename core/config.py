@@ -126,7 +126,9 @@ class Settings(BaseSettings):
     # files of one store claimed, embedded and written together (external embedding models only:
     # the local model takes one file at a time, its embedding costs far more than the bookkeeping)
     ingest_group_files: int = 64
-    ingest_nice: int = 10  # nice value of ingestion's threads (Linux, not on SQLite): searches and runs go first
+    ingest_nice: int = (
+        10  # nice value of ingestion's threads (Linux, not on SQLite): searches and runs go first
+    )
     search_cache_stores: int = 32  # vector store indexes kept in memory per process
     # the longest search query: the search endpoint answers 400 past it, the file_search tool
     # searches the first this many characters and tells the model (OpenAI documents no limit)
@@ -135,7 +137,9 @@ class Settings(BaseSettings):
     # metrics and logs
     log_level: str = "INFO"
     # prometheus_client's own variable: a directory shared by the processes of one host
-    prometheus_multiproc_dir: str | None = Field(None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR"))
+    prometheus_multiproc_dir: str | None = Field(
+        None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")
+    )
     worker_metrics_port: int = 9191  # /metrics, /healthz, /readyz of a worker; 0 turns it off
     # a Bearer token that /metrics of the API and the workers then require; unset: /metrics is open
     metrics_token: str | None = None

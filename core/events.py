@@ -157,5 +157,9 @@ def event_log() -> EventLog:
         from core.config import get_settings
 
         settings = get_settings()
-        _log = RedisEventLog(settings.redis_url, settings.redis_namespace) if settings.redis_url else MemoryEventLog()
+        _log = (
+            RedisEventLog(settings.redis_url, settings.redis_namespace)
+            if settings.redis_url
+            else MemoryEventLog()
+        )
     return _log

@@ -23,10 +23,15 @@ def enqueue_ingest_files(vector_store_id: str, file_ids: list[str], per_message:
     slow files (the local model's) evenly over the workers."""
     n = per_message or FILES_PER_MESSAGE
     for lo in range(0, len(file_ids), n):
-        broker.enqueue(dramatiq.Message(
-            queue_name=INGEST_QUEUE, actor_name=INGEST_FILES, args=(vector_store_id, file_ids[lo:lo + n]),
-            kwargs={}, options={},
-        ))
+        broker.enqueue(
+            dramatiq.Message(
+                queue_name=INGEST_QUEUE,
+                actor_name=INGEST_FILES,
+                args=(vector_store_id, file_ids[lo : lo + n]),
+                kwargs={},
+                options={},
+            )
+        )
 
 
 def by_store(pending: list[tuple[str, str]]) -> dict[str, list[str]]:

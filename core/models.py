@@ -56,7 +56,9 @@ def ts(value: float | None) -> int | None:
 
 def wire_of(table: Any, values: Any) -> Any:
     """The wire object for a row held as a mapping (a Core result or a dict of column values)."""
-    return table.to_openai(SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in values.items()}))
+    return table.to_openai(
+        SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in values.items()})
+    )
 
 
 def known(usage: dict[str, Any] | None) -> dict[str, Any] | None:

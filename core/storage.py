@@ -97,4 +97,3 @@ class S3Storage:
 def storage(settings: Settings) -> Storage:
     """S3 when a bucket is configured, else the local files directory."""
     return S3Storage(settings) if settings.s3_bucket else LocalStorage(settings.files_dir)
-

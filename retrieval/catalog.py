@@ -41,7 +41,9 @@ async def recount(conn: AsyncConnection, store_id: str, batch_ids: Iterable[str 
     """Recompute the store's (and these batches') file counts and usage from its files."""
     by_status = select(VSF.status, func.count(), func.sum(VSF.usage_bytes)).group_by(VSF.status)
     counts, usage = _counts((await conn.execute(by_status.where(VSF.vector_store_id == store_id))).all())
-    await conn.execute(update(VECTOR_STORES).where(VS.id == store_id).values(file_counts=counts, usage_bytes=usage))
+    await conn.execute(
+        update(VECTOR_STORES).where(VS.id == store_id).values(file_counts=counts, usage_bytes=usage)
+    )
     for batch_id in {b for b in batch_ids if b}:
         counts, _ = _counts((await conn.execute(by_status.where(VSF.batch_id == batch_id))).all())
         done = "failed" if counts["total"] and counts["failed"] == counts["total"] else "completed"
@@ -50,7 +52,9 @@ async def recount(conn: AsyncConnection, store_id: str, batch_ids: Iterable[str 
             update(FILE_BATCHES)
             .where(BATCHES.id == batch_id)
             # a cancelled batch stays cancelled whatever its files do next
-            .values(file_counts=counts, status=case((BATCHES.status == "cancelled", "cancelled"), else_=status))
+            .values(
+                file_counts=counts, status=case((BATCHES.status == "cancelled", "cancelled"), else_=status)
+            )
         )
 
 
@@ -80,7 +84,9 @@ async def drop_unused_chunks(conn: AsyncConnection, keys: Iterable[str | None]) 
     keys = sorted({k for k in keys if k})
     if keys:
         used = select(VSF.content_key).where(VSF.content_key.in_(keys))
-        await conn.execute(delete(FILE_CHUNKS).where(CHUNKS.content_key.in_(keys), CHUNKS.content_key.not_in(used)))
+        await conn.execute(
+            delete(FILE_CHUNKS).where(CHUNKS.content_key.in_(keys), CHUNKS.content_key.not_in(used))
+        )
 
 
 async def detach(conn: AsyncConnection, store_id: str, file_ids: list[str]) -> None:

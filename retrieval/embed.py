@@ -74,12 +74,23 @@ def _layer_norm(x: np.ndarray, gb: tuple[np.ndarray, np.ndarray], eps: float) ->
 # erf(z) ~ z * P(z^2) / Q(z^2) for |z| <= 4 (beyond, erf is +-1 in float32): the float32
 # rational approximation Eigen and XLA use, within 4.2e-7 of the exact erf. P is halved here,
 # so that the expression gives erf(z) / 2.
-_ERF_P = tuple(0.5 * c for c in (
-    -2.72614225801306e-10, 2.77068142495902e-08, -2.10102402082508e-06, -5.69250639462346e-05,
-    -7.34990630326855e-04, -2.95459980854025e-03, -1.60960333262415e-02,
-))
+_ERF_P = tuple(
+    0.5 * c
+    for c in (
+        -2.72614225801306e-10,
+        2.77068142495902e-08,
+        -2.10102402082508e-06,
+        -5.69250639462346e-05,
+        -7.34990630326855e-04,
+        -2.95459980854025e-03,
+        -1.60960333262415e-02,
+    )
+)
 _ERF_Q = (
-    -1.45660718464996e-05, -2.13374055278905e-04, -1.68282697438203e-03, -7.37332916720468e-03,
+    -1.45660718464996e-05,
+    -2.13374055278905e-04,
+    -1.68282697438203e-03,
+    -7.37332916720468e-03,
     -1.42647390514189e-02,
 )
 
@@ -309,7 +320,9 @@ class RemoteEmbedder:
         for lo in range(0, len(texts), self.batch_size):
             # the API rejects empty strings
             batch = [t if t.strip() else " " for t in texts[lo : lo + self.batch_size]]
-            resp = self.client.embeddings.create(model=self.name, input=batch, dimensions=self.dimensions or omit)
+            resp = self.client.embeddings.create(
+                model=self.name, input=batch, dimensions=self.dimensions or omit
+            )
             rows.extend(item.embedding for item in sorted(resp.data, key=lambda d: d.index))
         if not rows:
             return np.zeros((0, self._dim or 0), np.float32)

@@ -36,13 +36,19 @@ def _same(a: Any, b: Any) -> bool:
 def _comparable(a: Any, b: Any) -> bool:
     if isinstance(a, bool) or isinstance(b, bool):
         return False
-    return isinstance(a, (int, float)) and isinstance(b, (int, float)) or isinstance(a, str) and isinstance(b, str)
+    return (
+        isinstance(a, (int, float))
+        and isinstance(b, (int, float))
+        or isinstance(a, str)
+        and isinstance(b, str)
+    )
 
 
 def _comparison(kind: str, key: str, value: Any, param: str) -> Predicate:
     if kind in ("in", "nin"):
         if not isinstance(value, list) or not all(_scalar(v) and not isinstance(v, bool) for v in value):
             raise FilterError(f"'{kind}' needs a list of strings or numbers as its value.", f"{param}.value")
+
         def inside(a: Attributes) -> bool:
             return key in a and any(_same(a[key], v) for v in value)
 
@@ -66,7 +72,9 @@ def parse(spec: Any, param: str = "filters", depth: int = 0) -> Predicate:
     kind = spec.get("type")
     if kind in ("and", "or"):
         if set(spec) - {"type", "filters"}:
-            raise FilterError(f"Unknown parameter: '{param}.{sorted(set(spec) - {'type', 'filters'})[0]}'.", param)
+            raise FilterError(
+                f"Unknown parameter: '{param}.{sorted(set(spec) - {'type', 'filters'})[0]}'.", param
+            )
         subs = spec.get("filters")
         if not isinstance(subs, list) or not subs:
             raise FilterError("A compound filter needs a non-empty list of filters.", f"{param}.filters")
@@ -77,7 +85,8 @@ def parse(spec: Any, param: str = "filters", depth: int = 0) -> Predicate:
         return lambda a: combine(p(a) for p in parts)
     if kind not in COMPARISONS:
         raise FilterError(
-            f"Invalid value for '{param}.type': expected one of {', '.join(COMPARISONS)}, and, or.", f"{param}.type"
+            f"Invalid value for '{param}.type': expected one of {', '.join(COMPARISONS)}, and, or.",
+            f"{param}.type",
         )
     extra = set(spec) - {"type", "key", "value"}
     if extra:

@@ -174,7 +174,11 @@ def _search_one(
 
 
 def _embed_and_search(
-    embedder: Embedder, vectors: np.ndarray | None, loaded: Loaded, queries: Sequence[str], k: int,
+    embedder: Embedder,
+    vectors: np.ndarray | None,
+    loaded: Loaded,
+    queries: Sequence[str],
+    k: int,
     predicate: Predicate | None,
 ) -> tuple[np.ndarray, dict[int, float]]:
     if vectors is None:
@@ -208,7 +212,8 @@ async def search(
         embedder = embedder_for(settings, *model)
         # one hop to a thread for both the queries' embedding and the search
         vectors[model], best = await asyncio.to_thread(
-            _embed_and_search, embedder, vectors.get(model), loaded, queries, k, predicate)
+            _embed_and_search, embedder, vectors.get(model), loaded, queries, k, predicate
+        )
         for pos, score in best.items():
             if score >= score_threshold:
                 file_id, filename, attrs = loaded.files[loaded.row_file[pos]]

@@ -250,7 +250,9 @@ class Sandboxes:
     async def _reset(self, key: str, cid: str, status: str, why: str, lost: bool) -> Execution:
         """End a session the runner cannot recover from; the model reads `why` and that it was reset."""
         await self._discard(key, cid)
-        return Execution(status, f"{why}; the session was reset: variables, imports and files are lost.", reset=lost)
+        return Execution(
+            status, f"{why}; the session was reset: variables, imports and files are lost.", reset=lost
+        )
 
     async def _discard(self, key: str, cid: str) -> None:
         """Forget the session (the model is told in this execution's logs) and remove its container."""

@@ -98,9 +98,14 @@ def slots(body: dict[str, Any], properties: dict[str, Any], kind: str) -> list[t
     if kind not in SLOTS:
         return everywhere
     types, names = SLOTS[kind]
-    fitting = {spot for spot in spots(body) if isinstance(at(body, spot), types)
-               and not (bool not in types and isinstance(at(body, spot), bool))}
-    fitting |= {(k,) for k, schema in properties.items() if any(f'"{n}"' in json.dumps(schema) for n in names)}
+    fitting = {
+        spot
+        for spot in spots(body)
+        if isinstance(at(body, spot), types) and not (bool not in types and isinstance(at(body, spot), bool))
+    }
+    fitting |= {
+        (k,) for k, schema in properties.items() if any(f'"{n}"' in json.dumps(schema) for n in names)
+    }
     return sorted(fitting, key=repr) or everywhere
 
 
@@ -111,8 +116,14 @@ def at(value: Any, spot: tuple[Any, ...]) -> Any:
 
 
 @st.composite
-def mutations(draw: st.DrawFn, kind: str, body: dict[str, Any], properties: dict[str, Any], query: list[str],
-              path: list[str]) -> Mutation:
+def mutations(
+    draw: st.DrawFn,
+    kind: str,
+    body: dict[str, Any],
+    properties: dict[str, Any],
+    query: list[str],
+    path: list[str],
+) -> Mutation:
     """A mutation of this kind of a request whose JSON body is `body` (its schema's top-level
     properties are `properties`), and which takes these query and path parameter names."""
     if kind in BODY_LITERALS:
@@ -129,4 +140,6 @@ def mutations(draw: st.DrawFn, kind: str, body: dict[str, Any], properties: dict
     if kind == "repeated parameter":
         values = ["20", "30"] if name == "limit" else draw(st.sampled_from([["asc", "desc"], ["a", "b"]]))
         return Mutation(kind, f"query {name}", query=[f"{quote(name)}={v}" for v in values])
-    return Mutation(kind, f"query {name}", query=[f"{quote(name)}={draw(st.sampled_from(QUERY_VALUES[kind]))}"])
+    return Mutation(
+        kind, f"query {name}", query=[f"{quote(name)}={draw(st.sampled_from(QUERY_VALUES[kind]))}"]
+    )

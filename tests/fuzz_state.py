@@ -19,11 +19,18 @@ TERMINAL = {"completed", "failed", "cancelled", "expired", "incomplete"}
 # Rows only the API writes. Workers write messages and files of a run (run_id set), so those are
 # left out: a run started by an earlier 2xx request may add them while a later 4xx is checked.
 COUNTS = {
-    "assistants": "", "threads": "", "runs": "", "vector_stores": "", "vector_store_files": "",
-    "vector_store_file_batches": "", "messages": " AND run_id IS NULL", "files": " AND run_id IS NULL",
+    "assistants": "",
+    "threads": "",
+    "runs": "",
+    "vector_stores": "",
+    "vector_store_files": "",
+    "vector_store_file_batches": "",
+    "messages": " AND run_id IS NULL",
+    "files": " AND run_id IS NULL",
 }
 COUNT_SQL = "SELECT " + ", ".join(
-    f"(SELECT count(*) FROM {table} WHERE project = {{p}}{extra})" for table, extra in COUNTS.items())
+    f"(SELECT count(*) FROM {table} WHERE project = {{p}}{extra})" for table, extra in COUNTS.items()
+)
 
 
 class Rows:
@@ -97,7 +104,9 @@ class Seeds:
         """Create what is missing, parents before children (the first call creates everything)."""
         i = self.ids
         if "assistant_id" not in i or not self.exists(f"/v1/assistants/{i['assistant_id']}"):
-            i["assistant_id"] = self.make("POST", "/v1/assistants", json={"model": "echo", "name": "fuzz"})["id"]
+            i["assistant_id"] = self.make("POST", "/v1/assistants", json={"model": "echo", "name": "fuzz"})[
+                "id"
+            ]
         for key in ("file_id", "batch_file_id"):
             if key not in i or not self.exists(f"/v1/files/{i[key]}"):
                 upload = {"file": ("fuzz.txt", b"Assistd fuzzing seed: the quick brown fox.\n")}
@@ -112,7 +121,9 @@ class Seeds:
         if not self.exists(f"{vs}/files/{i['file_id']}"):
             self.make("POST", f"{vs}/files", json={"file_id": i["file_id"]})
         if "batch_id" not in i or not self.exists(f"{vs}/file_batches/{i['batch_id']}"):
-            i["batch_id"] = self.make("POST", f"{vs}/file_batches", json={"file_ids": [i["batch_file_id"]]})["id"]
+            i["batch_id"] = self.make("POST", f"{vs}/file_batches", json={"file_ids": [i["batch_file_id"]]})[
+                "id"
+            ]
         self.wait(vs, lambda o: o["file_counts"]["in_progress"] == 0)
         self.heal_thread()
 

@@ -41,12 +41,16 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         raw = json.dumps(body).encode()
     entry: dict[str, Any] = {"path": scope["path"], "body": body, "status": None}
     LOG.append(entry)
-    request = CLIENT.build_request(scope["method"], UPSTREAM + scope["path"], content=raw,
-                                   headers={"content-type": "application/json"})
+    request = CLIENT.build_request(
+        scope["method"], UPSTREAM + scope["path"], content=raw, headers={"content-type": "application/json"}
+    )
     upstream = await CLIENT.send(request, stream=True)
     entry["status"] = upstream.status_code
-    headers = [(k.encode(), v.encode()) for k, v in upstream.headers.items()
-               if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+    headers = [
+        (k.encode(), v.encode())
+        for k, v in upstream.headers.items()
+        if k.lower() not in ("content-length", "transfer-encoding", "connection")
+    ]
     await send({"type": "http.response.start", "status": upstream.status_code, "headers": headers})
     events = 0
     try:

@@ -82,7 +82,15 @@ class ScriptedModel:
 
 def start_model(tmp: Path, latency_ms: float = 0) -> tuple[ScriptedModel, subprocess.Popen[bytes]]:
     port = free_port()
-    args = [sys.executable, "-m", "tests.scripted_model", "--port", str(port), "--latency-ms", str(latency_ms)]
+    args = [
+        sys.executable,
+        "-m",
+        "tests.scripted_model",
+        "--port",
+        str(port),
+        "--latency-ms",
+        str(latency_ms),
+    ]
     proc = spawn(args, {}, tmp / "model.log")
     wait_http(f"http://127.0.0.1:{port}/health", proc)
     return ScriptedModel(f"http://127.0.0.1:{port}"), proc
@@ -117,7 +125,9 @@ SERVERS: list[Server] = []
 
 
 class Server:
-    def __init__(self, mode: str, url: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]) -> None:
+    def __init__(
+        self, mode: str, url: str, env: dict[str, str], procs: list[subprocess.Popen[bytes]]
+    ) -> None:
         self.mode, self.url, self.env, self.procs = mode, url, env, procs
         self.clients: list[OpenAI] = []
         self.worker_ports: list[int] = []  # each worker's /metrics, /healthz, /readyz
@@ -151,12 +161,27 @@ def _left_behind(namespace: str) -> bool:
 def remove_test_sandboxes() -> None:
     """Remove the code interpreter containers test servers left (sessions outlive their workers)."""
     try:
-        listed = subprocess.run(["docker", "ps", "-a", "--filter", "label=assistd.sandbox=1", "--format",
-                                 '{{.ID}} {{.Label "assistd.namespace"}}'], capture_output=True, text=True, timeout=60)
+        listed = subprocess.run(
+            [
+                "docker",
+                "ps",
+                "-a",
+                "--filter",
+                "label=assistd.sandbox=1",
+                "--format",
+                '{{.ID}} {{.Label "assistd.namespace"}}',
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return
-    ids = [line.split()[0] for line in listed.stdout.splitlines()
-           if len(line.split()) == 2 and _left_behind(line.split()[1])]
+    ids = [
+        line.split()[0]
+        for line in listed.stdout.splitlines()
+        if len(line.split()) == 2 and _left_behind(line.split()[1])
+    ]
     if ids:
         subprocess.run(["docker", "rm", "-f", *ids], capture_output=True, timeout=120)
 
@@ -190,8 +215,11 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
 
 def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None = None) -> Server:
     port = free_port()
-    env = base_env(model) | {"ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db", "ASSISTD_FILES_DIR": str(tmp),
-                             "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4)}
+    env = base_env(model) | {
+        "ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db",
+        "ASSISTD_FILES_DIR": str(tmp),
+        "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
+    }
     env |= extra or {}
     proc = spawn([sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log")
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
@@ -199,24 +227,39 @@ def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None
 
 
 def start_distributed(
-    model: ScriptedModel, tmp: Path, workers: int = 2, extra: dict[str, str] | None = None,
+    model: ScriptedModel,
+    tmp: Path,
+    workers: int = 2,
+    extra: dict[str, str] | None = None,
     redis_url: str = REDIS_URL,
 ) -> Server:
     if not redis_available(redis_url):
         raise ServiceMissing("Redis")
-    env = base_env(model) | {
-        "ASSISTD_DATABASE_URL": fresh_pg_database(),
-        "ASSISTD_REDIS_URL": redis_url,
-        "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
-    } | (extra or {})
-    subprocess.run([sys.executable, "-m", "assistd", "migrate"], env=os.environ | env, check=True, cwd=ROOT,
-                   capture_output=True)
+    env = (
+        base_env(model)
+        | {
+            "ASSISTD_DATABASE_URL": fresh_pg_database(),
+            "ASSISTD_REDIS_URL": redis_url,
+            "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
+        }
+        | (extra or {})
+    )
+    subprocess.run(
+        [sys.executable, "-m", "assistd", "migrate"],
+        env=os.environ | env,
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     port = free_port()
     procs = [spawn([sys.executable, "-m", "assistd", "api", "--port", str(port)], env, tmp / "api.log")]
     ports = [free_port() for _ in range(workers)]
     procs += [
-        spawn([sys.executable, "-m", "assistd", "worker"], env | {"ASSISTD_WORKER_METRICS_PORT": str(port)},
-              tmp / f"worker{i}.log")
+        spawn(
+            [sys.executable, "-m", "assistd", "worker"],
+            env | {"ASSISTD_WORKER_METRICS_PORT": str(port)},
+            tmp / f"worker{i}.log",
+        )
         for i, port in enumerate(ports)
     ]
     wait_http(f"http://127.0.0.1:{port}/healthz", procs[0])
@@ -230,10 +273,21 @@ def start_s3(tmp: Path) -> tuple[dict[str, str], subprocess.Popen[bytes]]:
     import boto3
 
     port = free_port()
-    proc = spawn([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], {}, tmp / "s3.log")
+    proc = spawn(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], {}, tmp / "s3.log"
+    )
     url = f"http://127.0.0.1:{port}"
     wait_http(f"{url}/moto-api/", proc)
-    boto3.client("s3", endpoint_url=url, region_name="us-east-1", aws_access_key_id="test",
-                 aws_secret_access_key="test").create_bucket(Bucket="assistd-files")
-    return {"ASSISTD_S3_BUCKET": "assistd-files", "ASSISTD_S3_ENDPOINT_URL": url,
-            "ASSISTD_S3_ACCESS_KEY_ID": "test", "ASSISTD_S3_SECRET_ACCESS_KEY": "test"}, proc
+    boto3.client(
+        "s3",
+        endpoint_url=url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    ).create_bucket(Bucket="assistd-files")
+    return {
+        "ASSISTD_S3_BUCKET": "assistd-files",
+        "ASSISTD_S3_ENDPOINT_URL": url,
+        "ASSISTD_S3_ACCESS_KEY_ID": "test",
+        "ASSISTD_S3_SECRET_ACCESS_KEY": "test",
+    }, proc

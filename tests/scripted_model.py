@@ -95,8 +95,15 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
     choice = body.get("tool_choice")
     if "obey" in odd and isinstance(choice, dict) and choice.get("type") == "function":
         calls = sum(len(m.get("tool_calls") or []) for m in body.get("messages", []))
-        return {"tool_calls": [{"id": f"call_obey{calls}", "name": choice["function"]["name"],
-                                "arguments": json.dumps({"n": calls})}]}
+        return {
+            "tool_calls": [
+                {
+                    "id": f"call_obey{calls}",
+                    "name": choice["function"]["name"],
+                    "arguments": json.dumps({"n": calls}),
+                }
+            ]
+        }
     if kind == "text":
         return {"content": arg}
     if kind == "words":
@@ -137,8 +144,11 @@ def completion(body: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
     finish = step.get("finish", "stop")
     if step.get("tool_calls"):
         message["tool_calls"] = [
-            {"id": c.get("id") or f"call_{next(_ids)}", "type": "function",
-             "function": {"name": c["name"], "arguments": c.get("arguments", "{}")}}
+            {
+                "id": c.get("id") or f"call_{next(_ids)}",
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c.get("arguments", "{}")},
+            }
             for c in step["tool_calls"]
         ]
         finish = "tool_calls"
@@ -149,8 +159,11 @@ def completion(body: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
         "created": int(time.time()),
         "model": body.get("model", "echo"),
         "choices": [{"index": 0, "message": message, "finish_reason": finish, "logprobs": None}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
@@ -164,14 +177,27 @@ def chunks(full: dict[str, Any], include_usage: bool, repeat_ids: bool = False) 
     words = content.split(" ")
     out += [{"content": w if i == 0 else " " + w} for i, w in enumerate(words) if content]
     for index, call in enumerate(message.get("tool_calls") or []):
-        out.append({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                    "function": {"name": call["function"]["name"], "arguments": ""}}]})
+        out.append(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["function"]["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
         args = call["function"]["arguments"]
         for i in range(0, len(args), 8):
-            piece: dict[str, Any] = {"index": index, "function": {"arguments": args[i:i + 8]}}
+            piece: dict[str, Any] = {"index": index, "function": {"arguments": args[i : i + 8]}}
             if repeat_ids:
-                piece |= {"id": call["id"], "type": "function",
-                          "function": {"name": call["function"]["name"], "arguments": args[i:i + 8]}}
+                piece |= {
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": args[i : i + 8]},
+                }
             out.append({"tool_calls": [piece]})
     events = [base | {"choices": [{"index": 0, "delta": d, "finish_reason": None}]} for d in out]
     events.append(base | {"choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
@@ -191,8 +217,13 @@ async def read_body(receive: Any) -> bytes:
 
 async def send_json(send: Any, status: int, payload: Any) -> None:
     data = json.dumps(payload).encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -223,7 +254,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             await asyncio.sleep(delay / 1000)
         return await send_json(send, 200, embeddings(body))
     if not path.endswith("/chat/completions"):
-        return await send_json(send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}})
+        return await send_json(
+            send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}}
+        )
     await chat(json.loads(raw), send)
 
 
@@ -248,10 +281,15 @@ def embeddings(body: dict[str, Any]) -> dict[str, Any]:
     texts = _inputs(body)
     dim = int(body.get("dimensions") or 64)
     tokens = sum(_tokens(str(t)) for t in texts)
-    return {"object": "list", "model": body.get("model", "embed"),
-            "data": [{"object": "embedding", "index": i, "embedding": _bag_of_words(str(t), dim)}
-                     for i, t in enumerate(texts)],
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+    return {
+        "object": "list",
+        "model": body.get("model", "embed"),
+        "data": [
+            {"object": "embedding", "index": i, "embedding": _bag_of_words(str(t), dim)}
+            for i, t in enumerate(texts)
+        ],
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+    }
 
 
 async def chat(body: dict[str, Any], send: Any) -> None:
@@ -264,8 +302,18 @@ async def chat(body: dict[str, Any], send: Any) -> None:
     if "error" in step:
         status = int(step["error"])
         message = step.get("message") or f"scripted error {status}"
-        await send_json(send, status, {"error": {"message": message, "type": "invalid_request_error"
-                                                  if status < 500 else "server_error", "param": None, "code": None}})
+        await send_json(
+            send,
+            status,
+            {
+                "error": {
+                    "message": message,
+                    "type": "invalid_request_error" if status < 500 else "server_error",
+                    "param": None,
+                    "code": None,
+                }
+            },
+        )
         entry["done_at"] = time.time()
         return
     full = completion(body, step)
@@ -275,14 +323,24 @@ async def chat(body: dict[str, Any], send: Any) -> None:
         return
     odd = quirks(body)
     include_usage = bool((body.get("stream_options") or {}).get("include_usage")) and "no-usage" not in odd
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+        }
+    )
     events = chunks(full, include_usage, repeat_ids="repeat-ids" in odd)
     if "cut" in odd:  # the server fails inside the stream and closes it
         events = events[:2]
     for i, event in enumerate(events):
-        await send({"type": "http.response.body", "body": b"data: " + json.dumps(event).encode() + b"\n\n",
-                    "more_body": True})
+        await send(
+            {
+                "type": "http.response.body",
+                "body": b"data: " + json.dumps(event).encode() + b"\n\n",
+                "more_body": True,
+            }
+        )
         if i == 1 and step.get("pause_ms"):
             await asyncio.sleep(step["pause_ms"] / 1000)
     await send({"type": "http.response.body", "body": b"" if "cut" in odd else b"data: [DONE]\n\n"})
@@ -299,8 +357,15 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every answer")
     args = parser.parse_args()
     LATENCY_MS = args.latency_ms
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False, backlog=4096,
-                timeout_keep_alive=75)
+    uvicorn.run(
+        app,
+        host=args.host,
+        port=args.port,
+        log_level="warning",
+        access_log=False,
+        backlog=4096,
+        timeout_keep_alive=75,
+    )
 
 
 if __name__ == "__main__":

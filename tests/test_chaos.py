@@ -22,7 +22,10 @@ from tests.conftest import ScriptedModel, Server, spawn, start_distributed, stop
 from tests.procs import free_port, redis_available
 
 PLAIN, WITH_TOOL = 400, 100
-TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}}}
+TOOL = {
+    "type": "function",
+    "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
+}
 
 
 def start_redis(port: int, log: Path) -> subprocess.Popen[bytes]:
@@ -72,7 +75,8 @@ def drive(client: OpenAI, created: list[Any], deadline: float) -> dict[str, Any]
             if got.status == "requires_action":
                 calls = got.required_action.submit_tool_outputs.tool_calls
                 client.beta.threads.runs.submit_tool_outputs(
-                    run_id=run.id, thread_id=run.thread_id,
+                    run_id=run.id,
+                    thread_id=run.thread_id,
                     tool_outputs=[{"tool_call_id": c.id, "output": f"out-{c.id}"} for c in calls],
                 )
             elif got.status not in ("queued", "in_progress", "cancelling"):
@@ -87,20 +91,28 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
     port = free_port()
     redis = [start_redis(port, tmp_path / "redis-1.log")]
     # The driver answers tool calls in sweeps over all 500 runs: give it time to get round.
-    server = start_distributed(model_server, tmp_path, workers=3, redis_url=f"redis://127.0.0.1:{port}/0",
-                               extra={"ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "600"})
+    server = start_distributed(
+        model_server,
+        tmp_path,
+        workers=3,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+        extra={"ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "600"},
+    )
     chaos = Chaos(server, redis, port, tmp_path)
     try:
         client = server.client(max_retries=5)
         plain = client.beta.assistants.create(model="echo")
         tooled = client.beta.assistants.create(model="toolonce:lookup", tools=[TOOL])
-        jobs = [(plain.id, f"plain {i}") for i in range(PLAIN)] + [(tooled.id, f"tool {i}") for i in range(WITH_TOOL)]
+        jobs = [(plain.id, f"plain {i}") for i in range(PLAIN)] + [
+            (tooled.id, f"tool {i}") for i in range(WITH_TOOL)
+        ]
         random.shuffle(jobs)
         chaos.start()
 
         def create(job: tuple[str, str]) -> Any:
             return client.beta.threads.create_and_run(
-                assistant_id=job[0], thread={"messages": [{"role": "user", "content": job[1]}]})
+                assistant_id=job[0], thread={"messages": [{"role": "user", "content": job[1]}]}
+            )
 
         with ThreadPoolExecutor(8) as pool:
             created = list(pool.map(create, jobs))
@@ -108,14 +120,18 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
         chaos.stopping.set()
         chaos.join()
         statuses = Counter(r.status for r in done.values())
-        print(f"\nchaos: {len(created)} runs acknowledged, {len(done)} ended {dict(statuses)}; "
-              f"{chaos.kills} workers SIGKILLed, Redis restarted {chaos.redis_restarts}x")
+        print(
+            f"\nchaos: {len(created)} runs acknowledged, {len(done)} ended {dict(statuses)}; "
+            f"{chaos.kills} workers SIGKILLed, Redis restarted {chaos.redis_restarts}x"
+        )
         assert len(done) == len(created) == PLAIN + WITH_TOOL  # nothing acknowledged was lost
         assert statuses == Counter({"completed": PLAIN + WITH_TOOL})
 
         def check(run: Any) -> tuple[str, int]:
             messages = client.beta.threads.messages.list(thread_id=run.thread_id, order="asc").data
-            steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=run.thread_id, order="asc").data
+            steps = client.beta.threads.runs.steps.list(
+                run_id=run.id, thread_id=run.thread_id, order="asc"
+            ).data
             kinds = [s.type for s in steps]
             user = messages[0].content[0].text.value
             if user.startswith("tool"):

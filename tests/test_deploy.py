@@ -43,7 +43,9 @@ def test_compose_references_real_services_files_and_settings() -> None:
             if source.startswith("."):
                 assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
             elif source.startswith("/"):  # the one host path: the engine the workers' sandboxes run on
-                assert (name, source) == ("worker", "/var/run/docker.sock"), f"{name} mounts host path {source}"
+                assert (name, source) == ("worker", "/var/run/docker.sock"), (
+                    f"{name} mounts host path {source}"
+                )
             else:
                 assert source in compose["volumes"], f"{name} uses undeclared volume {source}"
         if "build" in service:
@@ -64,8 +66,16 @@ def k8s_documents() -> list[dict[str, Any]]:
 def test_kubernetes_manifests_validate() -> None:
     docs = k8s_documents()
     kinds = {d["kind"] for d in docs}
-    assert {"Deployment", "Service", "Job", "ConfigMap", "Secret", "PodDisruptionBudget",
-            "ScaledObject", "ServiceMonitor"} <= kinds
+    assert {
+        "Deployment",
+        "Service",
+        "Job",
+        "ConfigMap",
+        "Secret",
+        "PodDisruptionBudget",
+        "ScaledObject",
+        "ServiceMonitor",
+    } <= kinds
     for doc in docs:
         if doc["kind"] in CUSTOM_KINDS:  # CRDs: no schema ships with the validator
             assert doc["apiVersion"] == CUSTOM_KINDS[doc["kind"]] and doc["metadata"]["name"] and doc["spec"]
@@ -77,7 +87,9 @@ def test_kubernetes_manifests_validate() -> None:
                 assert container["readinessProbe"] and container["livenessProbe"]
     for doc in docs:
         if doc["kind"] in ("ConfigMap", "Secret"):
-            assert set(doc.get("data", {}) | doc.get("stringData", {})) <= known_env(), doc["metadata"]["name"]
+            assert set(doc.get("data", {}) | doc.get("stringData", {})) <= known_env(), doc["metadata"][
+                "name"
+            ]
 
 
 def queried_metrics() -> set[str]:

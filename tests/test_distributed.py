@@ -68,7 +68,9 @@ def test_killed_worker_run_is_finished_by_another(model_server: ScriptedModel, t
         )
         time.sleep(0.5)
         assert client.beta.threads.runs.retrieve(queued.id, thread_id=queued.thread_id).status == "queued"
-        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        server.procs.append(
+            spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log")
+        )
         for r in (run, queued):
             done = client.beta.threads.runs.poll(r.id, thread_id=r.thread_id, poll_interval_ms=100)
             assert done.status == "completed"
@@ -90,7 +92,9 @@ def test_sigterm_hands_runs_back(model_server: ScriptedModel, tmp_path: Path) ->
         server.procs[1].send_signal(signal.SIGTERM)
         assert server.procs[1].wait(timeout=15) == 0
         _wait_status(client, run, "queued", timeout=2)  # released at once, not after the lease
-        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        server.procs.append(
+            spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log")
+        )
         assert client.beta.threads.runs.poll(run.id, thread_id=run.thread_id).status == "completed"
     finally:
         stop(server.procs)
@@ -114,7 +118,10 @@ def test_embedded_restart_picks_up_unfinished_runs(model_server: ScriptedModel, 
         client = again.client()
         done = client.beta.threads.runs.poll(run.id, thread_id=run.thread_id, poll_interval_ms=100)
         assert done.status == "completed"
-        assert [m.role for m in client.beta.threads.messages.list(thread_id=run.thread_id).data] == ["assistant", "user"]
+        assert [m.role for m in client.beta.threads.messages.list(thread_id=run.thread_id).data] == [
+            "assistant",
+            "user",
+        ]
     finally:
         stop(again.procs)
 
@@ -123,21 +130,31 @@ def test_worker_killed_between_tool_rounds(model_server: ScriptedModel, tmp_path
     server = start_distributed(model_server, tmp_path, workers=1)
     try:
         client = server.client()
-        model = model_server.script(f"between-{time.time()}", [
-            {"tool_calls": [{"id": "call_k", "name": "f", "arguments": "{}"}]},
-            {"content": "finished once", "expect_tool_results": [["call_k", "42"]]},
-        ])
-        tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+        model = model_server.script(
+            f"between-{time.time()}",
+            [
+                {"tool_calls": [{"id": "call_k", "name": "f", "arguments": "{}"}]},
+                {"content": "finished once", "expect_tool_results": [["call_k", "42"]]},
+            ],
+        )
+        tool = {
+            "type": "function",
+            "function": {"name": "f", "parameters": {"type": "object", "properties": {}}},
+        }
         assistant = client.beta.assistants.create(model=model, tools=[tool])
         run = client.beta.threads.create_and_run_poll(
-            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "go"}]})
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "go"}]}
+        )
         assert run.status == "requires_action"
         server.procs[1].send_signal(signal.SIGKILL)
         server.procs[1].wait()
         queued = client.beta.threads.runs.submit_tool_outputs(
-            run_id=run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": "call_k", "output": "42"}])
+            run_id=run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": "call_k", "output": "42"}]
+        )
         assert queued.status == "queued"
-        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        server.procs.append(
+            spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log")
+        )
         done = client.beta.threads.runs.poll(run.id, thread_id=run.thread_id, poll_interval_ms=100)
         assert done.status == "completed", done.last_error
         texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread_id=run.thread_id)]
@@ -153,12 +170,20 @@ def test_stream_survives_a_killed_worker(model_server: ScriptedModel, tmp_path: 
     try:
         client = server.client()
         assistant = client.beta.assistants.create(model="pause:3000")
-        body = {"assistant_id": assistant.id, "stream": True,
-                "thread": {"messages": [{"role": "user", "content": "twice"}]}}
+        body = {
+            "assistant_id": assistant.id,
+            "stream": True,
+            "thread": {"messages": [{"role": "user", "content": "twice"}]},
+        }
         names: list[str] = []
         datas: list[dict[str, Any]] = []
-        with httpx.stream("POST", f"{server.url}/v1/threads/runs", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {KEY_A}"}) as resp:
+        with httpx.stream(
+            "POST",
+            f"{server.url}/v1/threads/runs",
+            json=body,
+            timeout=60,
+            headers={"Authorization": f"Bearer {KEY_A}"},
+        ) as resp:
             name = ""
             for line in resp.iter_lines():
                 if line.startswith("event: "):
@@ -169,15 +194,22 @@ def test_stream_survives_a_killed_worker(model_server: ScriptedModel, tmp_path: 
                     if name == "thread.message.delta" and names.count(name) == 1:
                         server.procs[1].send_signal(signal.SIGKILL)
                         server.procs[1].wait()
-                        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env,
-                                                  tmp_path / "w2.log"))
+                        server.procs.append(
+                            spawn(
+                                [sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"
+                            )
+                        )
         created = [d["id"] for n, d in zip(names, datas) if n == "thread.message.created"]
         assert len(created) == 2, names
-        closed = {d["id"]: n for n, d in zip(names, datas) if n.startswith("thread.message.") and n.endswith(
-            ("completed", "incomplete"))}
+        closed = {
+            d["id"]: n
+            for n, d in zip(names, datas)
+            if n.startswith("thread.message.") and n.endswith(("completed", "incomplete"))
+        }
         assert closed == {created[0]: "thread.message.incomplete", created[1]: "thread.message.completed"}
-        assert names.index("thread.message.incomplete") < names.index("thread.message.created", names.index(
-            "thread.message.incomplete"))
+        assert names.index("thread.message.incomplete") < names.index(
+            "thread.message.created", names.index("thread.message.incomplete")
+        )
         assert names[-1] == "thread.run.completed"
         run_id = datas[names.index("thread.run.created")]["id"]
         thread_id = datas[0]["id"]

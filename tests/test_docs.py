@@ -19,8 +19,19 @@ README = ROOT / "README.md"
 DOCS = [README, *sorted((ROOT / "docs").glob("*.md"))]
 # A dated log: each entry names the files as they were when it was measured.
 LOGS = {ROOT / "docs" / "benchmarks.md"}
-OURS = ("api/", "core/", "workers/", "retrieval/", "sandbox/", "assistd/", "tests/", "bench/", "deploy/", "docs/",
-        ".ci/")
+OURS = (
+    "api/",
+    "core/",
+    "workers/",
+    "retrieval/",
+    "sandbox/",
+    "assistd/",
+    "tests/",
+    "bench/",
+    "deploy/",
+    "docs/",
+    ".ci/",
+)
 GENERATED = {"tests/playground/artifacts/"}  # made by a test run, ignored by git
 
 
@@ -42,7 +53,7 @@ def section(text: str, title: str) -> str:
     for i, (level, t, n) in enumerate(marks):
         if level == 2 and t == title:
             end = marks[i + 1][2] if i + 1 < len(marks) else len(lines)
-            return "\n".join(lines[n + 1:end])
+            return "\n".join(lines[n + 1 : end])
     raise AssertionError(f"no '## {title}' section")
 
 
@@ -76,14 +87,19 @@ def test_command_line_block_lists_every_subcommand_and_its_options() -> None:
     commands = subcommands()
     assert list(documented) == list(commands)
     for name, cmd in commands.items():
-        options = {a.option_strings[-1]: str(a.default) for a in cmd._actions
-                   if a.option_strings and not isinstance(a, argparse._HelpAction)}
-        assert documented[name] == options, f"assistd {name}: the README shows {documented[name]}, argparse has {options}"
+        options = {
+            a.option_strings[-1]: str(a.default)
+            for a in cmd._actions
+            if a.option_strings and not isinstance(a, argparse._HelpAction)
+        }
+        assert documented[name] == options, (
+            f"assistd {name}: the README shows {documented[name]}, argparse has {options}"
+        )
 
 
 def test_settings_table_lists_exactly_the_settings() -> None:
     body = section(README.read_text(), "Configuration")
-    table = body[body.index("| Variable |"):].split("\n\n")[0].splitlines()[2:]  # past the header rows
+    table = body[body.index("| Variable |") :].split("\n\n")[0].splitlines()[2:]  # past the header rows
     documented = [name for row in table for name in re.findall(r"`([A-Z0-9_]+)`", row.split("|")[1])]
     assert documented
     assert len(documented) == len(set(documented)), "a variable is listed twice"
@@ -97,7 +113,11 @@ def test_settings_table_lists_exactly_the_settings() -> None:
 def machinery_variables() -> frozenset[str]:
     """ASSISTD_* variables read by the test suite and the CI scripts rather than by Settings."""
     found: set[str] = set()
-    for path in [*(ROOT / "tests").rglob("*.py"), *(ROOT / "tests").rglob("*.mjs"), *(ROOT / ".ci").iterdir()]:
+    for path in [
+        *(ROOT / "tests").rglob("*.py"),
+        *(ROOT / "tests").rglob("*.mjs"),
+        *(ROOT / ".ci").iterdir(),
+    ]:
         if path.is_file() and path.name != Path(__file__).name:
             found |= set(re.findall(r"\bASSISTD_[A-Z0-9_]+", path.read_text(errors="replace")))
     return frozenset(found - set(SETTINGS))
@@ -122,7 +142,9 @@ def paths_in(text: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("doc", [d for d in DOCS if d not in LOGS], ids=lambda p: p.relative_to(ROOT).as_posix())
+@pytest.mark.parametrize(
+    "doc", [d for d in DOCS if d not in LOGS], ids=lambda p: p.relative_to(ROOT).as_posix()
+)
 def test_every_repository_path_named_exists(doc: Path) -> None:
     missing = sorted(p for p in paths_in(doc.read_text()) - GENERATED if not (ROOT / p).exists())
     assert not missing, f"{doc.name} names paths that do not exist: {missing}"

@@ -75,9 +75,16 @@ class Fuzzer:
     def hints(self) -> dict[str, Any]:
         """Values that get a body past the first existence check, for fields that carry ids."""
         i = self.seeds.ids
-        return {"assistant_id": i["assistant_id"], "model": "echo", "purpose": "assistants",
-                "file_id": i["file_id"], "file_ids": [i["file_id"]], "vector_store_ids": [i["vector_store_id"]],
-                "run_id": i["run_id"], "role": "user"}
+        return {
+            "assistant_id": i["assistant_id"],
+            "model": "echo",
+            "purpose": "assistants",
+            "file_id": i["file_id"],
+            "file_ids": [i["file_id"]],
+            "vector_store_ids": [i["vector_store_id"]],
+            "run_id": i["run_id"],
+            "role": "user",
+        }
 
     def fail(self, label: str, what: str, request: str, resp: requests.Response | None) -> None:
         failure = self.failures.setdefault((label, what), Failure(label, what))
@@ -87,8 +94,10 @@ class Fuzzer:
             failure.examples.append(f"request: {request}\n      response: {got}")
 
     def report(self) -> str:
-        return "\n".join(f"- {f.label}: {f.what} (x{f.times})" + "".join(f"\n    {e}" for e in f.examples)
-                         for f in self.failures.values())
+        return "\n".join(
+            f"- {f.label}: {f.what} (x{f.times})" + "".join(f"\n    {e}" for e in f.examples)
+            for f in self.failures.values()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -154,10 +163,14 @@ def object_url(fz: Fuzzer, op: Operation, values: dict[str, str]) -> str | None:
 def use_seeds(fz: Fuzzer, case: Case, data: st.DataObject) -> None:
     names = list(case.path_parameters or {})
     # a DELETE has nothing to vary but its ids: deleting a seed (then making it again) now and then is enough
-    choices = ["seeds", "generated", "generated", "generated"] if case.method.upper() == "DELETE" else ID_CHOICES
+    choices = (
+        ["seeds", "generated", "generated", "generated"] if case.method.upper() == "DELETE" else ID_CHOICES
+    )
     choice = data.draw(st.sampled_from(choices), label="ids") if names else "generated"
     for name in names:
-        seeded = name in fz.seeds.ids and (choice == "seeds" or choice == "mixed" and data.draw(st.booleans()))
+        seeded = name in fz.seeds.ids and (
+            choice == "seeds" or choice == "mixed" and data.draw(st.booleans())
+        )
         if seeded:
             case.path_parameters[name] = fz.seeds.ids[name]
     if isinstance(case.body, dict) and data.draw(st.booleans(), label="hints"):
@@ -232,8 +245,12 @@ def exercise(fz: Fuzzer, op: Operation, case: Case, data: st.DataObject, kind: s
     m: Mutation | None = None
     if kind != "positive" and kind != "negative":  # the name of a mutation
         body = case.body if isinstance(case.body, dict) else {}
-        m = data.draw(mutations(kind, body, properties(fz, op), parameters(fz, op, "query"),
-                                parameters(fz, op, "path")), label="mutation")
+        m = data.draw(
+            mutations(
+                kind, body, properties(fz, op), parameters(fz, op, "query"), parameters(fz, op, "path")
+            ),
+            label="mutation",
+        )
         mutate(kw, case, m)
     request = describe(kw) + (f"  [{m.kind} at {m.where}]" if m is not None else "")
     label = f"{op.label} [{m.kind}]" if m is not None else op.label
@@ -254,8 +271,15 @@ def exercise(fz: Fuzzer, op: Operation, case: Case, data: st.DataObject, kind: s
         fz.seeds.heal()
 
 
-def check(fz: Fuzzer, label: str, request: str, resp: requests.Response, before_rows: dict[str, int],
-          obj: str | None, before_obj: dict[str, Any] | None) -> None:
+def check(
+    fz: Fuzzer,
+    label: str,
+    request: str,
+    resp: requests.Response,
+    before_rows: dict[str, int],
+    obj: str | None,
+    before_obj: dict[str, Any] | None,
+) -> None:
     if resp.status_code < 400:
         return
     if resp.status_code >= 500:
@@ -275,22 +299,34 @@ def check(fz: Fuzzer, label: str, request: str, resp: requests.Response, before_
         after = fz.seeds.call("GET", obj)
         after_obj = comparable(after.json()) if after.status_code == 200 else None
         if after_obj != before_obj:
-            diff = sorted(k for k in set(before_obj) | set(after_obj or {})
-                          if (after_obj or {}).get(k) != before_obj.get(k))
-            fz.fail(label, f"{resp.status_code} changed the addressed object ({diff or 'deleted'})", request, resp)
+            diff = sorted(
+                k
+                for k in set(before_obj) | set(after_obj or {})
+                if (after_obj or {}).get(k) != before_obj.get(k)
+            )
+            fz.fail(
+                label, f"{resp.status_code} changed the addressed object ({diff or 'deleted'})", request, resp
+            )
 
 
 def explore(fz: Fuzzer, op: Operation, sort: str) -> None:
     """Hypothesis over one operation: schema-valid ("positive") or schema-invalid ("negative")
     cases, or valid ones spoilt by hand ("mutated": each applicable kind of mutation in turn)."""
-    strategy = op.as_strategy(generation_mode=GenerationMode.NEGATIVE if sort == "negative" else
-                              GenerationMode.POSITIVE)
+    strategy = op.as_strategy(
+        generation_mode=GenerationMode.NEGATIVE if sort == "negative" else GenerationMode.POSITIVE
+    )
     has_query, has_path = bool(parameters(fz, op, "query")), bool(parameters(fz, op, "path"))
     for kind in kinds(has_json_body(fz, op), has_query, has_path) if sort == "mutated" else [sort]:
 
-        @settings(max_examples=EXAMPLES[sort], derandomize=True, database=None, deadline=None,
-                  phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck),
-                  verbosity=Verbosity.quiet)
+        @settings(
+            max_examples=EXAMPLES[sort],
+            derandomize=True,
+            database=None,
+            deadline=None,
+            phases=[Phase.explicit, Phase.generate],
+            suppress_health_check=list(HealthCheck),
+            verbosity=Verbosity.quiet,
+        )
         @given(case=strategy, data=st.data())
         def one(case: Case, data: st.DataObject) -> None:
             exercise(fz, op, case, data, kind)  # `one` runs before the loop moves on to the next kind
@@ -319,9 +355,11 @@ def run_all(fz: Fuzzer, sorts: list[str]) -> None:
                 explore(fz, op, sort)
             except Unsatisfiable:  # schemathesis found no way to break this operation's schema
                 pass
-    print(f"\n[fuzz] {fz.server.mode} {'+'.join(sorts)}: {sum(fz.statuses.values())} requests in "
-          f"{time.monotonic() - started:.0f} s ({fz.waited - waited:.0f} s waiting for responses), "
-          f"statuses {dict(sorted(fz.statuses.items()))}")
+    print(
+        f"\n[fuzz] {fz.server.mode} {'+'.join(sorts)}: {sum(fz.statuses.values())} requests in "
+        f"{time.monotonic() - started:.0f} s ({fz.waited - waited:.0f} s waiting for responses), "
+        f"statuses {dict(sorted(fz.statuses.items()))}"
+    )
     for label, statuses in fz.by_operation.items():
         print(f"[fuzz]   {label}: {dict(sorted(statuses.items()))}")
 

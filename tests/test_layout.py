@@ -51,21 +51,26 @@ def imports(path: Path, *, top_level_only: bool) -> Iterator[str]:
 
 
 def test_import_directions() -> None:
-    wrong = [f"{name} imports {target}" for name, path in modules()
-             for target in imports(path, top_level_only=False)
-             if target.split(".")[0] not in ALLOWED[name.split(".")[0]]]
+    wrong = [
+        f"{name} imports {target}"
+        for name, path in modules()
+        for target in imports(path, top_level_only=False)
+        if target.split(".")[0] not in ALLOWED[name.split(".")[0]]
+    ]
     assert wrong == []
 
 
 def test_no_import_circles() -> None:
     known = dict(modules())
-    graph = {name: {t for t in imports(path, top_level_only=False) if t in known and t != name}
-             for name, path in known.items()}
+    graph = {
+        name: {t for t in imports(path, top_level_only=False) if t in known and t != name}
+        for name, path in known.items()
+    }
     circles: list[list[str]] = []
 
     def visit(node: str, trail: list[str]) -> None:
         if node in trail:
-            circles.append(trail[trail.index(node):] + [node])
+            circles.append(trail[trail.index(node) :] + [node])
             return
         if node in done:
             return

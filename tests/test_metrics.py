@@ -19,7 +19,8 @@ def scrape(url: str) -> str:
 def one_run(client: OpenAI) -> None:
     assistant = client.beta.assistants.create(model="echo")
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "count me"}]})
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "count me"}]}
+    )
     assert run.status == "completed"
     client.beta.threads.retrieve(run.thread_id)
 
@@ -30,7 +31,9 @@ def test_api_metrics_use_route_templates(server: Server, client: OpenAI) -> None
     assert 'assistd_http_requests_total{method="POST",route="/v1/threads/runs",status="200"}' in text
     assert 'route="/v1/threads/{thread_id}"' in text
     assert not re.search(r"thread_[A-Za-z0-9]{24}", text)  # templates, never ids
-    assert "assistd_http_request_duration_seconds_bucket" in text and "assistd_http_requests_in_flight" in text
+    assert (
+        "assistd_http_request_duration_seconds_bucket" in text and "assistd_http_requests_in_flight" in text
+    )
     assert re.search(r'assistd_runs\{status="queued"\} \d', text)
     for path in ("/healthz", "/readyz"):
         assert httpx.get(f"{server.url}{path}").status_code == 200
@@ -46,9 +49,16 @@ def test_worker_metrics(server: Server, client: OpenAI) -> None:
             assert httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             assert httpx.get(f"http://127.0.0.1:{port}/readyz").json() == {"status": "ready"}
     text = "\n".join(texts)
-    for name in ("assistd_runs_started_total", "assistd_runs_finished_total", "assistd_run_queue_wait_seconds",
-                 "assistd_model_request_duration_seconds", "assistd_tokens_total", "assistd_worker_runs_in_flight",
-                 "assistd_dramatiq_messages_total", "assistd_dramatiq_queue_backlog"):
+    for name in (
+        "assistd_runs_started_total",
+        "assistd_runs_finished_total",
+        "assistd_run_queue_wait_seconds",
+        "assistd_model_request_duration_seconds",
+        "assistd_tokens_total",
+        "assistd_worker_runs_in_flight",
+        "assistd_dramatiq_messages_total",
+        "assistd_dramatiq_queue_backlog",
+    ):
         assert name in text, name
     assert re.search(r'assistd_runs_finished_total\{model="echo",status="completed"\} [1-9]', text)
 
@@ -59,7 +69,8 @@ def test_callers_model_names_never_label_series(server: Server, client: OpenAI) 
     name = "echo-" + "x" * 250  # the longest a model name may be
     assistant = client.beta.assistants.create(model="echo")
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, model=name, thread={"messages": [{"role": "user", "content": "label me"}]})
+        assistant_id=assistant.id, model=name, thread={"messages": [{"role": "user", "content": "label me"}]}
+    )
     assert run.status == "completed" and run.model == name
     if server.mode == "embedded":
         text = scrape(f"{server.url}/metrics")

@@ -46,7 +46,9 @@ def limited(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactor
         "ASSISTD_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT),
         "ASSISTD_METRICS_TOKEN": METRICS_TOKEN,
     }
-    proc = procs.spawn([sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log")
+    proc = procs.spawn(
+        [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log"
+    )
     try:
         procs.wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=180)
         server = Server("embedded", f"http://127.0.0.1:{port}", env, [proc])
@@ -111,14 +113,20 @@ def file_rows(server: Server) -> list[Any]:
 
 # -- the key comes before the body (finding 2) --
 
-@pytest.mark.parametrize(("path", "kind", "auth"), [
-    ("/v1/files", "multipart/form-data; boundary=b", "Bearer sk-wrong-key-123456"),
-    ("/v1/assistants", "application/json", None),
-])
+
+@pytest.mark.parametrize(
+    ("path", "kind", "auth"),
+    [
+        ("/v1/files", "multipart/form-data; boundary=b", "Bearer sk-wrong-key-123456"),
+        ("/v1/assistants", "application/json", None),
+    ],
+)
 def test_a_wrong_or_missing_key_is_answered_before_the_body_arrives(
     limited: Server, path: str, kind: str, auth: str | None
 ) -> None:
-    headers = {"Content-Type": kind, "Content-Length": str(200 << 20)} | ({"Authorization": auth} if auth else {})
+    headers = {"Content-Type": kind, "Content-Length": str(200 << 20)} | (
+        {"Authorization": auth} if auth else {}
+    )
     with connect(limited, timeout=3) as sock:
         sock.sendall(head("POST", path, headers))  # and not one byte of the body
         status, got, body = read_response(sock)
@@ -127,7 +135,11 @@ def test_a_wrong_or_missing_key_is_answered_before_the_body_arrives(
 
 
 def test_a_body_declared_too_large_is_refused_unread(limited: Server) -> None:
-    headers = {"Content-Type": "application/json", "Content-Length": str(200 << 20), "Authorization": f"Bearer {KEY_A}"}
+    headers = {
+        "Content-Type": "application/json",
+        "Content-Length": str(200 << 20),
+        "Authorization": f"Bearer {KEY_A}",
+    }
     with connect(limited, timeout=3) as sock:
         sock.sendall(head("POST", "/v1/assistants", headers))
         status, _, body = read_response(sock)
@@ -148,7 +160,11 @@ def stream_until_answered(sock: socket.socket, chunk: bytes, most: int) -> int:
 
 
 def test_a_chunked_json_body_is_cut_off_at_the_cap(limited: Server) -> None:
-    headers = {"Content-Type": "application/json", "Transfer-Encoding": "chunked", "Authorization": f"Bearer {KEY_A}"}
+    headers = {
+        "Content-Type": "application/json",
+        "Transfer-Encoding": "chunked",
+        "Authorization": f"Bearer {KEY_A}",
+    }
     with connect(limited) as sock:
         sock.sendall(head("POST", "/v1/assistants", headers) + b"1\r\n[\r\n")
         sent = stream_until_answered(sock, b" " * 16384, most=64 * REQUEST_LIMIT)
@@ -158,10 +174,15 @@ def test_a_chunked_json_body_is_cut_off_at_the_cap(limited: Server) -> None:
 
 
 def test_an_upload_stops_at_the_file_limit_and_leaves_nothing(limited: Server) -> None:
-    headers = {"Content-Type": "multipart/form-data; boundary=XyZ", "Transfer-Encoding": "chunked",
-               "Authorization": f"Bearer {KEY_A}"}
-    start = (b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
-             b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n')
+    headers = {
+        "Content-Type": "multipart/form-data; boundary=XyZ",
+        "Transfer-Encoding": "chunked",
+        "Authorization": f"Bearer {KEY_A}",
+    }
+    start = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="big.txt"\r\n\r\n'
+    )
     with connect(limited) as sock:
         sock.sendall(head("POST", "/v1/files", headers) + b"%x\r\n%s\r\n" % (len(start), start))
         sent = stream_until_answered(sock, b"x" * 65536, most=64 * FILE_LIMIT)
@@ -178,11 +199,15 @@ def test_the_sdk_gets_a_413_for_a_file_over_the_limit(limited: Server, size: int
         client.files.create(file=("big.txt", io.BytesIO(b"y" * size)), purpose="assistants")
     assert caught.value.status_code == 413 and caught.value.body["param"] == "file"  # type: ignore[index]
     assert file_rows(limited) == [] and list(files_dir(limited).iterdir()) == []
-    assert client.files.create(file=("ok.txt", io.BytesIO(b"y" * FILE_LIMIT)), purpose="assistants").bytes == FILE_LIMIT
+    assert (
+        client.files.create(file=("ok.txt", io.BytesIO(b"y" * FILE_LIMIT)), purpose="assistants").bytes
+        == FILE_LIMIT
+    )
     client.files.delete(file_rows(limited)[0].id)
 
 
 # -- half-sent requests (finding 11) --
+
 
 def test_half_sent_headers_are_cut_off_after_the_timeout(limited: Server) -> None:
     socks = [connect(limited) for _ in range(30)]
@@ -219,17 +244,30 @@ def test_oversized_headers_get_a_431(limited: Server) -> None:
 
 # -- errors keep the connection; keys (finding 13) --
 
+
 def test_a_500_keeps_the_connection_open(limited: Server) -> None:
     directory = files_dir(limited)
-    upload = (b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
-              b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello\r\n--XyZ--\r\n')
+    upload = (
+        b'--XyZ\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nassistants\r\n'
+        b'--XyZ\r\nContent-Disposition: form-data; name="file"; filename="a.txt"\r\n\r\nhello\r\n--XyZ--\r\n'
+    )
     auth = {"Authorization": f"Bearer {KEY_A}"}
     shutil.rmtree(directory)
     directory.write_text("the files directory is a file now: every upload fails")
     try:
         with connect(limited) as sock:
-            sock.sendall(head("POST", "/v1/files", auth | {"Content-Type": "multipart/form-data; boundary=XyZ",
-                                                           "Content-Length": str(len(upload))}) + upload)
+            sock.sendall(
+                head(
+                    "POST",
+                    "/v1/files",
+                    auth
+                    | {
+                        "Content-Type": "multipart/form-data; boundary=XyZ",
+                        "Content-Length": str(len(upload)),
+                    },
+                )
+                + upload
+            )
             status, headers, body = read_response(sock)
             assert status == 500 and error_of(body)["type"] == "server_error"
             assert headers.get("connection") != "close"
@@ -241,20 +279,24 @@ def test_a_500_keeps_the_connection_open(limited: Server) -> None:
         directory.mkdir()
 
 
-@pytest.mark.parametrize(("header", "status"), [
-    (f"Bearer {KEY_A}", 200),
-    (f"bearer {KEY_A}", 200),  # the scheme is case-insensitive (RFC 9110 11.1)
-    (f"Bearer   {KEY_A}", 200),  # 1*SP before the credentials (RFC 9110 11.4)
-    (f"Bearer {KEY_A[:-1]}", 401),
-    (f"Bearer {KEY_A}x", 401),
-    (f"Basic {KEY_A}", 401),
-    ("Bearer", 401),
-])
+@pytest.mark.parametrize(
+    ("header", "status"),
+    [
+        (f"Bearer {KEY_A}", 200),
+        (f"bearer {KEY_A}", 200),  # the scheme is case-insensitive (RFC 9110 11.1)
+        (f"Bearer   {KEY_A}", 200),  # 1*SP before the credentials (RFC 9110 11.4)
+        (f"Bearer {KEY_A[:-1]}", 401),
+        (f"Bearer {KEY_A}x", 401),
+        (f"Basic {KEY_A}", 401),
+        ("Bearer", 401),
+    ],
+)
 def test_authorization_header_forms(limited: Server, header: str, status: int) -> None:
     assert httpx.get(f"{limited.url}/v1/files", headers={"Authorization": header}).status_code == status
 
 
 # -- /metrics behind a token (finding 4) --
+
 
 def test_api_metrics_need_the_token_when_one_is_set(limited: Server) -> None:
     url = f"{limited.url}/metrics"
@@ -271,12 +313,19 @@ def test_worker_metrics_need_the_token_when_one_is_set(model_server: ScriptedMod
         pytest.skip("Redis is not reachable")
     port = procs.free_port()
     env = procs.base_env(model_server) | {
-        "ASSISTD_DATABASE_URL": fresh_pg_database(), "ASSISTD_REDIS_URL": procs.REDIS_URL,
-        "ASSISTD_REDIS_NAMESPACE": procs.TEST_NAMESPACE + "metrics", "ASSISTD_WORKER_METRICS_PORT": str(port),
+        "ASSISTD_DATABASE_URL": fresh_pg_database(),
+        "ASSISTD_REDIS_URL": procs.REDIS_URL,
+        "ASSISTD_REDIS_NAMESPACE": procs.TEST_NAMESPACE + "metrics",
+        "ASSISTD_WORKER_METRICS_PORT": str(port),
         "ASSISTD_METRICS_TOKEN": METRICS_TOKEN,
     }
-    subprocess.run([sys.executable, "-m", "assistd", "migrate"], env=os.environ | env, check=True, cwd=procs.ROOT,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, "-m", "assistd", "migrate"],
+        env=os.environ | env,
+        check=True,
+        cwd=procs.ROOT,
+        capture_output=True,
+    )
     worker = procs.spawn([sys.executable, "-m", "assistd", "worker"], env, tmp_path / "worker.log")
     try:
         url = f"http://127.0.0.1:{port}"

@@ -15,13 +15,17 @@ broker.add_middleware(QueueMetrics(backlog, RUNS_QUEUE))
 broker.add_middleware(IngestMiddleware())
 
 
-@dramatiq.actor(queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, max_retries=5, min_backoff=200, max_backoff=5000)
+@dramatiq.actor(
+    queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, max_retries=5, min_backoff=200, max_backoff=5000
+)
 async def execute_run(run_id: str) -> None:
     """Claim run `run_id` and start it on this process's event loop. Safe to receive twice."""
     await runner().start(run_id)
 
 
-@dramatiq.actor(queue_name=INGEST_QUEUE, actor_name=INGEST_FILES, max_retries=5, min_backoff=200, max_backoff=5000)
+@dramatiq.actor(
+    queue_name=INGEST_QUEUE, actor_name=INGEST_FILES, max_retries=5, min_backoff=200, max_backoff=5000
+)
 def ingest_files(vector_store_id: str, file_ids: list[str]) -> None:
     """Start ingesting files of a vector store (on ingestion's own loop). Safe to receive twice."""
     ingestor(get_settings()).start(vector_store_id, *file_ids)

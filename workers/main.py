@@ -27,7 +27,9 @@ def start_worker(settings: Settings, serve_metrics: bool = True) -> dramatiq.Wor
     # whose C transports halve the cost of each socket operation on the run path.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
-    worker = dramatiq.Worker(broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms)
+    worker = dramatiq.Worker(
+        broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms
+    )
     worker.start()
     if serve_metrics:  # `assistd serve` shows the worker's metrics on the API's /metrics instead
         metrics.serve(settings, readiness(settings, broker))

@@ -24,13 +24,23 @@ RUNS_STARTED = Counter("assistd_runs_started_total", "Model rounds started (clai
 RUNS_FINISHED = Counter(
     "assistd_runs_finished_total", "Rounds ended, by the status the run moved to", ["model", "status"]
 )
-RUN_DURATION = Histogram("assistd_run_duration_seconds", "Run creation to its end", ["model"], buckets=SECONDS)
-QUEUE_WAIT = Histogram("assistd_run_queue_wait_seconds", "Run enqueued to claimed by a worker", buckets=SECONDS)
-MODEL_LATENCY = Histogram("assistd_model_request_duration_seconds", "One model call", ["model"], buckets=SECONDS)
-MODEL_ERRORS = Counter("assistd_model_errors_total", "Model calls that failed after retries", ["model", "code"])
+RUN_DURATION = Histogram(
+    "assistd_run_duration_seconds", "Run creation to its end", ["model"], buckets=SECONDS
+)
+QUEUE_WAIT = Histogram(
+    "assistd_run_queue_wait_seconds", "Run enqueued to claimed by a worker", buckets=SECONDS
+)
+MODEL_LATENCY = Histogram(
+    "assistd_model_request_duration_seconds", "One model call", ["model"], buckets=SECONDS
+)
+MODEL_ERRORS = Counter(
+    "assistd_model_errors_total", "Model calls that failed after retries", ["model", "code"]
+)
 TOKENS = Counter("assistd_tokens_total", "Tokens reported by the model endpoint", ["model", "kind"])
 TOOL_CALLS = Counter("assistd_tool_calls_total", "Tool calls made by models", ["type", "outcome"])
-IN_FLIGHT = Gauge("assistd_worker_runs_in_flight", "Runs this worker is executing", multiprocess_mode="livesum")
+IN_FLIGHT = Gauge(
+    "assistd_worker_runs_in_flight", "Runs this worker is executing", multiprocess_mode="livesum"
+)
 
 # model names that may label a series: the operator's, never the callers' (see `model`)
 _MODELS: frozenset[str] = frozenset()
@@ -52,6 +62,7 @@ def serve(settings: Settings, ready: Any) -> ThreadingHTTPServer | None:
     """Start the metrics/health server on a daemon thread; None if turned off or the port is taken."""
     if not settings.worker_metrics_port:
         return None
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802
             locked = not allowed(self.headers.get("authorization"), settings.metrics_token)
@@ -87,8 +98,18 @@ def serve(settings: Settings, ready: Any) -> ThreadingHTTPServer | None:
     return server
 
 
-MESSAGES = Counter("assistd_dramatiq_messages_total", "Queue messages processed", ["queue", "actor", "outcome"])
-MESSAGE_SECONDS = Histogram("assistd_dramatiq_message_duration_seconds", "Time an actor took on a message",
-                            ["queue", "actor"], buckets=SECONDS)
-BACKLOG = Gauge("assistd_dramatiq_queue_backlog", "Messages waiting in the queue, not yet fetched",
-                ["queue"], multiprocess_mode="max")
+MESSAGES = Counter(
+    "assistd_dramatiq_messages_total", "Queue messages processed", ["queue", "actor", "outcome"]
+)
+MESSAGE_SECONDS = Histogram(
+    "assistd_dramatiq_message_duration_seconds",
+    "Time an actor took on a message",
+    ["queue", "actor"],
+    buckets=SECONDS,
+)
+BACKLOG = Gauge(
+    "assistd_dramatiq_queue_backlog",
+    "Messages waiting in the queue, not yet fetched",
+    ["queue"],
+    multiprocess_mode="max",
+)

@@ -95,12 +95,18 @@ class QueueMetrics(dramatiq.Middleware):
                 pass
 
     def after_process_message(
-        self, broker: dramatiq.Broker, message: dramatiq.MessageProxy, *, result: Any = None,
+        self,
+        broker: dramatiq.Broker,
+        message: dramatiq.MessageProxy,
+        *,
+        result: Any = None,
         exception: BaseException | None = None,
     ) -> None:
         started = self._started.pop(message.message_id, None)
         if started is not None:
-            MESSAGE_SECONDS.labels(message.queue_name, message.actor_name).observe(time.perf_counter() - started)
+            MESSAGE_SECONDS.labels(message.queue_name, message.actor_name).observe(
+                time.perf_counter() - started
+            )
         outcome = "ok" if exception is None else "retry" if isinstance(exception, dramatiq.Retry) else "error"
         MESSAGES.labels(message.queue_name, message.actor_name, outcome).inc()
 

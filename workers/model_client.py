@@ -33,10 +33,12 @@ class ModelClients:
             return found
         s = self._settings
         ep = s.model_endpoints.get(model) or s.model_endpoints.get("*") or ModelEndpoint()
-        found = ep.model_copy(update={
-            "base_url": ep.base_url or s.openai_base_url or "https://api.openai.com/v1",
-            "api_key": ep.api_key or s.openai_api_key or "none",
-        })
+        found = ep.model_copy(
+            update={
+                "base_url": ep.base_url or s.openai_base_url or "https://api.openai.com/v1",
+                "api_key": ep.api_key or s.openai_api_key or "none",
+            }
+        )
         if len(self._endpoints) >= 1024:  # model names are the callers' text: keep the memo bounded
             self._endpoints.clear()
         self._endpoints[model] = found
@@ -49,8 +51,12 @@ class ModelClients:
         if client is None:
             # Hundreds of runs wait on one endpoint at once: keep that many connections alive
             # (the SDK keeps 100, and reconnecting costs more than the request).
-            limits = httpx2.Limits(max_connections=2000, max_keepalive_connections=self._settings.worker_concurrency)
-            http = DefaultAioHttpClient if self._settings.model_http == "aiohttp" else DefaultAsyncHttpx2Client
+            limits = httpx2.Limits(
+                max_connections=2000, max_keepalive_connections=self._settings.worker_concurrency
+            )
+            http = (
+                DefaultAioHttpClient if self._settings.model_http == "aiohttp" else DefaultAsyncHttpx2Client
+            )
             client = AsyncOpenAI(
                 base_url=ep.base_url,
                 api_key=ep.api_key,
@@ -70,7 +76,9 @@ class ModelClients:
         window = self.context_window(model)
         if asked:  # a limit past the window would leave the prompt no room at all
             return min(asked, window * 3 // 4)
-        limit = self.endpoint(model).max_output_tokens or min(self._settings.completion_reserve_tokens, window // 4)
+        limit = self.endpoint(model).max_output_tokens or min(
+            self._settings.completion_reserve_tokens, window // 4
+        )
         return min(limit, window * 3 // 4)
 
     async def close(self) -> None:
@@ -99,8 +107,12 @@ def _delay(exc: Exception, attempt: int) -> float:
     return min(0.5 * 2.0**attempt, 8.0)
 
 
-async def with_retries(send: Callable[[], Awaitable[T]], endpoint: ModelEndpoint, retries: int,
-                       may_retry: Callable[[], bool] = lambda: True) -> T:
+async def with_retries(
+    send: Callable[[], Awaitable[T]],
+    endpoint: ModelEndpoint,
+    retries: int,
+    may_retry: Callable[[], bool] = lambda: True,
+) -> T:
     """`send()`, again after a failure worth retrying, up to `retries` more times. A request that
     timed out is not retried unless the endpoint says so (see ModelEndpoint.retry_timeouts), nor
     is one whose answer was already partly published (`may_retry()` false)."""
@@ -115,7 +127,9 @@ async def with_retries(send: Callable[[], Awaitable[T]], endpoint: ModelEndpoint
 
 
 # anything shaped like a credential: sk-... keys (masked or not), bearer tokens, long opaque tokens
-_SECRET = re.compile(r"(?i)(bearer\s+\S+|\b(?:sk|pk|rk)-[\w*.-]+|[\w*-]*\*{3,}[\w*-]*|\b[A-Za-z0-9_-]{32,}\b)")
+_SECRET = re.compile(
+    r"(?i)(bearer\s+\S+|\b(?:sk|pk|rk)-[\w*.-]+|[\w*-]*\*{3,}[\w*-]*|\b[A-Za-z0-9_-]{32,}\b)"
+)
 
 
 def redact(text: str) -> str:

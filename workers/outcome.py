@@ -25,8 +25,9 @@ def _add(total: dict[str, Any] | None, more: dict[str, Any]) -> dict[str, Any]:
     return {k: None if unknown else (total or {}).get(k, 0) + v for k, v in more.items()}
 
 
-def _message(run: RunRow, ids: TurnIds, text: str, started: float, t: float, incomplete: bool,
-             extras: Extras) -> dict[str, Any]:
+def _message(
+    run: RunRow, ids: TurnIds, text: str, started: float, t: float, incomplete: bool, extras: Extras
+) -> dict[str, Any]:
     part = {"type": "text", "text": {"value": text, "annotations": extras.get("annotations", [])}}
     return message_row(
         run,
@@ -41,7 +42,11 @@ def _message(run: RunRow, ids: TurnIds, text: str, started: float, t: float, inc
 
 
 def _function(call: dict[str, str]) -> dict[str, Any]:
-    return {"id": call["id"], "type": "function", "function": {"name": call["name"], "arguments": call["arguments"]}}
+    return {
+        "id": call["id"],
+        "type": "function",
+        "function": {"name": call["name"], "arguments": call["arguments"]},
+    }
 
 
 @dataclass
@@ -62,8 +67,16 @@ class Outcome:
         return None
 
     @classmethod
-    def of(cls, run: RunRow, turn: Turn, started: float, ids: TurnIds, action_expiry: float,
-           executed: dict[str, dict[str, Any]] | None = None, extras: Extras | None = None) -> Outcome:
+    def of(
+        cls,
+        run: RunRow,
+        turn: Turn,
+        started: float,
+        ids: TurnIds,
+        action_expiry: float,
+        executed: dict[str, dict[str, Any]] | None = None,
+        extras: Extras | None = None,
+    ) -> Outcome:
         """`executed`: the round's built-in calls, run by the worker (by call id). With only those,
         the run stays in_progress (status "in_progress") for the next round."""
         executed = executed or {}
@@ -72,27 +85,64 @@ class Outcome:
         reason = cls.cut_short(run, turn)
         rows: Rows = []
         if turn.text or not turn.calls:
-            details: dict[str, Any] = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
+            details: dict[str, Any] = {
+                "type": "message_creation",
+                "message_creation": {"message_id": ids.message},
+            }
             step_usage = None if turn.calls else turn.usage  # a round's usage goes on its last step
             rows += [
                 (MESSAGES, _message(run, ids, turn.text, started, t, reason is not None, extras or {})),
-                (STEPS, step_row(run, ids.message_step, started, "message_creation", details,
-                                 status="completed", completed_at=t, usage=step_usage)),
+                (
+                    STEPS,
+                    step_row(
+                        run,
+                        ids.message_step,
+                        started,
+                        "message_creation",
+                        details,
+                        status="completed",
+                        completed_at=t,
+                        usage=step_usage,
+                    ),
+                ),
             ]
         values: dict[str, Any] = {"usage": total}
         if turn.calls and not reason:
             pending = [_function(c) for c in turn.calls if c["id"] not in executed]
             # function calls first, then the built-in ones (the order the stream announced them in)
-            recorded = [_function(c) | {"function": _function(c)["function"] | {"output": None}} for c in turn.calls
-                        if c["id"] not in executed] + [executed[c["id"]] for c in turn.calls if c["id"] in executed]
+            recorded = [
+                _function(c) | {"function": _function(c)["function"] | {"output": None}}
+                for c in turn.calls
+                if c["id"] not in executed
+            ] + [executed[c["id"]] for c in turn.calls if c["id"] in executed]
             details = {"type": "tool_calls", "tool_calls": recorded}
             if not pending:
-                rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls", details,
-                                             status="completed", completed_at=t, usage=turn.usage)))
+                rows.append(
+                    (
+                        STEPS,
+                        step_row(
+                            run,
+                            ids.tools_step,
+                            started,
+                            "tool_calls",
+                            details,
+                            status="completed",
+                            completed_at=t,
+                            usage=turn.usage,
+                        ),
+                    )
+                )
                 return cls("in_progress", rows, values)
-            rows.append((STEPS, step_row(run, ids.tools_step, started, "tool_calls", details, usage=turn.usage)))
-            values |= {"required_action": {"type": "submit_tool_outputs", "submit_tool_outputs": {"tool_calls": pending}},
-                       "expires_at": t + action_expiry}
+            rows.append(
+                (STEPS, step_row(run, ids.tools_step, started, "tool_calls", details, usage=turn.usage))
+            )
+            values |= {
+                "required_action": {
+                    "type": "submit_tool_outputs",
+                    "submit_tool_outputs": {"tool_calls": pending},
+                },
+                "expires_at": t + action_expiry,
+            }
             return cls("requires_action", rows, values)
         values |= {"completed_at": t} | ({"incomplete_details": {"reason": reason}} if reason else {})
         return cls("incomplete" if reason else "completed", rows, values)
@@ -105,7 +155,11 @@ class Outcome:
             recorded.add(row["id"])
             if table is MESSAGES:
                 events += message_start(run, ids, started)
-                name = "thread.message.completed" if row["status"] == "completed" else "thread.message.incomplete"
+                name = (
+                    "thread.message.completed"
+                    if row["status"] == "completed"
+                    else "thread.message.incomplete"
+                )
                 events.append((name, wire_of(Message, row).model_dump_json()))
             elif row["type"] == "message_creation":
                 events.append(("thread.run.step.completed", wire_of(RunStep, row).model_dump_json()))
@@ -117,5 +171,3 @@ class Outcome:
             # tool calls cut off by the token limit: announced while streaming, never recorded
             events += abandoned(run, ids, started, cancelled=True, error=None, only=(ids.tools_step,))
         return events
-
-

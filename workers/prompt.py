@@ -46,12 +46,24 @@ def _replayed(call: dict[str, Any], ordinal: int) -> dict[str, str]:
     kind = call.get("type")
     if kind == "function":
         f = call["function"]
-        return {"id": call["id"], "name": f["name"], "arguments": f["arguments"], "output": f.get("output") or ""}
+        return {
+            "id": call["id"],
+            "name": f["name"],
+            "arguments": f["arguments"],
+            "output": f.get("output") or "",
+        }
     arguments = json.dumps({"code": call[kind]["input"]}) if kind == "code_interpreter" else "{}"
-    return {"id": call["id"], "name": kind, "arguments": arguments, "output": tools.model_output(call, ordinal)}
+    return {
+        "id": call["id"],
+        "name": kind,
+        "arguments": arguments,
+        "output": tools.model_output(call, ordinal),
+    }
 
 
-def run_rounds(run_id: str, thread: list[MessageRow], steps: list[StepRow], null_content: bool = False) -> list[dict[str, Any]]:
+def run_rounds(
+    run_id: str, thread: list[MessageRow], steps: list[StepRow], null_content: bool = False
+) -> list[dict[str, Any]]:
     """This run's earlier rounds as chat messages, from its message_creation and tool_calls steps.
     A round with no text replays its content as "" (most servers refuse the null that OpenAI's
     spec allows), or as null when the endpoint takes it (`null_content`)."""
@@ -70,20 +82,30 @@ def run_rounds(run_id: str, thread: list[MessageRow], steps: list[StepRow], null
         for c in details.get("tool_calls", []):
             calls.append(_replayed(c, searches))
             searches += c.get("type") == "file_search"
-        wire_calls = [{"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-                      for c in calls]
+        wire_calls = [
+            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+            for c in calls
+        ]
         if open_text:
             out[-1]["tool_calls"] = wire_calls
         else:
-            out.append({"role": "assistant", "content": None if null_content else "", "tool_calls": wire_calls})
+            out.append(
+                {"role": "assistant", "content": None if null_content else "", "tool_calls": wire_calls}
+            )
         open_text = False
         for c in calls:
             out.append({"role": "tool", "tool_call_id": c["id"], "content": c["output"]})
     return out
 
 
-def build_prompt(run: RunRow, thread: list[MessageRow], steps: list[StepRow], context_window: int, answer_limit: int,
-                 null_content: bool = False) -> list[dict[str, Any]]:
+def build_prompt(
+    run: RunRow,
+    thread: list[MessageRow],
+    steps: list[StepRow],
+    context_window: int,
+    answer_limit: int,
+    null_content: bool = False,
+) -> list[dict[str, Any]]:
     """System instructions, the thread's newest messages that fit, then this run's rounds. The
     prompt leaves `answer_limit` tokens of the window for the answer, and counts the tool
     definitions the request carries."""
@@ -111,8 +133,9 @@ def build_prompt(run: RunRow, thread: list[MessageRow], steps: list[StepRow], co
     return system + kept + rounds
 
 
-def request_for(run: RunRow, messages: list[dict[str, Any]], endpoint: ModelEndpoint, limit: int,
-                first_round: bool = True) -> dict[str, Any]:
+def request_for(
+    run: RunRow, messages: list[dict[str, Any]], endpoint: ModelEndpoint, limit: int, first_round: bool = True
+) -> dict[str, Any]:
     """Chat-completions arguments from the run's settings. A tool named in `tool_choice` is
     forced in the run's first round only: forcing it again after its result came back would make
     the model call it again and again, and the run would never answer."""

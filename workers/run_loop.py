@@ -25,7 +25,18 @@ from workers.prompt import PromptTooLong, build_prompt, request_for
 from workers.streaming import CutShort, Turn, TurnIds, abandoned, orphans, stream_turn
 from workers.tools.dispatch import ToolUnavailable, annotations_of, builtin_tools, pending_images, run_tool
 
-__all__ = ["CANCELLED", "Claimed", "Context", "claim", "execute", "fail", "finish", "publish", "release", "stop"]
+__all__ = [
+    "CANCELLED",
+    "Claimed",
+    "Context",
+    "claim",
+    "execute",
+    "fail",
+    "finish",
+    "publish",
+    "release",
+    "stop",
+]
 
 RELEASED = {"owner": None, "lease_until": None}
 MAX_ROUNDS = 50  # built-in tool rounds one claim runs before giving up: a model that never stops calling
@@ -42,11 +53,14 @@ async def claim(ctx: Context, run_id: str) -> Claimed | None:
     None if the run is not ours to execute (someone else has it, or it is over).
     """
     t = now()
-    claimed, cancelled = await ctx.store.claim_run(run_id, ctx.owner, t + ctx.settings.run_lease_seconds, t,
-                                                   lambda r: _chars(ctx, r))
+    claimed, cancelled = await ctx.store.claim_run(
+        run_id, ctx.owner, t + ctx.settings.run_lease_seconds, t, lambda r: _chars(ctx, r)
+    )
     if claimed is None:
         if cancelled is not None and cancelled.stream:
-            await publish(ctx, cancelled, [("thread.run.cancelled", wire_of(Run, cancelled._mapping).model_dump_json())])
+            await publish(
+                ctx, cancelled, [("thread.run.cancelled", wire_of(Run, cancelled._mapping).model_dump_json())]
+            )
         return None
     run = claimed.run
     metrics.RUNS_STARTED.labels(metrics.model(run.model)).inc()
@@ -62,14 +76,20 @@ async def execute(ctx: Context, claimed: Claimed) -> None:
     if run.stream:
         # attempts > 1: an earlier worker may have died half-way through a streamed round
         closing = await orphans(ctx.events, run.id) if run.attempts > 1 else []
-        await publish(ctx, run, closing + [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())])
+        await publish(
+            ctx, run, closing + [("thread.run.in_progress", wire_of(Run, run._mapping).model_dump_json())]
+        )
     for _ in range(MAX_ROUNDS):
         following = await model_round(ctx, claimed)
         if following is None:
             return
         claimed = following
-    await fail(ctx, claimed.run, "server_error",
-               f"The run made more than {MAX_ROUNDS} rounds of code_interpreter or file_search calls.")
+    await fail(
+        ctx,
+        claimed.run,
+        "server_error",
+        f"The run made more than {MAX_ROUNDS} rounds of code_interpreter or file_search calls.",
+    )
 
 
 async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
@@ -78,11 +98,19 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     clients = ctx.clients
     limit = clients.answer_limit(run.model, run.max_completion_tokens)
     try:
-        prompt = build_prompt(run, claimed.thread, claimed.steps, clients.context_window(run.model), limit,
-                              null_content=clients.endpoint(run.model).null_content)
+        prompt = build_prompt(
+            run,
+            claimed.thread,
+            claimed.steps,
+            clients.context_window(run.model),
+            limit,
+            null_content=clients.endpoint(run.model).null_content,
+        )
     except PromptTooLong as exc:
         if run.max_prompt_tokens:
-            await finish(ctx, run, "incomplete", completed_at=now(), incomplete_details={"reason": "max_prompt_tokens"})
+            await finish(
+                ctx, run, "incomplete", completed_at=now(), incomplete_details={"reason": "max_prompt_tokens"}
+            )
         else:
             await fail(ctx, run, "invalid_prompt", f"The prompt is too long for {run.model}: {exc}.")
         return None
@@ -95,27 +123,45 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     if executed is None:
         return None
     extras = {"images": ids.images, "annotations": await annotations_of(ctx, run, claimed, turn.text)}
-    outcome = Outcome.of(run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras)
-    recorded = await finish(ctx, run, outcome.status, inserts=outcome.rows,
-                            announce=lambda _: outcome.events(run, ids, started), **outcome.values)
+    outcome = Outcome.of(
+        run, turn, started, ids, ctx.settings.requires_action_expiry_seconds, executed, extras
+    )
+    recorded = await finish(
+        ctx,
+        run,
+        outcome.status,
+        inserts=outcome.rows,
+        announce=lambda _: outcome.events(run, ids, started),
+        **outcome.values,
+    )
     if outcome.status != "in_progress" or not recorded:
         return None
     return await reload(ctx, run.id)
 
 
-async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]], limit: int, ids: TurnIds,
-                     started: float) -> Turn | None:
+async def call_model(
+    ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]], limit: int, ids: TurnIds, started: float
+) -> Turn | None:
     """The model's answer to `prompt` (streamed as it comes for a streaming run); None if the
     call failed and the run with it."""
     run, builtin = claimed.run, builtin_tools(claimed.run)
     client, endpoint = ctx.clients.client(run.model), ctx.clients.endpoint(run.model)
-    request = request_for(run, prompt, endpoint, limit,
-                          first_round=not any(s.type == "tool_calls" for s in claimed.steps))
+    request = request_for(
+        run, prompt, endpoint, limit, first_round=not any(s.type == "tool_calls" for s in claimed.steps)
+    )
 
     async def send() -> Turn:
         if run.stream:
-            return await stream_turn(client, request, run, ids, started, lambda ev: publish(ctx, run, ev), builtin,
-                                     usage=endpoint.stream_usage)
+            return await stream_turn(
+                client,
+                request,
+                run,
+                ids,
+                started,
+                lambda ev: publish(ctx, run, ev),
+                builtin,
+                usage=endpoint.stream_usage,
+            )
         # `post` skips the SDK's parameter transformation (the body is already wire-shaped);
         # `object` returns the answer's JSON as it came
         return Turn.of(await client.post("/chat/completions", body=request, cast_to=object))
@@ -153,8 +199,9 @@ async def call_model(ctx: Context, claimed: Claimed, prompt: list[dict[str, Any]
     return turn
 
 
-async def run_tools(ctx: Context, claimed: Claimed, turn: Turn, ids: TurnIds,
-                    started: float) -> dict[str, dict[str, Any]] | None:
+async def run_tools(
+    ctx: Context, claimed: Claimed, turn: Turn, ids: TurnIds, started: float
+) -> dict[str, dict[str, Any]] | None:
     """Run the round's built-in calls; their recorded calls by id. None if a tool could not run
     (the run failed, saying why)."""
     run, builtin = claimed.run, builtin_tools(claimed.run)
@@ -230,8 +277,9 @@ async def fail(ctx: Context, run: RunRow, code: str, message: str) -> None:
 
 async def stop(ctx: Context, run_id: str) -> None:
     """After our task was cancelled: a cancelling run becomes cancelled; anything else is left alone."""
-    row = await ctx.store.stop(RUNS, run_id, ctx.owner, {"status": "cancelled", "cancelled_at": now(),
-                                                         "expires_at": None} | RELEASED)
+    row = await ctx.store.stop(
+        RUNS, run_id, ctx.owner, {"status": "cancelled", "cancelled_at": now(), "expires_at": None} | RELEASED
+    )
     if row is not None:
         ctx.ended.add(run_id)  # housekeeping must not interrupt the announcement below
     if row is not None and row.stream:
@@ -240,7 +288,9 @@ async def stop(ctx: Context, run_id: str) -> None:
 
 async def release(ctx: Context, run_id: str) -> bool:
     """Hand a run back to the queue (graceful shutdown); True if it should be re-enqueued."""
-    released = await ctx.store.release(RUNS, run_id, ctx.owner, {"status": "queued", "enqueued_at": now()} | RELEASED)
+    released = await ctx.store.release(
+        RUNS, run_id, ctx.owner, {"status": "queued", "enqueued_at": now()} | RELEASED
+    )
     if not released:
         await stop(ctx, run_id)
     return released

@@ -49,11 +49,21 @@ def sandboxes(settings: Settings, owner: str) -> Sandboxes | None:
         return None
     s = settings
     config = SandboxConfig(
-        image=s.sandbox_image, runtime=s.sandbox_runtime, timeout_seconds=s.sandbox_timeout_seconds,
-        memory_bytes=s.sandbox_memory_bytes, cpus=s.sandbox_cpus, pids=s.sandbox_pids, disk_bytes=s.sandbox_disk_bytes,
-        output_bytes=s.sandbox_output_bytes, idle_seconds=s.sandbox_idle_seconds, pool_size=s.sandbox_pool_size,
-        max_sessions=s.sandbox_max_sessions, max_project_sessions=s.sandbox_max_project_sessions,
-        redis_url=s.redis_url, namespace=s.redis_namespace, owner=owner,
+        image=s.sandbox_image,
+        runtime=s.sandbox_runtime,
+        timeout_seconds=s.sandbox_timeout_seconds,
+        memory_bytes=s.sandbox_memory_bytes,
+        cpus=s.sandbox_cpus,
+        pids=s.sandbox_pids,
+        disk_bytes=s.sandbox_disk_bytes,
+        output_bytes=s.sandbox_output_bytes,
+        idle_seconds=s.sandbox_idle_seconds,
+        pool_size=s.sandbox_pool_size,
+        max_sessions=s.sandbox_max_sessions,
+        max_project_sessions=s.sandbox_max_project_sessions,
+        redis_url=s.redis_url,
+        namespace=s.redis_namespace,
+        owner=owner,
     )
     return Sandboxes(config)
 
@@ -71,8 +81,16 @@ class Runner:
         self.engine = async_engine(settings.database_url, pool_size=40)
         store = open_store(settings.database_url, self.engine, size=40)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
-        self.ctx = Context(settings, self.engine, store, ModelClients(settings), owner, event_log(), storage(settings),
-                           sandboxes(settings, owner))
+        self.ctx = Context(
+            settings,
+            self.engine,
+            store,
+            ModelClients(settings),
+            owner,
+            event_log(),
+            storage(settings),
+            sandboxes(settings, owner),
+        )
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -147,7 +165,9 @@ class Runner:
         c = RUNS.c
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(c.id, c.status).where(c.id.in_(running), (c.status != "in_progress") | (c.owner != self.ctx.owner))
+                select(c.id, c.status).where(
+                    c.id.in_(running), (c.status != "in_progress") | (c.owner != self.ctx.owner)
+                )
             )
             for run_id, status in rows.all():
                 task = self.tasks.get(run_id)
@@ -162,7 +182,11 @@ class Runner:
             # only runs with a live task: a run we hold but no longer execute must be let go
             await conn.execute(
                 update(RUNS)
-                .where(c.id.in_(list(self.tasks)), c.owner == self.ctx.owner, c.status.in_(("in_progress", "cancelling")))
+                .where(
+                    c.id.in_(list(self.tasks)),
+                    c.owner == self.ctx.owner,
+                    c.status.in_(("in_progress", "cancelling")),
+                )
                 .values(lease_until=now() + self.settings.run_lease_seconds)
             )
 
@@ -203,17 +227,25 @@ class Runner:
                 requeue += (
                     await conn.execute(
                         update(RUNS)
-                        .where(c.status.in_(("queued", "cancelling")), c.owner.is_(None), c.enqueued_at <= stale)
+                        .where(
+                            c.status.in_(("queued", "cancelling")), c.owner.is_(None), c.enqueued_at <= stale
+                        )
                         .values(enqueued_at=t)
                         .returning(c.id)
                     )
                 ).scalars()
         for row in cancelled:
             if row.stream:
-                await publish(self.ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
+                await publish(
+                    self.ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())]
+                )
         for row, step in expired:
             if row.stream:
-                events = [("thread.run.step.expired", wire_of(RunStep, step._mapping).model_dump_json())] if step else []
+                events = (
+                    [("thread.run.step.expired", wire_of(RunStep, step._mapping).model_dump_json())]
+                    if step
+                    else []
+                )
                 events.append(("thread.run.expired", wire_of(Run, row._mapping).model_dump_json()))
                 await publish(self.ctx, row, events)
         for run_id in requeue:
@@ -236,7 +268,10 @@ class Runner:
         released = {"owner": None, "lease_until": None, "expires_at": None, "required_action": None}
         timed_out = {"code": "server_error", "message": "The run did not finish within its time budget."}
         out: list[tuple[Row[Any], Row[Any] | None]] = []
-        for statuses, error in ((("requires_action",), None), (("queued", "in_progress", "cancelling"), timed_out)):
+        for statuses, error in (
+            (("requires_action",), None),
+            (("queued", "in_progress", "cancelling"), timed_out),
+        ):
             expired = (
                 await conn.execute(
                     update(RUNS)

@@ -55,11 +55,20 @@ class Turn:
         choice = choices[0]
         message = choice.get("message") or {}
         calls = [
-            {"id": c["id"], "name": c["function"]["name"], "arguments": _arguments(c["function"].get("arguments"))}
+            {
+                "id": c["id"],
+                "name": c["function"]["name"],
+                "arguments": _arguments(c["function"].get("arguments")),
+            }
             for c in message.get("tool_calls") or []
             if c.get("type", "function") == "function"  # some servers leave the type out
         ]
-        return cls(message.get("content") or "", calls, choice.get("finish_reason"), usage_of(completion.get("usage")))
+        return cls(
+            message.get("content") or "",
+            calls,
+            choice.get("finish_reason"),
+            usage_of(completion.get("usage")),
+        )
 
 
 UNKNOWN = {"prompt_tokens": None, "completion_tokens": None, "total_tokens": None}
@@ -99,7 +108,9 @@ def message_wire(run: RunRow, ids: TurnIds, created: float, **values: Any) -> Me
     return wire
 
 
-def step_wire(run: RunRow, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any) -> StepWire:
+def step_wire(
+    run: RunRow, step_id: str, created: float, kind: str, details: dict[str, Any], **values: Any
+) -> StepWire:
     wire: StepWire = wire_of(RunStep, step_row(run, step_id, created, kind, details, **values))
     return wire
 
@@ -113,12 +124,22 @@ def message_start(run: RunRow, ids: TurnIds, created: float) -> list[tuple[str, 
     details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
     step = step_wire(run, ids.message_step, created, "message_creation", details).model_dump_json()
     message = message_wire(run, ids, created).model_dump_json()
-    events = [("thread.run.step.created", step), ("thread.run.step.in_progress", step),
-              ("thread.message.created", message), ("thread.message.in_progress", message)]
+    events = [
+        ("thread.run.step.created", step),
+        ("thread.run.step.in_progress", step),
+        ("thread.message.created", message),
+        ("thread.message.in_progress", message),
+    ]
     if ids.images:
         parts = [{"index": i} | part for i, part in enumerate(ids.images)]
-        events.append(("thread.message.delta", json.dumps(
-            {"id": ids.message, "object": "thread.message.delta", "delta": {"content": parts}})))
+        events.append(
+            (
+                "thread.message.delta",
+                json.dumps(
+                    {"id": ids.message, "object": "thread.message.delta", "delta": {"content": parts}}
+                ),
+            )
+        )
     return events
 
 
@@ -132,7 +153,11 @@ def tools_start(run: RunRow, ids: TurnIds, created: float) -> list[tuple[str, st
 
 
 def abandoned(
-    run: RunRow, ids: TurnIds, started: float, cancelled: bool, error: dict[str, str] | None,
+    run: RunRow,
+    ids: TurnIds,
+    started: float,
+    cancelled: bool,
+    error: dict[str, str] | None,
     only: tuple[str, ...] | None = None,
 ) -> list[tuple[str, str]]:
     """Close what a round announced but will never finish (all of it, or the ids in `only`): its
@@ -148,21 +173,42 @@ def abandoned(
     if ids.message in wanted:
         reason = "run_cancelled" if cancelled else "run_failed"
         content = [{"type": "text", "text": {"value": "".join(ids.streamed), "annotations": []}}]
-        message = message_wire(run, ids, started, status="incomplete", incomplete_at=t, content=content,
-                               incomplete_details={"reason": reason})
+        message = message_wire(
+            run,
+            ids,
+            started,
+            status="incomplete",
+            incomplete_at=t,
+            content=content,
+            incomplete_details={"reason": reason},
+        )
         details = {"type": "message_creation", "message_creation": {"message_id": ids.message}}
         step = step_wire(run, ids.message_step, started, "message_creation", details, **step_values)
-        events += [("thread.message.incomplete", message.model_dump_json()),
-                   (f"thread.run.step.{step_status}", step.model_dump_json())]
+        events += [
+            ("thread.message.incomplete", message.model_dump_json()),
+            (f"thread.run.step.{step_status}", step.model_dump_json()),
+        ]
     if ids.tools_step in wanted:
-        step = step_wire(run, ids.tools_step, started, "tool_calls", {"type": "tool_calls", "tool_calls": []},
-                         **step_values)
+        step = step_wire(
+            run,
+            ids.tools_step,
+            started,
+            "tool_calls",
+            {"type": "tool_calls", "tool_calls": []},
+            **step_values,
+        )
         events.append((f"thread.run.step.{step_status}", step.model_dump_json()))
     return events
 
 
-CLOSING = {"thread.message.completed", "thread.message.incomplete", "thread.run.step.completed",
-           "thread.run.step.failed", "thread.run.step.cancelled", "thread.run.step.expired"}
+CLOSING = {
+    "thread.message.completed",
+    "thread.message.incomplete",
+    "thread.run.step.completed",
+    "thread.run.step.failed",
+    "thread.run.step.cancelled",
+    "thread.run.step.expired",
+}
 
 
 async def orphans(log: EventLog, run_id: str) -> list[tuple[str, str]]:
@@ -179,7 +225,8 @@ async def orphans(log: EventLog, run_id: str) -> list[tuple[str, str]]:
                 opened[obj["id"]] = obj
             elif name == "thread.message.delta":
                 streamed.setdefault(obj["id"], []).extend(
-                    p["text"]["value"] for p in obj["delta"]["content"] if p.get("type") == "text")
+                    p["text"]["value"] for p in obj["delta"]["content"] if p.get("type") == "text"
+                )
             elif name in CLOSING:
                 opened.pop(obj["id"], None)
     t = int(time.time())
@@ -187,25 +234,43 @@ async def orphans(log: EventLog, run_id: str) -> list[tuple[str, str]]:
     for obj in opened.values():
         if obj["object"] == "thread.message":
             text = "".join(streamed.get(obj["id"], []))
-            obj |= {"status": "incomplete", "incomplete_at": t, "incomplete_details": {"reason": "run_failed"},
-                    "content": [{"type": "text", "text": {"value": text, "annotations": []}}]}
+            obj |= {
+                "status": "incomplete",
+                "incomplete_at": t,
+                "incomplete_details": {"reason": "run_failed"},
+                "content": [{"type": "text", "text": {"value": text, "annotations": []}}],
+            }
             events.append(("thread.message.incomplete", json.dumps(obj)))
         else:
-            error = {"code": "server_error", "message": "The worker running this step stopped; another took over."}
+            error = {
+                "code": "server_error",
+                "message": "The worker running this step stopped; another took over.",
+            }
             obj |= {"status": "failed", "failed_at": t, "last_error": error}
             events.append(("thread.run.step.failed", json.dumps(obj)))
     return events
 
 
 def _text_delta(ids: TurnIds, text: str) -> str:
-    return json.dumps({"id": ids.message, "object": "thread.message.delta", "delta": {
-        "content": [{"index": len(ids.images), "type": "text", "text": {"value": text, "annotations": []}}]}})
+    return json.dumps(
+        {
+            "id": ids.message,
+            "object": "thread.message.delta",
+            "delta": {
+                "content": [
+                    {"index": len(ids.images), "type": "text", "text": {"value": text, "annotations": []}}
+                ]
+            },
+        }
+    )
 
 
 def builtin_delta(step_id: str, index: int, call: dict[str, Any]) -> tuple[str, str]:
     """A step delta for a built-in tool call (`call` holds its id, type and what changed)."""
     delta = {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index} | call]}}
-    return "thread.run.step.delta", json.dumps({"id": step_id, "object": "thread.run.step.delta", "delta": delta})
+    return "thread.run.step.delta", json.dumps(
+        {"id": step_id, "object": "thread.run.step.delta", "delta": delta}
+    )
 
 
 def _call_delta(step_id: str, index: int, call_id: str | None, name: str | None, arguments: str) -> str:
@@ -214,8 +279,13 @@ def _call_delta(step_id: str, index: int, call_id: str | None, name: str | None,
         call["id"] = call_id
     if name:
         call["function"] |= {"name": name, "output": None}
-    return json.dumps({"id": step_id, "object": "thread.run.step.delta",
-                       "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}}})
+    return json.dumps(
+        {
+            "id": step_id,
+            "object": "thread.run.step.delta",
+            "delta": {"step_details": {"type": "tool_calls", "tool_calls": [call]}},
+        }
+    )
 
 
 Publish = Callable[[list[tuple[str, str]]], Awaitable[None]]  # appends events to the run's log
@@ -251,7 +321,9 @@ class _Answer:
 
     text: list[str] = field(default_factory=list)
     calls: dict[int, dict[str, str]] = field(default_factory=dict)
-    wire: dict[int, int] = field(default_factory=dict)  # a function call's index in the model's answer -> in the step
+    wire: dict[int, int] = field(
+        default_factory=dict
+    )  # a function call's index in the model's answer -> in the step
     finish: str | None = None
     usage: dict[str, Any] = field(default_factory=lambda: dict(UNKNOWN))
 
@@ -259,8 +331,16 @@ class _Answer:
         return Turn("".join(self.text), [self.calls[i] for i in sorted(self.calls)], self.finish, self.usage)
 
 
-async def stream_turn(client: AsyncOpenAI, request: dict[str, Any], run: RunRow, ids: TurnIds, started: float,
-                      publish: Publish, builtin: frozenset[str] = frozenset(), usage: bool = True) -> Turn:
+async def stream_turn(
+    client: AsyncOpenAI,
+    request: dict[str, Any],
+    run: RunRow,
+    ids: TurnIds,
+    started: float,
+    publish: Publish,
+    builtin: frozenset[str] = frozenset(),
+    usage: bool = True,
+) -> Turn:
     """One streamed model round: publish deltas as they arrive, return the assembled answer.
 
     Calls of `builtin` tools stream no argument deltas: their step shows the tool's own input
@@ -268,8 +348,13 @@ async def stream_turn(client: AsyncOpenAI, request: dict[str, Any], run: RunRow,
     body = request | {"stream": True}
     if usage:
         body["stream_options"] = {"include_usage": True}
-    stream = await client.post("/chat/completions", body=body, cast_to=ChatCompletion, stream=True,
-                               stream_cls=AsyncStream[ChatCompletionChunk])
+    stream = await client.post(
+        "/chat/completions",
+        body=body,
+        cast_to=ChatCompletion,
+        stream=True,
+        stream_cls=AsyncStream[ChatCompletionChunk],
+    )
     answer, out = _Answer(text=ids.streamed), Coalescer(publish)
     try:
         async for chunk in _chunks(stream):
@@ -302,8 +387,14 @@ async def _chunks(stream: Any) -> AsyncIterator[ChatCompletionChunk]:
         yield chunk
 
 
-def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: RunRow, ids: TurnIds, started: float,
-            builtin: frozenset[str]) -> list[tuple[str, str]]:
+def _absorb(
+    chunk: ChatCompletionChunk,
+    answer: _Answer,
+    run: RunRow,
+    ids: TurnIds,
+    started: float,
+    builtin: frozenset[str],
+) -> list[tuple[str, str]]:
     """Add one chunk to the answer; the events it makes."""
     if chunk.usage:
         answer.usage = usage_of(chunk.usage.model_dump())
@@ -330,5 +421,7 @@ def _absorb(chunk: ChatCompletionChunk, answer: _Answer, run: RunRow, ids: TurnI
                 # The step lists function calls first, built-in calls after them (announced
                 # once they run): the SDK's handler wants indexes that only ever go up.
                 index = answer.wire.setdefault(tc.index, len(answer.wire))
-                events.append(("thread.run.step.delta", _call_delta(ids.tools_step, index, new_id, name, arguments)))
+                events.append(
+                    ("thread.run.step.delta", _call_delta(ids.tools_step, index, new_id, name, arguments))
+                )
     return events

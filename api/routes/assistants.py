@@ -19,11 +19,15 @@ router = APIRouter(prefix="/assistants", tags=["assistants"], dependencies=[Chec
 
 
 @router.post("")
-async def create_assistant(request: Request, body: AssistantCreate, project: Project, session: Session) -> Response:
+async def create_assistant(
+    request: Request, body: AssistantCreate, project: Project, session: Session
+) -> Response:
     """Create an assistant."""
     await check_refs(session, project, body)
     settings = request.app.state.settings
-    tool_resources, pending = await resolve_resources(session, settings, project, body.tool_resources, for_thread=False)
+    tool_resources, pending = await resolve_resources(
+        session, settings, project, body.tool_resources, for_thread=False
+    )
     row = Assistant(
         project=project,
         model=body.model,
@@ -72,7 +76,8 @@ async def modify_assistant(
     pending: list[tuple[str, str]] = []
     if "tool_resources" in sent:
         row.tool_resources, pending = await resolve_resources(
-            session, request.app.state.settings, project, body.tool_resources, for_thread=False)
+            session, request.app.state.settings, project, body.tool_resources, for_thread=False
+        )
     if "metadata" in sent:
         row.meta = body.metadata
     if "response_format" in sent:

@@ -40,8 +40,10 @@ def _expiry(anchor: str | None, seconds: int | None) -> float | None:
     if anchor is None and seconds is None:
         return None
     if anchor != "created_at" or seconds is None or not 3600 <= seconds <= 2_592_000:
-        raise BadRequest("expires_after needs anchor 'created_at' and seconds between 3600 and 2592000.",
-                         param="expires_after")
+        raise BadRequest(
+            "expires_after needs anchor 'created_at' and seconds between 3600 and 2592000.",
+            param="expires_after",
+        )
     return now() + seconds
 
 
@@ -57,8 +59,10 @@ async def create_file(
 ) -> Response:
     """Upload a file."""
     if purpose not in PURPOSES:
-        raise BadRequest(f"Invalid value for 'purpose': '{purpose}'. Expected one of {', '.join(PURPOSES)}.",
-                         param="purpose")
+        raise BadRequest(
+            f"Invalid value for 'purpose': '{purpose}'. Expected one of {', '.join(PURPOSES)}.",
+            param="purpose",
+        )
     filename = file.filename or "upload"
     if (problem := scan(filename)) is not None or len(filename) > FILENAME_CHARS:
         why = problem[1] if problem else f"it is longer than {FILENAME_CHARS} characters"
@@ -73,7 +77,9 @@ async def create_file(
 
 
 @router.get("")
-async def list_files(params: Annotated[FileListParams, Query()], project: Project, session: Session) -> Response:
+async def list_files(
+    params: Annotated[FileListParams, Query()], project: Project, session: Session
+) -> Response:
     """List files, optionally of one purpose."""
     where = [col(FileRow.project) == project]
     if params.purpose:
@@ -104,6 +110,6 @@ async def file_content(request: Request, file_id: str, project: Project, session
     row = await owned(session, FileRow, file_id, project)
     disposition = f"attachment; filename*=UTF-8''{quote(row.filename)}"
     headers = {"Content-Disposition": disposition, "Content-Length": str(row.bytes)}
-    return StreamingResponse(request.app.state.storage.open(file_id), media_type="application/octet-stream",
-                             headers=headers)
-
+    return StreamingResponse(
+        request.app.state.storage.open(file_id), media_type="application/octet-stream", headers=headers
+    )

@@ -40,7 +40,8 @@ async def create_message(
     pending: list[tuple[str, str]] = []
     if searchable := file_search_attachments([body]):  # they go into the thread's vector store
         thread.tool_resources, pending = await attach_to_thread(
-            session, request.app.state.settings, project, thread.tool_resources, searchable)
+            session, request.app.state.settings, project, thread.tool_resources, searchable
+        )
         session.add(thread)
     await session.commit()
     await send(pending)

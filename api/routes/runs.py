@@ -45,7 +45,9 @@ router = APIRouter(tags=["runs"], dependencies=[Checked])
 ASSISTANTS, THREADS = table_of(Assistant), table_of(Thread)
 
 
-def run_row(request: Request, project: str, thread_id: str, assistant: Any, body: RunParams) -> dict[str, Any]:
+def run_row(
+    request: Request, project: str, thread_id: str, assistant: Any, body: RunParams
+) -> dict[str, Any]:
     """Column values of a queued run: the run's overrides, else the assistant's settings."""
     sent = body.model_fields_set
     tools = dumped(body.tools) if body.tools is not None else list(assistant.tools or [])
@@ -68,7 +70,9 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Any, body
         tool_choice=dumped_one(body.tool_choice) if body.tool_choice is not None else "auto",
         temperature=body.temperature if body.temperature is not None else assistant.temperature,
         top_p=body.top_p if body.top_p is not None else assistant.top_p,
-        response_format=dumped_one(body.response_format) if body.response_format else assistant.response_format,
+        response_format=dumped_one(body.response_format)
+        if body.response_format
+        else assistant.response_format,
         parallel_tool_calls=True if body.parallel_tool_calls is None else body.parallel_tool_calls,
         truncation_strategy=(body.truncation_strategy.model_dump() if body.truncation_strategy else None),
         max_prompt_tokens=body.max_prompt_tokens,
@@ -83,9 +87,20 @@ def run_row(request: Request, project: str, thread_id: str, assistant: Any, body
 
 
 # A new run's columns that nothing in the request sets (a Core insert applies no ORM defaults).
-QUEUED = {"status": "queued", "attempts": 0, "usage": None, "last_error": None, "incomplete_details": None,
-          "required_action": None, "started_at": None, "completed_at": None, "cancelled_at": None,
-          "failed_at": None, "owner": None, "lease_until": None}
+QUEUED = {
+    "status": "queued",
+    "attempts": 0,
+    "usage": None,
+    "last_error": None,
+    "incomplete_details": None,
+    "required_action": None,
+    "started_at": None,
+    "completed_at": None,
+    "cancelled_at": None,
+    "failed_at": None,
+    "owner": None,
+    "lease_until": None,
+}
 
 
 def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) -> None:
@@ -94,13 +109,17 @@ def check_tool_choice(choice: ToolChoice | None, tools: list[dict[str, Any]]) ->
         return
     if choice.type != "function":
         if choice.type not in {t.get("type") for t in tools}:
-            raise BadRequest(f"tool_choice forces '{choice.type}', which is not in tools.", param="tool_choice")
+            raise BadRequest(
+                f"tool_choice forces '{choice.type}', which is not in tools.", param="tool_choice"
+            )
         return
     name = choice.function.name if choice.function else None
     if name is None:
         raise BadRequest("Missing required parameter: 'tool_choice.function'.", param="tool_choice.function")
     if not any(t.get("type") == "function" and t["function"]["name"] == name for t in tools):
-        raise BadRequest(f"tool_choice names the function '{name}', which is not in tools.", param="tool_choice")
+        raise BadRequest(
+            f"tool_choice names the function '{name}', which is not in tools.", param="tool_choice"
+        )
 
 
 async def commit_and_enqueue(
@@ -137,7 +156,8 @@ async def announce(request: Request, run: dict[str, Any], thread: dict[str, Any]
 async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, project: Project) -> Response:
     """Create a thread and run it in one request."""
     files = body.thread is not None and (
-        body.thread.tool_resources or file_search_attachments(body.thread.messages or []))
+        body.thread.tool_resources or file_search_attachments(body.thread.messages or [])
+    )
     store = request.app.state.store
     if not files:  # nothing to ingest: one read and one write, no ORM session
         assistant = await store.owned(ASSISTANTS, body.assistant_id, project)
@@ -156,7 +176,12 @@ async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, proj
         pending: list[tuple[str, str]] = []
         if files and body.thread is not None:
             thread["tool_resources"], pending = await thread_resources(
-                session, request.app.state.settings, project, body.thread.tool_resources, body.thread.messages or [])
+                session,
+                request.app.state.settings,
+                project,
+                body.thread.tool_resources,
+                body.thread.messages or [],
+            )
         await insert(session, Thread, [thread])
         await insert(session, Message, messages)
         response = await commit_and_enqueue(request, session, run, thread)
@@ -178,11 +203,14 @@ async def create_run(
     assistant = await owned_row(session, Assistant, body.assistant_id, project)
     await check_refs(session, project, body)
     run = run_row(request, project, thread_id, assistant, body)
-    await insert(session, Message, [message_row(project, thread_id, m) for m in body.additional_messages or []])
+    await insert(
+        session, Message, [message_row(project, thread_id, m) for m in body.additional_messages or []]
+    )
     pending: list[tuple[str, str]] = []
     if searchable := file_search_attachments(body.additional_messages or []):
         resources, pending = await attach_to_thread(
-            session, request.app.state.settings, project, thread.tool_resources, searchable)
+            session, request.app.state.settings, project, thread.tool_resources, searchable
+        )
         await session.exec(update(Thread).where(col(Thread.id) == thread_id).values(tool_resources=resources))
     response = await commit_and_enqueue(request, session, run)
     await send(pending)
@@ -235,7 +263,9 @@ async def cancel_run(
         )
         if result.rowcount:
             if target == "cancelled":
-                step = await finish_pending_step(session, run_id, "cancelled", cancelled_at=values["cancelled_at"])
+                step = await finish_pending_step(
+                    session, run_id, "cancelled", cancelled_at=values["cancelled_at"]
+                )
             await session.commit()
             break
     else:
@@ -251,7 +281,9 @@ async def cancel_run(
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
 
 
-async def finish_pending_step(session: AsyncSession, run_id: str, status: str, **values: Any) -> RunStep | None:
+async def finish_pending_step(
+    session: AsyncSession, run_id: str, status: str, **values: Any
+) -> RunStep | None:
     """Close the run's tool_calls step that waits for outputs; the step, or None if there is none."""
     step = (
         await session.exec(
@@ -270,7 +302,9 @@ async def finish_pending_step(session: AsyncSession, run_id: str, status: str, *
 
 def check_outputs(run: Run, body: SubmitToolOutputs) -> dict[str, str]:
     """Every pending call answered exactly once: tool_call_id -> output, or 400."""
-    pending = [c["id"] for c in (run.required_action or {}).get("submit_tool_outputs", {}).get("tool_calls", [])]
+    pending = [
+        c["id"] for c in (run.required_action or {}).get("submit_tool_outputs", {}).get("tool_calls", [])
+    ]
     given = [o.tool_call_id for o in body.tool_outputs]
     duplicates = sorted({i for i in given if given.count(i) > 1})
     unknown = [i for i in given if i not in pending]
@@ -300,8 +334,12 @@ async def submit_tool_outputs(
     step = await finish_pending_step(session, run_id, "completed", completed_at=t)
     if step is not None:
         calls = (step.step_details or {})["tool_calls"]
-        answered = [c | {"function": c["function"] | {"output": outputs.get(c["id"])}} if c["type"] == "function" else c
-                    for c in calls]
+        answered = [
+            c | {"function": c["function"] | {"output": outputs.get(c["id"])}}
+            if c["type"] == "function"
+            else c
+            for c in calls
+        ]
         step.step_details = {"type": "tool_calls", "tool_calls": answered}
     settings = request.app.state.settings
     result = await session.exec(
@@ -327,4 +365,8 @@ async def submit_tool_outputs(
     events = [streams.event("thread.run.step.completed", step.to_openai())] if step is not None else []
     await streams.publish(run_id, events + [streams.event("thread.run.queued", run.to_openai())])
     request.app.state.enqueue(run_id)
-    return streams.stream(run_id, after) if body.stream else run_response(run.to_openai(), settings.poll_after_ms)
+    return (
+        streams.stream(run_id, after)
+        if body.stream
+        else run_response(run.to_openai(), settings.poll_after_ms)
+    )

@@ -16,8 +16,9 @@ from api.responses import wire
 from api.store import owned
 from core.models import Run, RunStep
 
-router = APIRouter(prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"],
-                   dependencies=[Checked])
+router = APIRouter(
+    prefix="/threads/{thread_id}/runs/{run_id}/steps", tags=["run steps"], dependencies=[Checked]
+)
 
 Include = Query(None, alias="include[]")
 RESULT_CONTENT = "step_details.tool_calls[*].file_search.results[*].content"
@@ -51,9 +52,15 @@ async def list_run_steps(
     await owned(session, Run, run_id, project, thread_id=thread_id)
     return await page(session, RunStep, params, col(RunStep.run_id) == run_id, shape=shaped(include))
 
+
 @router.get("/{step_id}")
 async def retrieve_run_step(
-    thread_id: str, run_id: str, step_id: str, project: Project, session: Session, include: list[str] | None = Include
+    thread_id: str,
+    run_id: str,
+    step_id: str,
+    project: Project,
+    session: Session,
+    include: list[str] | None = Include,
 ) -> Response:
     """Retrieve a run step."""
     step = await owned(session, RunStep, step_id, project, run_id=run_id, thread_id=thread_id)

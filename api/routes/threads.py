@@ -19,7 +19,9 @@ router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[Checked])
 
 
 @router.post("")
-async def create_thread(request: Request, project: Project, session: Session, body: ThreadCreate | None = None) -> Response:
+async def create_thread(
+    request: Request, project: Project, session: Session, body: ThreadCreate | None = None
+) -> Response:
     """Create a thread."""
     if body is not None:
         await check_refs(session, project, body)
@@ -27,7 +29,8 @@ async def create_thread(request: Request, project: Project, session: Session, bo
     pending: list[tuple[str, str]] = []
     if body is not None and (body.tool_resources or file_search_attachments(body.messages or [])):
         thread["tool_resources"], pending = await thread_resources(
-            session, request.app.state.settings, project, body.tool_resources, body.messages or [])
+            session, request.app.state.settings, project, body.tool_resources, body.messages or []
+        )
     await insert(session, Thread, [thread])
     await insert(session, Message, messages)
     await session.commit()
@@ -53,7 +56,8 @@ async def modify_thread(
     pending: list[tuple[str, str]] = []
     if "tool_resources" in body.model_fields_set:
         row.tool_resources, pending = await resolve_resources(
-            session, request.app.state.settings, project, body.tool_resources, for_thread=True)
+            session, request.app.state.settings, project, body.tool_resources, for_thread=True
+        )
     session.add(row)
     await session.commit()
     await send(pending)

@@ -63,10 +63,15 @@ async def cancel_file_batch(
     conn = await session.connection()
     await lock_store(conn, vector_store_id)
     vsf = VECTOR_STORE_FILES.c
-    await conn.execute(update(VECTOR_STORE_FILES).where(vsf.batch_id == batch_id, vsf.status == "in_progress")
-                       .values(status="cancelled", owner=None, lease_until=None))
+    await conn.execute(
+        update(VECTOR_STORE_FILES)
+        .where(vsf.batch_id == batch_id, vsf.status == "in_progress")
+        .values(status="cancelled", owner=None, lease_until=None)
+    )
     if batch.status == "in_progress":
-        await conn.execute(update(FILE_BATCHES).where(FILE_BATCHES.c.id == batch_id).values(status="cancelled"))
+        await conn.execute(
+            update(FILE_BATCHES).where(FILE_BATCHES.c.id == batch_id).values(status="cancelled")
+        )
     await recount(conn, vector_store_id, [batch_id])
     await session.commit()
     batch = await batch_of(session, vector_store_id, batch_id, project)
@@ -79,6 +84,9 @@ async def list_file_batch_files(
 ) -> Response:
     """List the files of a batch, optionally of one status."""
     await batch_of(session, vector_store_id, batch_id, project)
-    where = [col(VectorStoreFile.vector_store_id) == vector_store_id, col(VectorStoreFile.batch_id) == batch_id,
-             *status_filter(params)]
+    where = [
+        col(VectorStoreFile.vector_store_id) == vector_store_id,
+        col(VectorStoreFile.batch_id) == batch_id,
+        *status_filter(params),
+    ]
     return await page(session, VectorStoreFile, params, *where)

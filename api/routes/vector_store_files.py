@@ -39,7 +39,9 @@ async def create_vector_store_file(
 ) -> Response:
     """Attach a file to a vector store; it is ingested in the background."""
     store = usable(await store_of(session, vector_store_id, project))
-    item = BatchFile(file_id=body.file_id, attributes=body.attributes, chunking_strategy=body.chunking_strategy)
+    item = BatchFile(
+        file_id=body.file_id, attributes=body.attributes, chunking_strategy=body.chunking_strategy
+    )
     pending = await attach(session, project, store, [item])
     await session.commit()
     await send(pending)
@@ -74,14 +76,19 @@ async def update_vector_store_file(
     conn = await session.connection()
     await lock_store(conn, vector_store_id)  # cached search indexes hold the attributes
     vsf = VECTOR_STORE_FILES.c
-    await conn.execute(update(VECTOR_STORE_FILES).where(vsf.vector_store_id == vector_store_id, vsf.id == file_id)
-                       .values(attributes=body.attributes))
+    await conn.execute(
+        update(VECTOR_STORE_FILES)
+        .where(vsf.vector_store_id == vector_store_id, vsf.id == file_id)
+        .values(attributes=body.attributes)
+    )
     await session.commit()
     return wire((await file_of(session, vector_store_id, file_id, project)).to_openai())
 
 
 @router.delete("/{file_id}")
-async def delete_vector_store_file(vector_store_id: str, file_id: str, project: Project, session: Session) -> Response:
+async def delete_vector_store_file(
+    vector_store_id: str, file_id: str, project: Project, session: Session
+) -> Response:
     """Remove a file from a vector store (the file itself is not deleted)."""
     await file_of(session, vector_store_id, file_id, project)
     await detach(await session.connection(), vector_store_id, [file_id])
@@ -95,9 +102,18 @@ async def vector_store_file_content(
 ) -> Response:
     """The file's parsed text, as the chunks it was split into."""
     row = await file_of(session, vector_store_id, file_id, project)
-    texts: Sequence[str] = [] if row.content_key is None or row.status != "completed" else (await session.exec(
-        select(col(FileChunk.text)).where(col(FileChunk.content_key) == row.content_key)
-        .order_by(col(FileChunk.position)))).all()
+    texts: Sequence[str] = (
+        []
+        if row.content_key is None or row.status != "completed"
+        else (
+            await session.exec(
+                select(col(FileChunk.text))
+                .where(col(FileChunk.content_key) == row.content_key)
+                .order_by(col(FileChunk.position))
+            )
+        ).all()
+    )
     data = [{"type": "text", "text": t} for t in texts]
-    return JSONResponse({"object": "vector_store.file_content.page", "data": data, "has_more": False,
-                         "next_page": None})
+    return JSONResponse(
+        {"object": "vector_store.file_content.page", "data": data, "has_more": False, "next_page": None}
+    )

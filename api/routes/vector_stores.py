@@ -32,9 +32,13 @@ router.include_router(vector_store_file_batches.router)
 
 
 @router.post("")
-async def create_vector_store(request: Request, body: VectorStoreCreate, project: Project, session: Session) -> Response:
+async def create_vector_store(
+    request: Request, body: VectorStoreCreate, project: Project, session: Session
+) -> Response:
     """Create a vector store, optionally with files."""
-    row = new_store(request.app.state.settings, project, body.name, body.description, body.metadata, body.expires_after)
+    row = new_store(
+        request.app.state.settings, project, body.name, body.description, body.metadata, body.expires_after
+    )
     session.add(row)
     await session.flush()
     items = [BatchFile(file_id=f, chunking_strategy=body.chunking_strategy) for f in body.file_ids or []]
@@ -83,8 +87,13 @@ async def delete_vector_store(vector_store_id: str, project: Project, session: S
     conn = await session.connection()
     await lock_store(conn, vector_store_id)
     vsf = VECTOR_STORE_FILES.c
-    gone = (await conn.execute(
-        delete(VECTOR_STORE_FILES).where(vsf.vector_store_id == vector_store_id).returning(vsf.content_key))).scalars()
+    gone = (
+        await conn.execute(
+            delete(VECTOR_STORE_FILES)
+            .where(vsf.vector_store_id == vector_store_id)
+            .returning(vsf.content_key)
+        )
+    ).scalars()
     await drop_unused_chunks(conn, list(gone))
     await conn.execute(delete(FILE_BATCHES).where(FILE_BATCHES.c.vector_store_id == vector_store_id))
     await conn.execute(delete(VECTOR_STORES).where(VECTOR_STORES.c.id == vector_store_id))
@@ -103,9 +112,12 @@ def _check_queries(body: SearchRequest, limit: int) -> list[str]:
     for i, q in enumerate(queries):
         if len(q) > limit:
             param = "query" if isinstance(body.query, str) else f"query[{i}]"
-            raise BadRequest(f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
-                             f"but got a string with length {len(q)} instead.", param=param,
-                             code="string_above_max_length")
+            raise BadRequest(
+                f"Invalid '{param}': string too long. Expected a string with maximum length {limit}, "
+                f"but got a string with length {len(q)} instead.",
+                param=param,
+                code="string_above_max_length",
+            )
     return queries
 
 
@@ -119,14 +131,31 @@ async def search_vector_store(
     predicate = _predicate(body.filters)
     threshold = (body.ranking_options.score_threshold if body.ranking_options else None) or 0.0
     engine = session.bind
-    assert isinstance(engine, AsyncEngine)  # the app's sessions are bound to its engine (core.db.sessionmaker)
-    hits = await search(engine, request.app.state.settings, [store], queries, body.max_num_results, predicate,
-                        threshold)
+    assert isinstance(
+        engine, AsyncEngine
+    )  # the app's sessions are bound to its engine (core.db.sessionmaker)
+    hits = await search(
+        engine, request.app.state.settings, [store], queries, body.max_num_results, predicate, threshold
+    )
     if stale(store):  # a read-only search skips the write (and its commit) most of the time
         await touch(await session.connection(), store)
         await session.commit()
-    data = [{"file_id": h.file_id, "filename": h.filename, "score": h.score, "attributes": h.attributes,
-             "content": [{"type": "text", "text": h.text}]} for h in hits]
-    return JSONResponse({"object": "vector_store.search_results.page", "search_query": queries,
-                         "data": data, "has_more": False, "next_page": None})
-
+    data = [
+        {
+            "file_id": h.file_id,
+            "filename": h.filename,
+            "score": h.score,
+            "attributes": h.attributes,
+            "content": [{"type": "text", "text": h.text}],
+        }
+        for h in hits
+    ]
+    return JSONResponse(
+        {
+            "object": "vector_store.search_results.page",
+            "search_query": queries,
+            "data": data,
+            "has_more": False,
+            "next_page": None,
+        }
+    )

@@ -1,6 +1,5 @@
 """The run store's interface and the row types both backends return (see core/store/__init__.py)."""
 
-
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
@@ -110,8 +109,9 @@ class RunStore(Protocol):
     async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
         """Insert every group of rows: all of them or none."""
 
-    async def claim_run(self, run_id: str, owner: str, lease_until: float, t: float,
-                        chars: Chars) -> tuple[Claimed | None, RunRow | None]:
+    async def claim_run(
+        self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars
+    ) -> tuple[Claimed | None, RunRow | None]:
         """Move a queued run to in_progress under `owner`'s lease, with its thread's newest
         messages (up to `chars(run)` characters of content before the oldest) and, once a round
         was recorded, its steps. (None, the run) when it was cancelled while queued: it is
@@ -120,8 +120,9 @@ class RunStore(Protocol):
     async def reload_run(self, run_id: str, owner: str, chars: Chars) -> Claimed | None:
         """The run `owner` holds in_progress, its thread and its steps, as they stand."""
 
-    async def finish(self, table: Table, row_id: str, owner: str, values: dict[str, Any],
-                     inserts: Inserts) -> bool:
+    async def finish(
+        self, table: Table, row_id: str, owner: str, values: dict[str, Any], inserts: Inserts
+    ) -> bool:
         """Set `values` and insert `inserts` only if `owner` holds the row in_progress; False if
         it lost the row (and nothing is written)."""
 

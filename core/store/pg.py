@@ -102,7 +102,9 @@ def insert_rows(table: Table, rows: list[dict[str, Any]], params: Params, source
     values = [", ".join(params.add(v, table, k) for k, v in r.items()) for r in full]
     if source is None:
         return f"INSERT INTO {table.name} ({names}) VALUES " + ", ".join(f"({v})" for v in values)
-    return f"INSERT INTO {table.name} ({names}) " + " UNION ALL ".join(f"SELECT {v} FROM {source}" for v in values)
+    return f"INSERT INTO {table.name} ({names}) " + " UNION ALL ".join(
+        f"SELECT {v} FROM {source}" for v in values
+    )
 
 
 CLAIM = (
@@ -137,8 +139,9 @@ class PgStore:
             async with self._opening:
                 if self._pool is None:
                     # statements are prepared once per connection and reused (asyncpg's cache)
-                    self._pool = await asyncpg.create_pool(self._dsn, min_size=1, max_size=self._size, init=_codecs,
-                                                           reset=_reset)
+                    self._pool = await asyncpg.create_pool(
+                        self._dsn, min_size=1, max_size=self._size, init=_codecs, reset=_reset
+                    )
         return self._pool
 
     async def close(self) -> None:
@@ -161,11 +164,14 @@ class PgStore:
         params = Params()
         parts = [insert_rows(table, rows, params) for table, rows in inserts if rows]
         *first, last = parts
-        sql = ("WITH " + ", ".join(f"i{i} AS ({p})" for i, p in enumerate(first)) + " " if first else "") + last
+        sql = (
+            "WITH " + ", ".join(f"i{i} AS ({p})" for i, p in enumerate(first)) + " " if first else ""
+        ) + last
         await (await self.pool()).execute(sql, *params.values)
 
-    async def claim_run(self, run_id: str, owner: str, lease_until: float, t: float,
-                        chars: Chars) -> tuple[Claimed | None, RunRow | None]:
+    async def claim_run(
+        self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars
+    ) -> tuple[Claimed | None, RunRow | None]:
         async with (await self.pool()).acquire() as conn:
             run = _run(await conn.fetchrow(CLAIM, run_id, owner, lease_until, t))
             if run is None:
@@ -179,12 +185,15 @@ class PgStore:
             run = _run(await conn.fetchrow(RELOAD, run_id, owner))
             return None if run is None else await _reads(conn, run, chars, steps=True)
 
-    async def finish(self, table: Table, row_id: str, owner: str, values: dict[str, Any],
-                     inserts: Inserts) -> bool:
+    async def finish(
+        self, table: Table, row_id: str, owner: str, values: dict[str, Any], inserts: Inserts
+    ) -> bool:
         params = Params(row_id, owner)
         parts = [f"r AS ({_held(table, values, params, 'in_progress')} RETURNING id)"]
-        parts += [f"i{i} AS ({insert_rows(target, [row], params, source='r')})"
-                  for i, (target, row) in enumerate(inserts)]
+        parts += [
+            f"i{i} AS ({insert_rows(target, [row], params, source='r')})"
+            for i, (target, row) in enumerate(inserts)
+        ]
         sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM r"
         return bool(await (await self.pool()).fetchval(sql, *params.values))
 

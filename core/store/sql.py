@@ -41,8 +41,15 @@ _size = func.length(sql_cast(_m.content, Text))
 # content: older ones could never fit the prompt (a token is at least about four characters), so
 # a round never loads a long thread whole.
 _newest = (
-    select(_m.id, _m.seq, _m.role, _m.content, _m.run_id, _m.attachments,
-           (func.sum(_size).over(order_by=_m.seq.desc()) - _size).label("newer"))
+    select(
+        _m.id,
+        _m.seq,
+        _m.role,
+        _m.content,
+        _m.run_id,
+        _m.attachments,
+        (func.sum(_size).over(order_by=_m.seq.desc()) - _size).label("newer"),
+    )
     .where(_m.thread_id == bindparam("thread_id"))
     .subquery()
 )
@@ -52,7 +59,9 @@ THREAD = (
     .order_by(_newest.c.seq)
 )
 ROUNDS = (
-    select(STEPS.c.type, STEPS.c.step_details).where(STEPS.c.run_id == bindparam("run_id")).order_by(STEPS.c.seq)
+    select(STEPS.c.type, STEPS.c.step_details)
+    .where(STEPS.c.run_id == bindparam("run_id"))
+    .order_by(STEPS.c.seq)
 )
 _INSERTS: dict[Table, Any] = {}
 
@@ -75,8 +84,9 @@ class SqlStore:
 
     async def owned(self, table: Table, object_id: str, project: str) -> Any | None:
         async with self.engine.connect() as conn:
-            return (await conn.execute(select(table).where(table.c.id == object_id,
-                                                           table.c.project == project))).first()
+            return (
+                await conn.execute(select(table).where(table.c.id == object_id, table.c.project == project))
+            ).first()
 
     async def owned_ids(self, table: Table, ids: list[str], project: str) -> set[str]:
         async with self.engine.connect() as conn:
@@ -89,8 +99,9 @@ class SqlStore:
                 if rows:
                     await conn.execute(_insert(table), rows)
 
-    async def claim_run(self, run_id: str, owner: str, lease_until: float, t: float,
-                        chars: Chars) -> tuple[Claimed | None, RunRow | None]:
+    async def claim_run(
+        self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars
+    ) -> tuple[Claimed | None, RunRow | None]:
         async with self.engine.begin() as conn:
             params = {"run_id": run_id, "owner": owner, "lease_until": lease_until, "t": t}
             run = cast("RunRow | None", (await conn.execute(CLAIM, params)).first())
@@ -106,8 +117,9 @@ class SqlStore:
             run = cast("RunRow | None", (await conn.execute(query)).first())
             return None if run is None else await _reads(conn, run, chars, steps=True)
 
-    async def finish(self, table: Table, row_id: str, owner: str, values: dict[str, Any],
-                     inserts: Inserts) -> bool:
+    async def finish(
+        self, table: Table, row_id: str, owner: str, values: dict[str, Any], inserts: Inserts
+    ) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(_held(table, row_id, owner, "in_progress").values(**values))
             if result.rowcount != 1:

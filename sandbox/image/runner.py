@@ -179,8 +179,13 @@ def _cell(request: dict[str, typing.Any], ns: dict[str, object]) -> dict[str, ty
     _stop_threads()
     _reap_children()
     images = _figures()
-    return {"n": request["n"], "status": status, "kept": "".join(capture.parts), "dropped": capture.dropped,
-            "images": images}
+    return {
+        "n": request["n"],
+        "status": status,
+        "kept": "".join(capture.parts),
+        "dropped": capture.dropped,
+        "images": images,
+    }
 
 
 KERNEL_PID = [0]
@@ -304,7 +309,11 @@ class Kernel:
                     result = json.loads(line)
                 except ValueError:
                     continue  # the code wrote to the kernel's pipe: its own lines are ignored
-                if isinstance(result, dict) and result.get("n") == request["n"] and result.get("nonce") == request["nonce"]:
+                if (
+                    isinstance(result, dict)
+                    and result.get("n") == request["n"]
+                    and result.get("nonce") == request["nonce"]
+                ):
                     return result, ""
             if len(self.buffer) > MAX_RESULT_BYTES:
                 return None, "large"
@@ -519,7 +528,12 @@ def supervise(request: dict[str, typing.Any], kernel: Kernel, count: int) -> dic
         images = [png for png in result.get("images", []) if isinstance(png, str)]
     capture.write(_fd_output())
     files = _changed_files(before, capture)
-    reply: dict[str, typing.Any] = {"status": status, "logs": capture.text(), "images": images, "files": files}
+    reply: dict[str, typing.Any] = {
+        "status": status,
+        "logs": capture.text(),
+        "images": images,
+        "files": files,
+    }
     reply["restarted"] = bool(why)
     if why:
         reply["why"] = why

@@ -42,14 +42,17 @@ def nested(depth: int) -> Any:
     return value
 
 
-@pytest.mark.parametrize(("data", "path", "found"), [
-    ({"part": {"name": "a\x00b"}}, "part.name", "NUL character"),
-    ({"parts": [{"name": "ok"}, {"name": "\ud800"}]}, "parts[1].name", "lone UTF-16 surrogate"),
-    ({"anything": {"deep": ["x", "\udfff"]}}, "anything.deep[1]", "lone UTF-16 surrogate"),
-    ({"anything": {"k\x00": 1}}, "anything", "keys must be valid Unicode"),
-    ({"anything": [1.5, float("nan")]}, "anything[1]", "finite"),
-    ({"anything": {"x": float("-inf")}}, "anything.x", "finite"),
-])
+@pytest.mark.parametrize(
+    ("data", "path", "found"),
+    [
+        ({"part": {"name": "a\x00b"}}, "part.name", "NUL character"),
+        ({"parts": [{"name": "ok"}, {"name": "\ud800"}]}, "parts[1].name", "lone UTF-16 surrogate"),
+        ({"anything": {"deep": ["x", "\udfff"]}}, "anything.deep[1]", "lone UTF-16 surrogate"),
+        ({"anything": {"k\x00": 1}}, "anything", "keys must be valid Unicode"),
+        ({"anything": [1.5, float("nan")]}, "anything[1]", "finite"),
+        ({"anything": {"x": float("-inf")}}, "anything.x", "finite"),
+    ],
+)
 def test_text_that_cannot_be_stored_and_numbers_that_are_not_json_are_refused_with_their_path(
     data: dict[str, Any], path: str, found: str
 ) -> None:
@@ -92,6 +95,10 @@ def test_each_validation_scans_again() -> None:
 
 
 def test_references_are_collected_through_parts_and_lists_in_order() -> None:
-    body = Probe.model_validate({"part": {"name": "a", "file_id": "file-1"},
-                                 "parts": [{"name": "b"}, {"name": "c", "file_id": "file-2"}]})
+    body = Probe.model_validate(
+        {
+            "part": {"name": "a", "file_id": "file-1"},
+            "parts": [{"name": "b"}, {"name": "c", "file_id": "file-2"}],
+        }
+    )
     assert body.references() == [("file", "file-1"), ("file", "file-2")]

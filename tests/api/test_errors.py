@@ -28,12 +28,15 @@ from api.schemas import AssistantCreate, RunCreate
 ENVELOPE_KEYS = {"message", "type", "param", "code"}
 
 
-@pytest.mark.parametrize(("error", "status", "kind"), [
-    (BadRequest("bad", param="limit", code="invalid_value"), 400, "invalid_request_error"),
-    (Unauthorized("who?", code="invalid_api_key"), 401, "invalid_request_error"),
-    (NotFound.of("assistant", "asst_1"), 404, "invalid_request_error"),
-    (ServerError("oops"), 500, "server_error"),
-])
+@pytest.mark.parametrize(
+    ("error", "status", "kind"),
+    [
+        (BadRequest("bad", param="limit", code="invalid_value"), 400, "invalid_request_error"),
+        (Unauthorized("who?", code="invalid_api_key"), 401, "invalid_request_error"),
+        (NotFound.of("assistant", "asst_1"), 404, "invalid_request_error"),
+        (ServerError("oops"), 500, "server_error"),
+    ],
+)
 def test_every_error_has_openais_envelope(error: APIError, status: int, kind: str) -> None:
     body = error.body()
     assert list(body) == ["error"] and set(body["error"]) == ENVELOPE_KEYS
@@ -43,8 +46,11 @@ def test_every_error_has_openais_envelope(error: APIError, status: int, kind: st
 
 def test_not_found_names_the_object() -> None:
     assert NotFound.of("assistant", "asst_1").body()["error"] == {
-        "message": "No assistant found with id 'asst_1'.", "type": "invalid_request_error", "param": None,
-        "code": None}
+        "message": "No assistant found with id 'asst_1'.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
 
 
 def translated(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
@@ -57,21 +63,33 @@ def translated(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
     return error.body()["error"]
 
 
-@pytest.mark.parametrize(("model", "data", "param", "code"), [
-    (AssistantCreate, {"name": "x"}, "model", "missing_required_parameter"),
-    (AssistantCreate, {"model": "m", "bogus": 1}, "bogus", "unknown_parameter"),
-    (AssistantCreate, {"model": "m", "temperature": "hot"}, "temperature", "invalid_type"),
-    (AssistantCreate, {"model": "m", "temperature": 3}, "temperature", "decimal_above_max_value"),
-    (RunCreate, {"assistant_id": "a", "max_completion_tokens": 2**31}, "max_completion_tokens",
-     "integer_above_max_value"),
-    # the union member's tag ("function") is not part of the parameter's path
-    (AssistantCreate, {"model": "m", "tools": [{"type": "function", "function": {"name": "bad name!"}}]},
-     "tools[0].function.name", "invalid_value"),
-    # the whole-body scan's path continues the parameter's
-    (AssistantCreate, {"model": "m", "metadata": {"k": "v\x00"}}, "metadata.k", "invalid_value"),
-])
-def test_validation_errors_in_openais_words(model: type[BaseModel], data: dict[str, Any], param: str,
-                                             code: str) -> None:
+@pytest.mark.parametrize(
+    ("model", "data", "param", "code"),
+    [
+        (AssistantCreate, {"name": "x"}, "model", "missing_required_parameter"),
+        (AssistantCreate, {"model": "m", "bogus": 1}, "bogus", "unknown_parameter"),
+        (AssistantCreate, {"model": "m", "temperature": "hot"}, "temperature", "invalid_type"),
+        (AssistantCreate, {"model": "m", "temperature": 3}, "temperature", "decimal_above_max_value"),
+        (
+            RunCreate,
+            {"assistant_id": "a", "max_completion_tokens": 2**31},
+            "max_completion_tokens",
+            "integer_above_max_value",
+        ),
+        # the union member's tag ("function") is not part of the parameter's path
+        (
+            AssistantCreate,
+            {"model": "m", "tools": [{"type": "function", "function": {"name": "bad name!"}}]},
+            "tools[0].function.name",
+            "invalid_value",
+        ),
+        # the whole-body scan's path continues the parameter's
+        (AssistantCreate, {"model": "m", "metadata": {"k": "v\x00"}}, "metadata.k", "invalid_value"),
+    ],
+)
+def test_validation_errors_in_openais_words(
+    model: type[BaseModel], data: dict[str, Any], param: str, code: str
+) -> None:
     error = translated(model, data)
     assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
     assert f"'{param}'" in error["message"]
@@ -84,8 +102,11 @@ def test_a_too_long_string_is_measured_not_echoed() -> None:
 
 
 def test_unparsable_json_gets_openais_hint() -> None:
-    error = validation_error(RequestValidationError(
-        [{"type": "json_invalid", "loc": ("body", 1), "msg": "JSON decode error", "input": {}}], body="{"))
+    error = validation_error(
+        RequestValidationError(
+            [{"type": "json_invalid", "loc": ("body", 1), "msg": "JSON decode error", "input": {}}], body="{"
+        )
+    )
     assert error.status == 400 and error.param is None
     assert error.message.startswith("We could not parse the JSON body of your request.")
 
@@ -104,7 +125,9 @@ def app_with_errors() -> FastAPI:
 def test_installed_handlers_answer_in_the_envelope() -> None:
     with TestClient(app_with_errors()) as client:
         raised = client.get("/v1/thing")
-        assert raised.status_code == 404 and raised.json()["error"]["message"] == "No thing found with id 't_1'."
+        assert (
+            raised.status_code == 404 and raised.json()["error"]["message"] == "No thing found with id 't_1'."
+        )
         unknown = client.get("/v1/nowhere")
         assert unknown.status_code == 404
         assert unknown.json()["error"]["message"] == "Invalid URL (GET /v1/nowhere)"

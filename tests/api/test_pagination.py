@@ -21,8 +21,11 @@ from tests.utils import rows
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    url = (f"sqlite:///{tmp_path_factory.mktemp('pages')}/t.db" if request.param == "sqlite"
-           else fresh_pg_database())
+    url = (
+        f"sqlite:///{tmp_path_factory.mktemp('pages')}/t.db"
+        if request.param == "sqlite"
+        else fresh_pg_database()
+    )
     migrate(url)
     yield url
 
@@ -36,9 +39,13 @@ def listed(url: str, count: int, **params: Any) -> tuple[list[str], dict[str, An
         project = "proj_" + secrets.token_hex(4)
         try:
             ids = [(await rows.assistant(engine, project=project)).id for _ in range(count)]
-            cursors = {k: ids[v] if isinstance(v, int) else v for k, v in params.items() if k in ("after", "before")}
+            cursors = {
+                k: ids[v] if isinstance(v, int) else v for k, v in params.items() if k in ("after", "before")
+            }
             async with sessionmaker(engine)() as session:
-                response = await page(session, Assistant, ListParams(**params | cursors), Assistant.project == project)
+                response = await page(
+                    session, Assistant, ListParams(**params | cursors), Assistant.project == project
+                )
             return ids, json.loads(response.body)
         finally:
             await engine.dispose()
@@ -49,7 +56,12 @@ def listed(url: str, count: int, **params: Any) -> tuple[list[str], dict[str, An
 def test_newest_first_by_default_then_after_the_last(database_url: str) -> None:
     ids, first = listed(database_url, 5, limit=2)
     assert [a["id"] for a in first["data"]] == [ids[4], ids[3]]
-    assert (first["first_id"], first["last_id"], first["has_more"], first["object"]) == (ids[4], ids[3], True, "list")
+    assert (first["first_id"], first["last_id"], first["has_more"], first["object"]) == (
+        ids[4],
+        ids[3],
+        True,
+        "list",
+    )
     ids, last = listed(database_url, 5, limit=2, after=1)
     assert [a["id"] for a in last["data"]] == [ids[0]] and last["has_more"] is False
 

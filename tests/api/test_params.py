@@ -12,8 +12,14 @@ from api.params import checked_params
 
 
 def check(query: bytes = b"", **path_params: str) -> None:
-    scope = {"type": "http", "method": "GET", "path": "/v1/things", "query_string": query, "headers": [],
-             "path_params": path_params}
+    scope = {
+        "type": "http",
+        "method": "GET",
+        "path": "/v1/things",
+        "query_string": query,
+        "headers": [],
+        "path_params": path_params,
+    }
     asyncio.run(checked_params(Request(scope)))
 
 

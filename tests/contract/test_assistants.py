@@ -10,8 +10,15 @@ from tests.conftest import KEY_B, Server
 def test_crud(client: OpenAI) -> None:
     tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]
     a = client.beta.assistants.create(
-        model="echo", name="A", description="d", instructions="i", tools=tools, metadata={"k": "v"},
-        temperature=0.5, top_p=0.9, response_format={"type": "json_object"},
+        model="echo",
+        name="A",
+        description="d",
+        instructions="i",
+        tools=tools,
+        metadata={"k": "v"},
+        temperature=0.5,
+        top_p=0.9,
+        response_format={"type": "json_object"},
     )
     assert a.id.startswith("asst_") and a.object == "assistant"
     assert a.tools[0].type == "function" and a.tools[0].function.name == "get_weather"
@@ -62,11 +69,15 @@ def test_bad_parameters_are_400(client: OpenAI) -> None:
 
 
 def test_errors_are_openai_shaped(server: Server) -> None:
-    raw = httpx.get(f"{server.url}/v1/assistants/asst_missing", headers={"Authorization": "Bearer sk-test-project-a"})
+    raw = httpx.get(
+        f"{server.url}/v1/assistants/asst_missing", headers={"Authorization": "Bearer sk-test-project-a"}
+    )
     assert raw.status_code == 404
     assert set(raw.json()["error"]) == {"message", "type", "param", "code"}
     bad_json = httpx.post(
-        f"{server.url}/v1/assistants", content=b"{not json", headers={"Authorization": "Bearer sk-test-project-a"}
+        f"{server.url}/v1/assistants",
+        content=b"{not json",
+        headers={"Authorization": "Bearer sk-test-project-a"},
     )
     assert bad_json.status_code == 400 and bad_json.json()["error"]["type"] == "invalid_request_error"
 

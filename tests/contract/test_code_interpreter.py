@@ -23,7 +23,10 @@ IMAGE = "assistd-sandbox:1"
 @pytest.fixture(scope="session", autouse=True)
 def docker_ready() -> None:
     try:
-        found = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode == 0
+        found = (
+            subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30).returncode
+            == 0
+        )
     except (OSError, subprocess.TimeoutExpired):
         found = False
     if not found:
@@ -31,14 +34,20 @@ def docker_ready() -> None:
 
 
 def code(call_id: str, source: str) -> dict[str, Any]:
-    return {"tool_calls": [{"id": call_id, "name": "code_interpreter", "arguments": json.dumps({"code": source})}]}
+    return {
+        "tool_calls": [{"id": call_id, "name": "code_interpreter", "arguments": json.dumps({"code": source})}]
+    }
 
 
 def tutor(client: OpenAI, model_server: ScriptedModel, responses: list[dict[str, Any]], **kw: Any) -> Any:
     model = model_server.script(str(uuid.uuid4()), responses)
     return client.beta.assistants.create(
-        name="Math Tutor", model=model, tools=[{"type": "code_interpreter"}],
-        instructions="You are a personal math tutor. Write and run code to answer math questions.", **kw)
+        name="Math Tutor",
+        model=model,
+        tools=[{"type": "code_interpreter"}],
+        instructions="You are a personal math tutor. Write and run code to answer math questions.",
+        **kw,
+    )
 
 
 def ask(client: OpenAI, assistant: Any, text: str, thread_id: str | None = None, **kw: Any) -> Any:
@@ -54,7 +63,9 @@ def code_calls(server: Server, run: Any) -> list[Any]:
 
 def test_math_tutor_quickstart(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
     source = "from sympy import symbols, solve\nx = symbols('x')\nprint(solve(3*x + 11 - 14, x))"
-    assistant = tutor(client, model_server, [code("call_solve", source), {"content": "The solution is x = 1."}])
+    assistant = tutor(
+        client, model_server, [code("call_solve", source), {"content": "The solution is x = 1."}]
+    )
     run = ask(client, assistant, "I need to solve the equation `3x + 11 = 14`. Can you help me?")
     assert run.status == "completed", run.last_error
     (call,) = code_calls(server, run)
@@ -63,7 +74,11 @@ def test_math_tutor_quickstart(server: Server, client: OpenAI, model_server: Scr
     assert logs.type == "logs" and logs.logs.strip() == "[1]"
     # the model read the output back as the result of its call
     sent = model_server.requests(assistant.model)[-1]["body"]["messages"]
-    assert sent[-1]["role"] == "tool" and sent[-1]["tool_call_id"] == "call_solve" and "[1]" in sent[-1]["content"]
+    assert (
+        sent[-1]["role"] == "tool"
+        and sent[-1]["tool_call_id"] == "call_solve"
+        and "[1]" in sent[-1]["content"]
+    )
     assert sent[-2]["tool_calls"][0]["function"]["name"] == "code_interpreter"
     answer = client.beta.threads.messages.list(thread_id=run.thread_id, run_id=run.id).data[0]
     assert answer.content[0].text.value == "The solution is x = 1."
@@ -71,10 +86,16 @@ def test_math_tutor_quickstart(server: Server, client: OpenAI, model_server: Scr
 
 
 def test_state_persists_across_runs(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
-    assistant = tutor(client, model_server, [
-        code("call_set", "import math\nanswer = 41"), {"content": "Stored."},
-        code("call_get", "print(math.floor(answer + 1.5))"), {"content": "It is 42."},
-    ])
+    assistant = tutor(
+        client,
+        model_server,
+        [
+            code("call_set", "import math\nanswer = 41"),
+            {"content": "Stored."},
+            code("call_get", "print(math.floor(answer + 1.5))"),
+            {"content": "It is 42."},
+        ],
+    )
     first = ask(client, assistant, "Remember 41.")
     assert first.status == "completed", first.last_error
     second = ask(client, assistant, "Add one.", thread_id=first.thread_id)
@@ -86,14 +107,24 @@ def test_state_persists_across_runs(server: Server, client: OpenAI, model_server
 def test_files_in_and_out(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
     given = client.files.create(file=("numbers.csv", b"n\n1\n2\n3\n"), purpose="assistants")
     attached = client.files.create(file=("prices.csv", b"price\n10\n"), purpose="assistants")
-    source = ("import pandas as pd\ndf = pd.read_csv('/mnt/data/numbers.csv')\n"
-              "print(df.n.sum(), pd.read_csv('/mnt/data/prices.csv').price[0])\n"
-              "df.assign(double=df.n * 2).to_csv('/mnt/data/doubled.csv', index=False)")
+    source = (
+        "import pandas as pd\ndf = pd.read_csv('/mnt/data/numbers.csv')\n"
+        "print(df.n.sum(), pd.read_csv('/mnt/data/prices.csv').price[0])\n"
+        "df.assign(double=df.n * 2).to_csv('/mnt/data/doubled.csv', index=False)"
+    )
     reply = "Done: [doubled.csv](sandbox:/mnt/data/doubled.csv), also at sandbox:/mnt/data/doubled.csv."
-    assistant = tutor(client, model_server, [code("call_csv", source), {"content": reply}],
-                      tool_resources={"code_interpreter": {"file_ids": [given.id]}})
-    run = ask(client, assistant, "Double the numbers.",
-              attachments=[{"file_id": attached.id, "tools": [{"type": "code_interpreter"}]}])
+    assistant = tutor(
+        client,
+        model_server,
+        [code("call_csv", source), {"content": reply}],
+        tool_resources={"code_interpreter": {"file_ids": [given.id]}},
+    )
+    run = ask(
+        client,
+        assistant,
+        "Double the numbers.",
+        attachments=[{"file_id": attached.id, "tools": [{"type": "code_interpreter"}]}],
+    )
     assert run.status == "completed", run.last_error
     (call,) = code_calls(server, run)
     assert call.code_interpreter.outputs[0].logs.startswith("6 10")
@@ -101,7 +132,10 @@ def test_files_in_and_out(server: Server, client: OpenAI, model_server: Scripted
     text = answer.content[-1].text
     link, again = text.annotations  # the second link ends a sentence: its full stop is not part of it
     for a in (link, again):
-        assert a.type == "file_path" and text.value[a.start_index:a.end_index] == "sandbox:/mnt/data/doubled.csv"
+        assert (
+            a.type == "file_path"
+            and text.value[a.start_index : a.end_index] == "sandbox:/mnt/data/doubled.csv"
+        )
     assert again.file_path.file_id == link.file_path.file_id
     out = client.files.retrieve(link.file_path.file_id)
     assert out.purpose == "assistants_output" and out.filename == "/mnt/data/doubled.csv"
@@ -109,7 +143,9 @@ def test_files_in_and_out(server: Server, client: OpenAI, model_server: Scripted
 
 
 def test_plot_becomes_image_file(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
-    source = "import matplotlib.pyplot as plt\nplt.plot([0, 1, 2], [0, 1, 4])\nplt.title('squares')\nplt.show()"
+    source = (
+        "import matplotlib.pyplot as plt\nplt.plot([0, 1, 2], [0, 1, 4])\nplt.title('squares')\nplt.show()"
+    )
     assistant = tutor(client, model_server, [code("call_plot", source), {"content": "Here is the plot."}])
     run = ask(client, assistant, "Plot some squares.")
     assert run.status == "completed", run.last_error
@@ -134,7 +170,9 @@ def test_errors_go_back_to_the_model(server: Server, client: OpenAI, model_serve
 
 
 def test_streamed_code_interpreter_run(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
-    assistant = tutor(client, model_server, [code("call_sum", "print(sum(range(10)))"), {"content": "45 it is."}])
+    assistant = tutor(
+        client, model_server, [code("call_sum", "print(sum(range(10)))"), {"content": "45 it is."}]
+    )
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Sum 0..9"}])
     with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
         events = list(stream)
@@ -154,8 +192,9 @@ def test_streamed_code_interpreter_run(server: Server, client: OpenAI, model_ser
 def test_forcing_code_interpreter(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
     assistant = tutor(client, model_server, [code("call_f", "print(2 ** 10)"), {"content": "1024"}])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "2^10?"}])
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id,
-                                                   tool_choice={"type": "code_interpreter"})
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, tool_choice={"type": "code_interpreter"}
+    )
     assert run.status == "completed", run.last_error
     sent = model_server.requests(assistant.model)[0]["body"]
     assert sent["tool_choice"] == {"type": "function", "function": {"name": "code_interpreter"}}
@@ -180,8 +219,9 @@ def test_worker_killed_mid_execution(model_server: ScriptedModel, tmp_path: Path
     try:
         client = server.client()
         source = "import time\ntime.sleep(3)\nprint('slept')"
-        assistant = tutor(client, model_server, [code("call_a", source), code("call_b", source),
-                                                 {"content": "Slept well."}])
+        assistant = tutor(
+            client, model_server, [code("call_a", source), code("call_b", source), {"content": "Slept well."}]
+        )
         thread = client.beta.threads.create(messages=[{"role": "user", "content": "Sleep."}])
         run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
         deadline = time.time() + 30
@@ -191,7 +231,9 @@ def test_worker_killed_mid_execution(model_server: ScriptedModel, tmp_path: Path
 
         server.procs[1].send_signal(signal.SIGKILL)
         server.procs[1].wait()
-        server.procs.append(spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log"))
+        server.procs.append(
+            spawn([sys.executable, "-m", "assistd", "worker"], server.env, tmp_path / "w2.log")
+        )
         done = client.beta.threads.runs.poll(run.id, thread_id=thread.id, poll_interval_ms=100)
         assert done.status == "completed", done.last_error
         messages = client.beta.threads.messages.list(thread_id=thread.id)
@@ -203,18 +245,30 @@ def test_worker_killed_mid_execution(model_server: ScriptedModel, tmp_path: Path
         stop(server.procs)
 
 
-def test_streamed_mixed_round_with_the_event_handler(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+def test_streamed_mixed_round_with_the_event_handler(
+    server: Server, client: OpenAI, model_server: ScriptedModel
+) -> None:
     """Code and a function in one streamed round: the SDK's handler sees both calls, the code's
     logs, then the function's requires_action; the plot drawn opens the final message."""
     from openai import AssistantEventHandler
 
-    weather = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+    weather = {
+        "type": "function",
+        "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+    }
     plot = "import matplotlib.pyplot as plt\nplt.plot([1, 2]); plt.show()\nprint('drawn')"
-    model = model_server.script(str(uuid.uuid4()), [
-        {"tool_calls": [{"id": "call_c", "name": "code_interpreter", "arguments": json.dumps({"code": plot})},
-                        {"id": "call_w", "name": "get_weather", "arguments": "{}"}]},
-        {"content": "Sunny, and here is the plot."},
-    ])
+    model = model_server.script(
+        str(uuid.uuid4()),
+        [
+            {
+                "tool_calls": [
+                    {"id": "call_c", "name": "code_interpreter", "arguments": json.dumps({"code": plot})},
+                    {"id": "call_w", "name": "get_weather", "arguments": "{}"},
+                ]
+            },
+            {"content": "Sunny, and here is the plot."},
+        ],
+    )
     assistant = client.beta.assistants.create(model=model, tools=[{"type": "code_interpreter"}, weather])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather and a plot"}])
 
@@ -235,7 +289,9 @@ def test_streamed_mixed_round_with_the_event_handler(server: Server, client: Ope
             self.texts.append(text.value)
 
     first = Seen()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=first) as s:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=first
+    ) as s:
         s.until_done()
     run = first.current_run
     assert run is not None and run.status == "requires_action"
@@ -245,8 +301,11 @@ def test_streamed_mixed_round_with_the_event_handler(server: Server, client: Ope
     assert [c.id for c in run.required_action.submit_tool_outputs.tool_calls] == ["call_w"]
     second = Seen()
     with client.beta.threads.runs.submit_tool_outputs_stream(
-            thread_id=thread.id, run_id=run.id, tool_outputs=[{"tool_call_id": "call_w", "output": "sunny"}],
-            event_handler=second) as s:
+        thread_id=thread.id,
+        run_id=run.id,
+        tool_outputs=[{"tool_call_id": "call_w", "output": "sunny"}],
+        event_handler=second,
+    ) as s:
         s.until_done()
     assert second.current_run is not None and second.current_run.status == "completed"
     assert second.texts == ["Sunny, and here is the plot."]

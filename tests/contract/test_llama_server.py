@@ -28,9 +28,14 @@ from tests.procs import free_port, spawn, wait_http
 
 VENV = Path(os.environ.get("ASSISTD_LLAMA_VENV", "/opt/assistd-llama"))
 MODEL = "smollm2"  # any name: the server answers with the one model it loaded
-WEATHER = {"type": "function", "function": {
-    "name": "get_weather", "description": "The weather in a city.",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
 FORCED = {"type": "function", "function": {"name": "get_weather"}}
 INSTRUCTIONS = "You are a helpful assistant. Answer in one short sentence."
 
@@ -40,7 +45,11 @@ class Proxy:
         self.url = url
 
     def requests(self) -> list[dict[str, Any]]:
-        return [r for r in httpx.get(f"{self.url}/_requests", timeout=10).json() if r["path"].endswith("/completions")]
+        return [
+            r
+            for r in httpx.get(f"{self.url}/_requests", timeout=10).json()
+            if r["path"].endswith("/completions")
+        ]
 
     def of(self, text: str) -> list[dict[str, Any]]:
         """The chat requests whose messages mention `text`."""
@@ -56,18 +65,49 @@ def llama(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
         pytest.skip(f"the llama.cpp server is not installed in {VENV} (bash .ci/llama.sh)")
     tmp = tmp_path_factory.mktemp("llama")
     port = free_port()
-    args = [str(VENV / "bin" / "python"), "-m", "llama_cpp.server", "--model", model_path.read_text().strip(),
-            "--host", "127.0.0.1", "--port", str(port), "--chat_format", "chatml-function-calling",
-            # one request at a time: by default a new request cuts a running stream short
-            "--n_ctx", "4096", "--n_threads", "1", "--interrupt_requests", "False", "--verbose", "False"]
+    args = [
+        str(VENV / "bin" / "python"),
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        model_path.read_text().strip(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--chat_format",
+        "chatml-function-calling",
+        # one request at a time: by default a new request cuts a running stream short
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "1",
+        "--interrupt_requests",
+        "False",
+        "--verbose",
+        "False",
+    ]
     with open(tmp / "llama.log", "wb") as log:  # the child keeps its own copy of the descriptor
         server = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     procs = [server]
     try:
         wait_http(f"http://127.0.0.1:{port}/v1/models", server, timeout=120)
         proxy_port = free_port()
-        procs.append(spawn([sys.executable, "-m", "tests.model_proxy", "--upstream", f"http://127.0.0.1:{port}",
-                            "--port", str(proxy_port)], {}, tmp / "proxy.log"))
+        procs.append(
+            spawn(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.model_proxy",
+                    "--upstream",
+                    f"http://127.0.0.1:{port}",
+                    "--port",
+                    str(proxy_port),
+                ],
+                {},
+                tmp / "proxy.log",
+            )
+        )
         wait_http(f"http://127.0.0.1:{proxy_port}/_requests", procs[-1])
         yield Proxy(f"http://127.0.0.1:{proxy_port}")
     finally:
@@ -78,13 +118,20 @@ def endpoints(proxy: Proxy) -> dict[str, str]:
     """The options README.md gives for llama.cpp: its window, and the one token limit it reads."""
     llama = {"base_url": f"{proxy.url}/v1", "context_window": 4096, "token_limit_field": "max_tokens"}
     short = llama | {"max_output_tokens": 48}  # quick answers for the tests that need no room
-    return {"ASSISTD_MODEL_ENDPOINTS": json.dumps({MODEL: short, f"{MODEL}@cut": short, f"{MODEL}-room": llama}),
-            "ASSISTD_MODEL_TIMEOUT_SECONDS": "300", "ASSISTD_RUN_TIMEOUT_SECONDS": "900"}
+    return {
+        "ASSISTD_MODEL_ENDPOINTS": json.dumps({MODEL: short, f"{MODEL}@cut": short, f"{MODEL}-room": llama}),
+        "ASSISTD_MODEL_TIMEOUT_SECONDS": "300",
+        "ASSISTD_RUN_TIMEOUT_SECONDS": "900",
+    }
 
 
 @pytest.fixture(scope="module", params=["embedded", "distributed"])
-def assistd(request: pytest.FixtureRequest, llama: Proxy, model_server: ScriptedModel,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def assistd(
+    request: pytest.FixtureRequest,
+    llama: Proxy,
+    model_server: ScriptedModel,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Server]:
     start = start_embedded if request.param == "embedded" else start_distributed
     server = start(model_server, tmp_path_factory.mktemp(f"llama-{request.param}"), extra=endpoints(llama))
     yield server
@@ -102,9 +149,12 @@ def tagged(text: str) -> str:
 
 
 def ask(client: OpenAI, text: str, model: str = MODEL, **run: Any) -> Any:
-    assistant = client.beta.assistants.create(model=model, instructions=INSTRUCTIONS, tools=run.pop("tools", []))
+    assistant = client.beta.assistants.create(
+        model=model, instructions=INSTRUCTIONS, tools=run.pop("tools", [])
+    )
     return client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": text}]}, **run)
+        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": text}]}, **run
+    )
 
 
 def test_quickstart(client: OpenAI, llama: Proxy) -> None:
@@ -140,7 +190,10 @@ def test_forced_function_round_trip(client: OpenAI, llama: Proxy) -> None:
     (call,) = run.required_action.submit_tool_outputs.tool_calls
     assert call.function.name == "get_weather" and isinstance(json.loads(call.function.arguments), dict)
     run = client.beta.threads.runs.submit_tool_outputs_and_poll(
-        run_id=run.id, thread_id=run.thread_id, tool_outputs=[{"tool_call_id": call.id, "output": "Sunny, 21 C"}])
+        run_id=run.id,
+        thread_id=run.thread_id,
+        tool_outputs=[{"tool_call_id": call.id, "output": "Sunny, 21 C"}],
+    )
     first, second = llama.of(text)
     assert first["body"]["tool_choice"] == FORCED and second["body"]["tool_choice"] == "auto"
     replayed = [m for m in second["body"]["messages"] if m.get("tool_calls")]
@@ -154,8 +207,12 @@ def test_streamed_tool_call_reaches_the_handler_once(client: OpenAI) -> None:
     assistant = client.beta.assistants.create(model=MODEL, instructions=INSTRUCTIONS, tools=[WEATHER])  # type: ignore[list-item]
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Weather in Oslo?"}])
     handler = Calls()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, tool_choice=FORCED,  # type: ignore[arg-type]
-                                         event_handler=handler) as stream:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        tool_choice=FORCED,  # type: ignore[arg-type]
+        event_handler=handler,
+    ) as stream:
         stream.until_done()
     run = handler.current_run
     assert run is not None and run.status == "requires_action", run and run.last_error
@@ -168,17 +225,25 @@ def test_streamed_tool_call_reaches_the_handler_once(client: OpenAI) -> None:
 def test_forced_code_interpreter_runs_in_the_sandbox(client: OpenAI) -> None:
     """The forced call runs in the sandbox. What the model does next (a small model may call the
     tool round after round) is not the test's business: the run is cancelled once the call ran."""
-    assistant = client.beta.assistants.create(model=MODEL, instructions=INSTRUCTIONS,
-                                              tools=[{"type": "code_interpreter"}])
+    assistant = client.beta.assistants.create(
+        model=MODEL, instructions=INSTRUCTIONS, tools=[{"type": "code_interpreter"}]
+    )
     run = client.beta.threads.create_and_run(
-        assistant_id=assistant.id, tool_choice={"type": "code_interpreter"}, max_completion_tokens=96,
-        thread={"messages": [{"role": "user", "content": "Compute 6 times 7 with Python."}]})
+        assistant_id=assistant.id,
+        tool_choice={"type": "code_interpreter"},
+        max_completion_tokens=96,
+        thread={"messages": [{"role": "user", "content": "Compute 6 times 7 with Python."}]},
+    )
     deadline = time.monotonic() + 240
     calls: list[Any] = []
     while not calls and time.monotonic() < deadline:
         steps = client.beta.threads.runs.steps.list(thread_id=run.thread_id, run_id=run.id, order="asc").data
-        calls = [c for s in steps if s.step_details.type == "tool_calls" and s.status == "completed"
-                 for c in s.step_details.tool_calls]  # type: ignore[union-attr]
+        calls = [
+            c
+            for s in steps
+            if s.step_details.type == "tool_calls" and s.status == "completed"
+            for c in s.step_details.tool_calls
+        ]  # type: ignore[union-attr]
         time.sleep(0.2)
     run = client.beta.threads.runs.retrieve(thread_id=run.thread_id, run_id=run.id)
     assert calls and calls[0].type == "code_interpreter", (run.status, run.last_error)
@@ -194,8 +259,10 @@ def test_long_thread_leaves_room_for_the_answer(client: OpenAI, llama: Proxy) ->
     assistant = client.beta.assistants.create(model=f"{MODEL}-room", instructions=INSTRUCTIONS)
     thread = client.beta.threads.create()
     for i in range(30):
-        text = (f"Note {i}: the meeting about the garden project moved to room {i}, and everyone should bring "
-                "their notes, a pencil and the plans for the new paths and the flower beds near the pond. ") * 3
+        text = (
+            f"Note {i}: the meeting about the garden project moved to room {i}, and everyone should bring "
+            "their notes, a pencil and the plans for the new paths and the flower beds near the pond. "
+        ) * 3
         client.beta.threads.messages.create(thread_id=thread.id, role="user", content=text)
     last = tagged("Reply with one word: ok.")
     client.beta.threads.messages.create(thread_id=thread.id, role="user", content=last)

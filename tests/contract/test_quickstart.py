@@ -18,7 +18,9 @@ def quickstart(client: OpenAI) -> None:
     )
     thread = client.beta.threads.create()
     message = client.beta.threads.messages.create(
-        thread_id=thread.id, role="user", content="I need to solve the equation `3x + 11 = 14`. Can you help me?"
+        thread_id=thread.id,
+        role="user",
+        content="I need to solve the equation `3x + 11 = 14`. Can you help me?",
     )
     run = client.beta.threads.runs.create_and_poll(
         thread_id=thread.id, assistant_id=assistant.id, instructions="Please address the user as Jane Doe."
@@ -30,7 +32,10 @@ def quickstart(client: OpenAI) -> None:
     assert reply.content[0].type == "text"
     assert reply.content[0].text.value == f"You said: {message.content[0].text.value}"
     assert reply.run_id == run.id and reply.assistant_id == assistant.id and reply.status == "completed"
-    assert run.usage is not None and run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    assert (
+        run.usage is not None
+        and run.usage.total_tokens == run.usage.prompt_tokens + run.usage.completion_tokens
+    )
     assert run.instructions == "Please address the user as Jane Doe."
     assert isinstance(run.created_at, int) and run.started_at and run.completed_at
     assert run.expires_at is None

@@ -27,12 +27,20 @@ def test_run_lifecycle_and_steps(client: OpenAI, assistant: Any) -> None:
     step = steps.data[0]
     assert step.type == "message_creation" and step.status == "completed" and step.id.startswith("step_")
     assert step.usage is not None and step.usage.total_tokens == run.usage.total_tokens
-    got = client.beta.threads.runs.steps.retrieve(step.id, thread_id=thread.id, run_id=run.id,
-                                                   include=["step_details.tool_calls[*].file_search.results[*].content"])
-    msg = client.beta.threads.messages.retrieve(got.step_details.message_creation.message_id, thread_id=thread.id)
+    got = client.beta.threads.runs.steps.retrieve(
+        step.id,
+        thread_id=thread.id,
+        run_id=run.id,
+        include=["step_details.tool_calls[*].file_search.results[*].content"],
+    )
+    msg = client.beta.threads.messages.retrieve(
+        got.step_details.message_creation.message_id, thread_id=thread.id
+    )
     assert msg.run_id == run.id and msg.content[0].text.value == "You said: lifecycle"
     assert [m.id for m in client.beta.threads.messages.list(thread_id=thread.id, run_id=run.id)] == [msg.id]
-    assert client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"m": "2"}).metadata == {"m": "2"}
+    assert client.beta.threads.runs.update(run.id, thread_id=thread.id, metadata={"m": "2"}).metadata == {
+        "m": "2"
+    }
     assert [r.id for r in client.beta.threads.runs.list(thread_id=thread.id)] == [run.id]
     with pytest.raises(NotFoundError):
         client.beta.threads.runs.retrieve("run_nope", thread_id=thread.id)
@@ -52,34 +60,46 @@ def test_create_thread_and_run(client: OpenAI, assistant: Any) -> None:
 def test_create_thread_and_run_refused(server: Server, client: OpenAI, assistant: Any) -> None:
     """An unknown assistant, another project's, or a tool_choice naming no tool: OpenAI's errors."""
     with pytest.raises(NotFoundError):
-        client.beta.threads.create_and_run(assistant_id="asst_missing", thread={"messages": [
-            {"role": "user", "content": "lost"}]})
+        client.beta.threads.create_and_run(
+            assistant_id="asst_missing", thread={"messages": [{"role": "user", "content": "lost"}]}
+        )
     with pytest.raises(NotFoundError):
         server.client(KEY_B).beta.threads.create_and_run(assistant_id=assistant.id)
     with pytest.raises(BadRequestError):
-        client.beta.threads.create_and_run(assistant_id=assistant.id, tool_choice={
-            "type": "function", "function": {"name": "nope"}})
+        client.beta.threads.create_and_run(
+            assistant_id=assistant.id, tool_choice={"type": "function", "function": {"name": "nope"}}
+        )
 
 
-def test_prompt_is_built_from_run_settings(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
-    thread = client.beta.threads.create(
-        messages=[{"role": "user", "content": f"old {i}"} for i in range(5)]
-    )
+def test_prompt_is_built_from_run_settings(
+    client: OpenAI, assistant: Any, model_server: ScriptedModel
+) -> None:
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": f"old {i}"} for i in range(5)])
     run = client.beta.threads.runs.create_and_poll(
-        thread_id=thread.id, assistant_id=assistant.id, model="text:prompt-check",
-        additional_instructions="Be brief.", additional_messages=[{"role": "user", "content": "extra"}],
-        temperature=0.3, top_p=0.8, max_completion_tokens=500,
+        thread_id=thread.id,
+        assistant_id=assistant.id,
+        model="text:prompt-check",
+        additional_instructions="Be brief.",
+        additional_messages=[{"role": "user", "content": "extra"}],
+        temperature=0.3,
+        top_p=0.8,
+        max_completion_tokens=500,
         truncation_strategy={"type": "last_messages", "last_messages": 2},
         response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}},
     )
     assert run.status == "completed"
-    sent = [r for r in model_server.requests("text:prompt-check")
-            if any(m["content"] == "extra" for m in r["body"]["messages"])][-1]["body"]
+    sent = [
+        r
+        for r in model_server.requests("text:prompt-check")
+        if any(m["content"] == "extra" for m in r["body"]["messages"])
+    ][-1]["body"]
     assert sent["messages"][0] == {"role": "system", "content": "You are a test assistant.\n\nBe brief."}
     assert [m["content"] for m in sent["messages"][1:]] == ["old 4", "extra"]
     assert sent["temperature"] == 0.3 and sent["top_p"] == 0.8 and sent["max_completion_tokens"] == 500
     assert sent["response_format"]["type"] == "json_schema"
-    texts = [m.content[0].text.value for m in client.beta.threads.messages.list(thread_id=thread.id, order="asc")]
+    texts = [
+        m.content[0].text.value for m in client.beta.threads.messages.list(thread_id=thread.id, order="asc")
+    ]
     assert texts[-2:] == ["extra", "prompt-check"]
 
 
@@ -100,11 +120,16 @@ def test_bad_run_requests(client: OpenAI, assistant: Any) -> None:
     with pytest.raises(NotFoundError):
         client.beta.threads.runs.create(thread_id=thread.id, assistant_id="asst_nope")
     with pytest.raises(BadRequestError) as info:
-        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, tool_choice="sometimes")  # type: ignore[arg-type]
+        client.beta.threads.runs.create(
+            thread_id=thread.id, assistant_id=assistant.id, tool_choice="sometimes"
+        )  # type: ignore[arg-type]
     assert info.value.body["param"].startswith("tool_choice")
     with pytest.raises(BadRequestError):
-        client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id,
-                                        truncation_strategy={"type": "last_messages", "last_messages": 0})
+        client.beta.threads.runs.create(
+            thread_id=thread.id,
+            assistant_id=assistant.id,
+            truncation_strategy={"type": "last_messages", "last_messages": 0},
+        )
     assert client.beta.threads.runs.list(thread_id=thread.id).data == []
 
 
@@ -114,7 +139,9 @@ def test_bad_run_requests(client: OpenAI, assistant: Any) -> None:
 )
 def test_model_errors_fail_the_run(client: OpenAI, assistant: Any, model: str, code: str) -> None:
     thread = _thread(client, f"fail {model}")
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, model=model)
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, model=model
+    )
     assert run.status == "failed" and run.failed_at and run.last_error is not None
     assert run.last_error.code == code and run.last_error.message
     assert [m.role for m in client.beta.threads.messages.list(thread_id=thread.id)] == ["user"]
@@ -123,9 +150,14 @@ def test_model_errors_fail_the_run(client: OpenAI, assistant: Any, model: str, c
 def test_transient_errors_are_retried(client: OpenAI, assistant: Any, model_server: ScriptedModel) -> None:
     text = f"flaky once {uuid.uuid4()}"  # the script counts failures per message text
     thread = _thread(client, text)
-    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id, model="flaky:1")
+    run = client.beta.threads.runs.create_and_poll(
+        thread_id=thread.id, assistant_id=assistant.id, model="flaky:1"
+    )
     assert run.status == "completed"
-    assert len([r for r in model_server.requests("flaky:1") if r["body"]["messages"][-1]["content"] == text]) == 2
+    assert (
+        len([r for r in model_server.requests("flaky:1") if r["body"]["messages"][-1]["content"] == text])
+        == 2
+    )
 
 
 def test_completion_token_limit_makes_run_incomplete(client: OpenAI, assistant: Any) -> None:
@@ -150,7 +182,10 @@ def test_cancel_in_progress_run(client: OpenAI, assistant: Any) -> None:
     thread = _thread(client, "cancel me")
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, model="slow:20000")
     deadline = time.time() + 10
-    while client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "queued" and time.time() < deadline:
+    while (
+        client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status == "queued"
+        and time.time() < deadline
+    ):
         time.sleep(0.05)
     cancelling = client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
     assert cancelling.status == "cancelling"
@@ -161,13 +196,19 @@ def test_cancel_in_progress_run(client: OpenAI, assistant: Any) -> None:
     with pytest.raises(BadRequestError):
         client.beta.threads.runs.cancel(run.id, thread_id=thread.id)
     # the thread is free again
-    assert client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id).status == "completed"
+    assert (
+        client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id).status
+        == "completed"
+    )
 
 
 def test_many_runs_each_one_message(client: OpenAI, assistant: Any) -> None:
-    runs = [client.beta.threads.create_and_run(assistant_id=assistant.id,
-                                               thread={"messages": [{"role": "user", "content": f"n{i}"}]})
-            for i in range(20)]
+    runs = [
+        client.beta.threads.create_and_run(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": f"n{i}"}]}
+        )
+        for i in range(20)
+    ]
     for run in runs:
         done = client.beta.threads.runs.poll(run.id, thread_id=run.thread_id)
         assert done.status == "completed"

@@ -14,10 +14,17 @@ from typing_extensions import override
 
 from tests.conftest import KEY_A, ScriptedModel, Server
 
-WEATHER = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}}}
+WEATHER = {
+    "type": "function",
+    "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {}}},
+}
 START = ["thread.run.created", "thread.run.queued", "thread.run.in_progress"]
-MESSAGE_OPEN = ["thread.run.step.created", "thread.run.step.in_progress", "thread.message.created",
-                "thread.message.in_progress"]
+MESSAGE_OPEN = [
+    "thread.run.step.created",
+    "thread.run.step.in_progress",
+    "thread.message.created",
+    "thread.message.in_progress",
+]
 
 
 class Recorder(AssistantEventHandler):
@@ -44,10 +51,16 @@ def squash(names: list[str]) -> list[str]:
 def test_plain_run_stream(client: OpenAI, assistant: Any) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "stream these words please"}])
     handler = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=handler) as s:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=handler
+    ) as s:
         s.until_done()
     assert squash(handler.names) == START + MESSAGE_OPEN + [
-        "thread.message.delta", "thread.message.completed", "thread.run.step.completed", "thread.run.completed"]
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
     stored = client.beta.threads.messages.list(thread_id=thread.id).data[0]
     assert "".join(handler.deltas) == stored.content[0].text.value == "You said: stream these words please"
     assert len(handler.deltas) == 6  # one per word
@@ -58,36 +71,63 @@ def test_plain_run_stream(client: OpenAI, assistant: Any) -> None:
 def test_create_and_run_stream(client: OpenAI, assistant: Any) -> None:
     handler = Recorder()
     with client.beta.threads.create_and_run_stream(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}, event_handler=handler
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "hi"}]},
+        event_handler=handler,
     ) as s:
         s.until_done()
     assert handler.names[0] == "thread.created" and handler.names[-1] == "thread.run.completed"
 
 
 def test_tool_calls_and_submit_stream(client: OpenAI, model_server: ScriptedModel) -> None:
-    model = model_server.script(str(uuid.uuid4()), [
-        {"tool_calls": [{"id": "call_s", "name": "get_weather", "arguments": '{"city": "Paris, France"}'}]},
-        {"content": "Sunny.", "expect_tool_results": [["call_s", "sun"]]},
-    ])
+    model = model_server.script(
+        str(uuid.uuid4()),
+        [
+            {
+                "tool_calls": [
+                    {"id": "call_s", "name": "get_weather", "arguments": '{"city": "Paris, France"}'}
+                ]
+            },
+            {"content": "Sunny.", "expect_tool_results": [["call_s", "sun"]]},
+        ],
+    )
     assistant = client.beta.assistants.create(model=model, tools=[WEATHER])
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "weather?"}])
     first = Recorder()
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id, event_handler=first) as s:
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=first
+    ) as s:
         s.until_done()
     assert squash(first.names) == START + [
-        "thread.run.step.created", "thread.run.step.in_progress", "thread.run.step.delta", "thread.run.requires_action"]
+        "thread.run.step.created",
+        "thread.run.step.in_progress",
+        "thread.run.step.delta",
+        "thread.run.requires_action",
+    ]
     assert "".join(first.arguments) == '{"city": "Paris, France"}'
     run = first.current_run
-    assert run.status == "requires_action" and run.required_action.submit_tool_outputs.tool_calls[0].id == "call_s"
+    assert (
+        run.status == "requires_action"
+        and run.required_action.submit_tool_outputs.tool_calls[0].id == "call_s"
+    )
     second = Recorder()
     with client.beta.threads.runs.submit_tool_outputs_stream(
-        run_id=run.id, thread_id=thread.id, tool_outputs=[{"tool_call_id": "call_s", "output": "sun"}],
+        run_id=run.id,
+        thread_id=thread.id,
+        tool_outputs=[{"tool_call_id": "call_s", "output": "sun"}],
         event_handler=second,
     ) as s:
         s.until_done()
-    assert squash(second.names) == ["thread.run.step.completed", "thread.run.queued", "thread.run.in_progress"] + \
-        MESSAGE_OPEN + ["thread.message.delta", "thread.message.completed", "thread.run.step.completed",
-                        "thread.run.completed"]
+    assert squash(second.names) == [
+        "thread.run.step.completed",
+        "thread.run.queued",
+        "thread.run.in_progress",
+    ] + MESSAGE_OPEN + [
+        "thread.message.delta",
+        "thread.message.completed",
+        "thread.run.step.completed",
+        "thread.run.completed",
+    ]
     assert "".join(second.deltas) == "Sunny."
 
 
@@ -95,8 +135,11 @@ def test_failed_and_incomplete_streams(client: OpenAI, assistant: Any) -> None:
     for model, last in (("error:500", "thread.run.failed"), ("length", "thread.run.incomplete")):
         handler = Recorder()
         with client.beta.threads.create_and_run_stream(
-            assistant_id=assistant.id, model=model, max_completion_tokens=5,
-            thread={"messages": [{"role": "user", "content": "x"}]}, event_handler=handler,
+            assistant_id=assistant.id,
+            model=model,
+            max_completion_tokens=5,
+            thread={"messages": [{"role": "user", "content": "x"}]},
+            event_handler=handler,
         ) as s:
             s.until_done()
         assert handler.names[-1] == last, handler.names
@@ -126,30 +169,51 @@ def test_cancelled_stream(server: Server, client: OpenAI, assistant: Any) -> Non
         s.until_done()
     canceller.join()
     assert handler.names[-4:] == [
-        "thread.run.cancelling", "thread.message.incomplete", "thread.run.step.cancelled", "thread.run.cancelled"]
+        "thread.run.cancelling",
+        "thread.message.incomplete",
+        "thread.run.step.cancelled",
+        "thread.run.cancelled",
+    ]
     assert [m.role for m in client.beta.threads.messages.list(thread_id=thread.id).data] == ["user"]
 
 
 def test_disconnecting_client_does_not_stop_the_run(server: Server, client: OpenAI, assistant: Any) -> None:
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "keep going"}])
     body = {"assistant_id": assistant.id, "stream": True, "model": "pause:500"}
-    with httpx.stream("POST", f"{server.url}/v1/threads/{thread.id}/runs", json=body, timeout=30,
-                      headers={"Authorization": f"Bearer {KEY_A}"}) as resp:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/threads/{thread.id}/runs",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {KEY_A}"},
+    ) as resp:
         for line in resp.iter_lines():
             if line == "event: thread.message.delta":
                 break  # leave after the first token
     run = client.beta.threads.runs.list(thread_id=thread.id).data[0]
     assert client.beta.threads.runs.poll(run.id, thread_id=thread.id).status == "completed"
-    assert client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value == "You said: keep going"
+    assert (
+        client.beta.threads.messages.list(thread_id=thread.id).data[0].content[0].text.value
+        == "You said: keep going"
+    )
 
 
 def test_raw_server_sent_events(server: Server, assistant: Any) -> None:
-    body = {"assistant_id": assistant.id, "stream": True, "thread": {"messages": [{"role": "user", "content": "a b"}]}}
-    with httpx.stream("POST", f"{server.url}/v1/threads/runs", json=body, timeout=30,
-                      headers={"Authorization": f"Bearer {KEY_A}"}) as resp:
+    body = {
+        "assistant_id": assistant.id,
+        "stream": True,
+        "thread": {"messages": [{"role": "user", "content": "a b"}]},
+    }
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/threads/runs",
+        json=body,
+        timeout=30,
+        headers={"Authorization": f"Bearer {KEY_A}"},
+    ) as resp:
         assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in resp.iter_lines() if line and not line.startswith(":")]
-    events = [lines[i:i + 2] for i in range(0, len(lines), 2)]
+    events = [lines[i : i + 2] for i in range(0, len(lines), 2)]
     assert all(e[0].startswith("event: ") and e[1].startswith("data: ") for e in events)
     assert events[-1] == ["event: done", "data: [DONE]"]
     for name_line, data_line in events[:-1]:

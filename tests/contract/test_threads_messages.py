@@ -9,9 +9,16 @@ def test_thread_with_initial_messages(client: OpenAI) -> None:
     file_id = client.files.create(file=("a.txt", b"notes"), purpose="assistants").id
     thread = client.beta.threads.create(
         messages=[
-            {"role": "user", "content": "first", "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}]},
+            {
+                "role": "user",
+                "content": "first",
+                "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}],
+            },
             {"role": "assistant", "content": [{"type": "text", "text": "second"}]},
-            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}],
+            },
         ],
         metadata={"user": "42"},
     )
@@ -39,10 +46,14 @@ def test_thread_modify_delete(client: OpenAI) -> None:
 
 def test_message_crud(client: OpenAI) -> None:
     thread = client.beta.threads.create()
-    m = client.beta.threads.messages.create(thread_id=thread.id, role="user", content="hello", metadata={"x": "1"})
+    m = client.beta.threads.messages.create(
+        thread_id=thread.id, role="user", content="hello", metadata={"x": "1"}
+    )
     assert m.id.startswith("msg_") and m.thread_id == thread.id and m.content[0].text.value == "hello"
     assert client.beta.threads.messages.retrieve(m.id, thread_id=thread.id).id == m.id
-    assert client.beta.threads.messages.update(m.id, thread_id=thread.id, metadata={"x": "2"}).metadata == {"x": "2"}
+    assert client.beta.threads.messages.update(m.id, thread_id=thread.id, metadata={"x": "2"}).metadata == {
+        "x": "2"
+    }
     d = client.beta.threads.messages.delete(m.id, thread_id=thread.id)
     assert d.deleted and d.object == "thread.message.deleted"
     assert client.beta.threads.messages.list(thread_id=thread.id).data == []

@@ -64,9 +64,13 @@ def test_ingest_and_search(server: Server, client: OpenAI) -> None:
     page = client.vector_stores.search(store.id, query="How tall is the Eiffel Tower?")
     assert page.data[0].file_id == ids["paris.txt"] and page.data[0].filename == "paris.txt"
     assert "330 metres" in page.data[0].content[0].text and 0 < page.data[0].score <= 1
-    page = client.vector_stores.search(store.id, query=["what makes tides", "moon gravity"], max_num_results=1)
+    page = client.vector_stores.search(
+        store.id, query=["what makes tides", "moon gravity"], max_num_results=1
+    )
     assert [r.file_id for r in page.data] == [ids["tides.txt"]]
-    strict = client.vector_stores.search(store.id, query="sourdough", ranking_options={"score_threshold": 0.99})
+    strict = client.vector_stores.search(
+        store.id, query="sourdough", ranking_options={"score_threshold": 0.99}
+    )
     assert all(r.score >= 0.99 for r in strict.data)
 
     content = client.vector_stores.files.content(ids["bread.md"], vector_store_id=store.id)
@@ -77,29 +81,51 @@ def test_ingest_and_search(server: Server, client: OpenAI) -> None:
 
 def test_filters(server: Server, client: OpenAI) -> None:
     names = list(DOCS)
-    files = [{"file_id": upload(client, n, DOCS[n]), "attributes": {"topic": t, "year": y, "public": p}}
-             for n, t, y, p in zip(names, ["travel", "food", "science"], [1889, 2020, 2024], [True, False, True])]
+    files = [
+        {"file_id": upload(client, n, DOCS[n]), "attributes": {"topic": t, "year": y, "public": p}}
+        for n, t, y, p in zip(names, ["travel", "food", "science"], [1889, 2020, 2024], [True, False, True])
+    ]
     store, _ = ready_store(client, files=files)
     by_name = {f["file_id"]: n for f, n in zip(files, names)}
 
     def found(filters: dict[str, Any]) -> set[str]:
-        page = client.vector_stores.search(store.id, query="tower bread tides", filters=filters, max_num_results=50)
+        page = client.vector_stores.search(
+            store.id, query="tower bread tides", filters=filters, max_num_results=50
+        )
         return {by_name[r.file_id] for r in page.data if r.file_id in by_name}
 
     assert found({"type": "eq", "key": "topic", "value": "food"}) == {"bread.md"}
     assert found({"type": "ne", "key": "topic", "value": "food"}) == {"paris.txt", "tides.txt"}
     assert found({"type": "gte", "key": "year", "value": 2020}) == {"bread.md", "tides.txt"}
     assert found({"type": "in", "key": "topic", "value": ["travel", "science"]}) == {"paris.txt", "tides.txt"}
-    assert found({"type": "and", "filters": [{"type": "eq", "key": "public", "value": True},
-                                             {"type": "lt", "key": "year", "value": 2000}]}) == {"paris.txt"}
-    assert found({"type": "or", "filters": [{"type": "eq", "key": "topic", "value": "food"},
-                                            {"type": "nin", "key": "year", "value": [1889, 2020]}]}) == {"bread.md", "tides.txt"}
-    got = client.vector_stores.search(store.id, query="tides", filters={"type": "eq", "key": "topic", "value": "science"})
+    assert found(
+        {
+            "type": "and",
+            "filters": [
+                {"type": "eq", "key": "public", "value": True},
+                {"type": "lt", "key": "year", "value": 2000},
+            ],
+        }
+    ) == {"paris.txt"}
+    assert found(
+        {
+            "type": "or",
+            "filters": [
+                {"type": "eq", "key": "topic", "value": "food"},
+                {"type": "nin", "key": "year", "value": [1889, 2020]},
+            ],
+        }
+    ) == {"bread.md", "tides.txt"}
+    got = client.vector_stores.search(
+        store.id, query="tides", filters={"type": "eq", "key": "topic", "value": "science"}
+    )
     assert got.data[0].attributes == {"topic": "science", "year": 2024, "public": True}
 
-    for bad, param in (({"type": "like", "key": "topic", "value": "x"}, "filters.type"),
-                       ({"type": "and", "filters": [{"type": "eq", "value": 1}]}, "filters.filters[0].key"),
-                       ({"type": "in", "key": "topic", "value": "food"}, "filters.value")):
+    for bad, param in (
+        ({"type": "like", "key": "topic", "value": "x"}, "filters.type"),
+        ({"type": "and", "filters": [{"type": "eq", "value": 1}]}, "filters.filters[0].key"),
+        ({"type": "in", "key": "topic", "value": "food"}, "filters.value"),
+    ):
         with pytest.raises(BadRequestError) as info:
             client.vector_stores.search(store.id, query="x", filters=bad)  # type: ignore[arg-type]
         assert info.value.status_code == 400 and info.value.body["param"] == param  # type: ignore[index]
@@ -117,9 +143,13 @@ def test_failures_and_counts(server: Server, client: OpenAI) -> None:
     corrupt = upload(client, "report.pdf", b"%PDF-1.4 garbage")
     good = upload(client, "tides.txt", DOCS["tides.txt"])
     batch = client.vector_stores.file_batches.create_and_poll(
-        vector_store_id=store.id, file_ids=[unsupported, corrupt, good])
+        vector_store_id=store.id, file_ids=[unsupported, corrupt, good]
+    )
     assert batch.file_counts.failed == 2 and batch.file_counts.completed == 1 and batch.status == "completed"
-    errors = {f.id: f.last_error for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)}
+    errors = {
+        f.id: f.last_error
+        for f in client.vector_stores.file_batches.list_files(batch.id, vector_store_id=store.id)
+    }
     assert errors[unsupported].code == "unsupported_file" and errors[corrupt].code == "invalid_file"  # type: ignore[union-attr]
     assert errors[good] is None
     failed = client.vector_stores.files.list(vector_store_id=store.id, filter="failed")
@@ -144,12 +174,20 @@ def test_failures_and_counts(server: Server, client: OpenAI) -> None:
 
 def test_bad_parameters(client: OpenAI) -> None:
     with pytest.raises(BadRequestError) as info:
-        client.vector_stores.create(chunking_strategy={"type": "static", "static": {
-            "max_chunk_size_tokens": 200, "chunk_overlap_tokens": 150}})
+        client.vector_stores.create(
+            chunking_strategy={
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 200, "chunk_overlap_tokens": 150},
+            }
+        )
     assert "chunk_overlap_tokens" in info.value.body["param"]  # type: ignore[index]
     with pytest.raises(BadRequestError):
-        client.vector_stores.create(chunking_strategy={"type": "static", "static": {
-            "max_chunk_size_tokens": 5000, "chunk_overlap_tokens": 0}})
+        client.vector_stores.create(
+            chunking_strategy={
+                "type": "static",
+                "static": {"max_chunk_size_tokens": 5000, "chunk_overlap_tokens": 0},
+            }
+        )
     store = client.vector_stores.create()
     with pytest.raises(BadRequestError):
         client.vector_stores.search(store.id, query="x", max_num_results=51)
@@ -158,19 +196,26 @@ def test_bad_parameters(client: OpenAI) -> None:
 
 
 def test_same_bytes_embedded_once(server: Server, client: OpenAI) -> None:
-    data = b"Shared notes: the lighthouse keeper logs every passing ship at dawn. " + str(time.time()).encode()
+    data = (
+        b"Shared notes: the lighthouse keeper logs every passing ship at dawn. " + str(time.time()).encode()
+    )
     file_id = upload(client, "shared.txt", data)
     stores = [client.vector_stores.create(name=f"s{i}") for i in range(2)]
     for store in stores:
-        done = client.vector_stores.files.create_and_poll(file_id, vector_store_id=store.id, attributes={"n": 1})
+        done = client.vector_stores.files.create_and_poll(
+            file_id, vector_store_id=store.id, attributes={"n": 1}
+        )
         assert done.status == "completed" and done.attributes == {"n": 1}
     # re-adding a file re-ingests it in place: one file, counted once
     again = client.vector_stores.files.create_and_poll(file_id, vector_store_id=stores[0].id)
     assert again.status == "completed" and client.vector_stores.retrieve(stores[0].id).file_counts.total == 1
     engine = db(server)
     with engine.connect() as conn:
-        keys = conn.execute(select(func.count(func.distinct(FILE_CHUNKS.c.content_key))).where(
-            FILE_CHUNKS.c.text.contains("lighthouse keeper"))).scalar()
+        keys = conn.execute(
+            select(func.count(func.distinct(FILE_CHUNKS.c.content_key))).where(
+                FILE_CHUNKS.c.text.contains("lighthouse keeper")
+            )
+        ).scalar()
     assert keys == 1
     for store in stores:
         assert client.vector_stores.search(store.id, query="lighthouse ships").data[0].file_id == file_id
@@ -178,15 +223,22 @@ def test_same_bytes_embedded_once(server: Server, client: OpenAI) -> None:
     assert client.vector_stores.search(stores[1].id, query="lighthouse ships").data[0].file_id == file_id
     client.vector_stores.delete(stores[1].id)
     with engine.connect() as conn:  # the last store gone, its chunks go too
-        left = conn.execute(select(func.count()).where(FILE_CHUNKS.c.text.contains("lighthouse keeper"))).scalar()
+        left = conn.execute(
+            select(func.count()).where(FILE_CHUNKS.c.text.contains("lighthouse keeper"))
+        ).scalar()
     assert left == 0
     engine.dispose()
 
 
 def test_store_crud_and_expiry(server: Server, client: OpenAI) -> None:
-    store = client.vector_stores.create(name="temp", metadata={"k": "v"},
-                                        expires_after={"anchor": "last_active_at", "days": 2})
-    assert store.expires_at is not None and store.expires_at - store.last_active_at in (172_799, 172_800, 172_801)
+    store = client.vector_stores.create(
+        name="temp", metadata={"k": "v"}, expires_after={"anchor": "last_active_at", "days": 2}
+    )
+    assert store.expires_at is not None and store.expires_at - store.last_active_at in (
+        172_799,
+        172_800,
+        172_801,
+    )
     assert store.status == "completed" and store.file_counts.total == 0
     renamed = client.vector_stores.update(store.id, name="kept", expires_after=None)
     assert renamed.name == "kept" and renamed.expires_at is None and renamed.metadata == {"k": "v"}
@@ -194,8 +246,11 @@ def test_store_crud_and_expiry(server: Server, client: OpenAI) -> None:
     client.vector_stores.update(store.id, expires_after={"anchor": "last_active_at", "days": 1})
     engine = db(server)  # a day passes
     with engine.begin() as conn:
-        conn.execute(update(VECTOR_STORES).where(VECTOR_STORES.c.id == store.id).values(
-            last_active_at=time.time() - 86_401, expires_at=time.time() - 1))
+        conn.execute(
+            update(VECTOR_STORES)
+            .where(VECTOR_STORES.c.id == store.id)
+            .values(last_active_at=time.time() - 86_401, expires_at=time.time() - 1)
+        )
     engine.dispose()
     assert client.vector_stores.retrieve(store.id).status == "expired"
     with pytest.raises(BadRequestError):
@@ -228,31 +283,58 @@ def wait_files(client: OpenAI, store_id: str) -> Any:
 
 def test_tool_resources_and_attachments(server: Server, client: OpenAI) -> None:
     paris = upload(client, "paris.txt", DOCS["paris.txt"])
-    assistant = client.beta.assistants.create(model="echo", tools=[{"type": "file_search"}], tool_resources={
-        "file_search": {"vector_stores": [{"file_ids": [paris], "metadata": {"made": "by helper"}}]}})
+    assistant = client.beta.assistants.create(
+        model="echo",
+        tools=[{"type": "file_search"}],
+        tool_resources={
+            "file_search": {"vector_stores": [{"file_ids": [paris], "metadata": {"made": "by helper"}}]}
+        },
+    )
     (store_id,) = assistant.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
     store = wait_files(client, store_id)
-    assert store.file_counts.completed == 1 and store.metadata == {"made": "by helper"} and store.expires_after is None
-    assert client.beta.assistants.retrieve(assistant.id).tool_resources.file_search.vector_store_ids == [store_id]  # type: ignore[union-attr]
+    assert (
+        store.file_counts.completed == 1
+        and store.metadata == {"made": "by helper"}
+        and store.expires_after is None
+    )
+    assert client.beta.assistants.retrieve(assistant.id).tool_resources.file_search.vector_store_ids == [
+        store_id
+    ]  # type: ignore[union-attr]
 
     bread = upload(client, "bread.md", DOCS["bread.md"])
-    thread = client.beta.threads.create(messages=[{"role": "user", "content": "bake?", "attachments": [
-        {"file_id": bread, "tools": [{"type": "file_search"}]}]}])
+    thread = client.beta.threads.create(
+        messages=[
+            {
+                "role": "user",
+                "content": "bake?",
+                "attachments": [{"file_id": bread, "tools": [{"type": "file_search"}]}],
+            }
+        ]
+    )
     (thread_store,) = thread.tool_resources.file_search.vector_store_ids  # type: ignore[union-attr]
     assert thread_store != store_id
     tides = upload(client, "tides.txt", DOCS["tides.txt"])
-    client.beta.threads.messages.create(thread.id, role="user", content="and tides?", attachments=[
-        {"file_id": tides, "tools": [{"type": "file_search"}]}])
+    client.beta.threads.messages.create(
+        thread.id,
+        role="user",
+        content="and tides?",
+        attachments=[{"file_id": tides, "tools": [{"type": "file_search"}]}],
+    )
     made = wait_files(client, thread_store)
     assert made.file_counts.completed == 2 and made.expires_after and made.expires_after.days == 7
 
     with pytest.raises(NotFoundError):
         client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": ["vs_nope"]}})
     with pytest.raises(BadRequestError):
-        client.beta.threads.create(tool_resources={"file_search": {"vector_store_ids": [store_id],
-                                                                   "vector_stores": [{"file_ids": [paris]}]}})
+        client.beta.threads.create(
+            tool_resources={
+                "file_search": {"vector_store_ids": [store_id], "vector_stores": [{"file_ids": [paris]}]}
+            }
+        )
 
-    output, call = run_file_search(server, thread.id, assistant.id, '{"query": "How tall is the Eiffel Tower?"}')
+    output, call = run_file_search(
+        server, thread.id, assistant.id, '{"query": "How tall is the Eiffel Tower?"}'
+    )
     results = call["file_search"]["results"]
     assert results[0]["file_id"] == paris and results[0]["file_name"] == "paris.txt"
     assert {r["file_id"] for r in results} <= {paris, bread, tides}
@@ -261,16 +343,29 @@ def test_tool_resources_and_attachments(server: Server, client: OpenAI) -> None:
     FileSearchToolCall.model_validate({"id": "call_1"} | call)
 
     answer = "It is 330 metres tall 【0:0†paris.txt】."
-    step = SimpleNamespace(type="tool_calls", step_details={"type": "tool_calls", "tool_calls": [{"id": "c"} | call]})
+    step = SimpleNamespace(
+        type="tool_calls", step_details={"type": "tool_calls", "tool_calls": [{"id": "c"} | call]}
+    )
     (note,) = annotate(answer, [step])
-    assert note["file_citation"] == {"file_id": paris} and answer[note["start_index"]:note["end_index"]] == note["text"]
+    assert (
+        note["file_citation"] == {"file_id": paris}
+        and answer[note["start_index"] : note["end_index"]] == note["text"]
+    )
 
 
-def run_file_search(server: Server, thread_id: str, assistant_id: str, arguments: str) -> tuple[str, dict[str, Any]]:
+def run_file_search(
+    server: Server, thread_id: str, assistant_id: str, arguments: str
+) -> tuple[str, dict[str, Any]]:
     """The file_search tool as a worker runs it, against the server's database."""
     settings = Settings(database_url=server.env["ASSISTD_DATABASE_URL"])
-    run = SimpleNamespace(id="run_x", thread_id=thread_id, assistant_id=assistant_id, project="proj_a",
-                          tools=[{"type": "file_search"}], tool_resources=None)
+    run = SimpleNamespace(
+        id="run_x",
+        thread_id=thread_id,
+        assistant_id=assistant_id,
+        project="proj_a",
+        tools=[{"type": "file_search"}],
+        tool_resources=None,
+    )
 
     async def go() -> tuple[str, dict[str, Any]]:
         engine = async_engine(settings.database_url)
@@ -283,10 +378,15 @@ def run_file_search(server: Server, thread_id: str, assistant_id: str, arguments
 
 
 @pytest.fixture(scope="module")
-def remote_embedded(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+def remote_embedded(
+    model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
     """Embedded mode with a remote embedding model: the scripted model's /v1/embeddings."""
-    server = start_embedded(model_server, tmp_path_factory.mktemp("remote-embed"),
-                            extra={"ASSISTD_EMBEDDINGS_MODEL": "hashed-words"})
+    server = start_embedded(
+        model_server,
+        tmp_path_factory.mktemp("remote-embed"),
+        extra={"ASSISTD_EMBEDDINGS_MODEL": "hashed-words"},
+    )
     yield server
     stop(server.procs)
 
@@ -298,8 +398,11 @@ def test_remote_embedding_model(remote_embedded: Server) -> None:
     assert page.data[0].file_id == ids["bread.md"]
     engine = db(remote_embedded)
     with engine.connect() as conn:
-        model, endpoint = conn.execute(select(VECTOR_STORES.c.embedding_model, VECTOR_STORES.c.embedding_endpoint)
-                                       .where(VECTOR_STORES.c.id == store.id)).one()
+        model, endpoint = conn.execute(
+            select(VECTOR_STORES.c.embedding_model, VECTOR_STORES.c.embedding_endpoint).where(
+                VECTOR_STORES.c.id == store.id
+            )
+        ).one()
         dims = {len(v) // 4 for v in conn.execute(select(FILE_CHUNKS.c.vector)).scalars()}
     engine.dispose()
     assert model == "hashed-words" and endpoint == remote_embedded.env["OPENAI_BASE_URL"] and dims == {64}
@@ -314,7 +417,9 @@ def test_remote_model_ingests_files_in_groups(remote_embedded: Server) -> None:
     docs |= {"copy.txt": docs["tree0.txt"], "picture.xyz": b"\x00\x01"}
     ids = {name: upload(client, name, data) for name, data in docs.items()}
     store = client.vector_stores.create(name="groups")
-    batch = client.vector_stores.file_batches.create_and_poll(vector_store_id=store.id, file_ids=list(ids.values()))
+    batch = client.vector_stores.file_batches.create_and_poll(
+        vector_store_id=store.id, file_ids=list(ids.values())
+    )
     assert batch.status == "completed", batch
     assert (batch.file_counts.completed, batch.file_counts.failed, batch.file_counts.total) == (9, 1, 10)
     bad = client.vector_stores.files.retrieve(ids["picture.xyz"], vector_store_id=store.id)
@@ -327,10 +432,18 @@ def test_remote_model_ingests_files_in_groups(remote_embedded: Server) -> None:
     assert client.vector_stores.search(store.id, query="fir").data[0].file_id == ids["tree3.txt"]
     engine = db(remote_embedded)
     with engine.connect() as conn:
-        keys = dict(conn.execute(select(VECTOR_STORE_FILES.c.id, VECTOR_STORE_FILES.c.content_key)
-                                 .where(VECTOR_STORE_FILES.c.vector_store_id == store.id)).all())
-        stored = conn.execute(select(func.count()).select_from(FILE_CHUNKS)
-                              .where(FILE_CHUNKS.c.content_key == keys[ids["tree0.txt"]])).scalar()
+        keys = dict(
+            conn.execute(
+                select(VECTOR_STORE_FILES.c.id, VECTOR_STORE_FILES.c.content_key).where(
+                    VECTOR_STORE_FILES.c.vector_store_id == store.id
+                )
+            ).all()
+        )
+        stored = conn.execute(
+            select(func.count())
+            .select_from(FILE_CHUNKS)
+            .where(FILE_CHUNKS.c.content_key == keys[ids["tree0.txt"]])
+        ).scalar()
     engine.dispose()
     assert keys[ids["copy.txt"]] == keys[ids["tree0.txt"]] and stored == 1
     assert len({keys[ids[f"tree{i}.txt"]] for i in range(len(trees))}) == len(trees)
@@ -339,9 +452,16 @@ def test_remote_model_ingests_files_in_groups(remote_embedded: Server) -> None:
 def test_killed_worker_file_is_finished_by_another(model_server: ScriptedModel, tmp_path: Path) -> None:
     """A worker killed while it embeds a file: its lease lapses, the sweeper sends the file again
     and the other worker ingests it."""
-    server = start_distributed(model_server, tmp_path, workers=2, extra={
-        "ASSISTD_EMBEDDINGS_MODEL": "hashed-words", "ASSISTD_INGEST_LEASE_SECONDS": "2",
-        "ASSISTD_SWEEP_INTERVAL_SECONDS": "0.5"})
+    server = start_distributed(
+        model_server,
+        tmp_path,
+        workers=2,
+        extra={
+            "ASSISTD_EMBEDDINGS_MODEL": "hashed-words",
+            "ASSISTD_INGEST_LEASE_SECONDS": "2",
+            "ASSISTD_SWEEP_INTERVAL_SECONDS": "0.5",
+        },
+    )
     engine = db(server)
     try:
         client = server.client()
@@ -361,7 +481,9 @@ def test_killed_worker_file_is_finished_by_another(model_server: ScriptedModel, 
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         deadline = time.monotonic() + 30
-        while (done := client.vector_stores.files.retrieve(file_id, vector_store_id=store.id)).status == "in_progress":
+        while (
+            done := client.vector_stores.files.retrieve(file_id, vector_store_id=store.id)
+        ).status == "in_progress":
             assert time.monotonic() < deadline, "the file was not finished by the other worker"
             time.sleep(0.2)
         assert done.status == "completed" and done.usage_bytes > 0
@@ -375,24 +497,50 @@ def test_killed_worker_file_is_finished_by_another(model_server: ScriptedModel, 
         stop(server.procs)
 
 
-def test_run_with_file_search_cites_the_file(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+def test_run_with_file_search_cites_the_file(
+    server: Server, client: OpenAI, model_server: ScriptedModel
+) -> None:
     """The scripted model searches, then answers with a marker: the message cites the file."""
     store, ids = ready_store(client)
     answer = "It is 330 metres tall【0:0†paris.txt】."
-    model = model_server.script(f"fs-{time.time()}", [
-        {"tool_calls": [{"id": "call_fs", "name": "file_search", "arguments": '{"query": "How tall is the Eiffel Tower?"}'}]},
-        {"content": answer},
-    ])
-    assistant = client.beta.assistants.create(model=model, tools=[{"type": "file_search"}],
-                                              tool_resources={"file_search": {"vector_store_ids": [store.id]}})
+    model = model_server.script(
+        f"fs-{time.time()}",
+        [
+            {
+                "tool_calls": [
+                    {
+                        "id": "call_fs",
+                        "name": "file_search",
+                        "arguments": '{"query": "How tall is the Eiffel Tower?"}',
+                    }
+                ]
+            },
+            {"content": answer},
+        ],
+    )
+    assistant = client.beta.assistants.create(
+        model=model,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
     run = client.beta.threads.create_and_run_poll(
-        assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "How tall is the Eiffel Tower?"}]})
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "How tall is the Eiffel Tower?"}]},
+    )
     assert run.status == "completed", run.last_error
     # the model read the excerpts back, best first, with their markers
     sent = model_server.requests(model)[-1]["body"]["messages"]
-    assert sent[-1]["role"] == "tool" and "【0:0†paris.txt】" in sent[-1]["content"] and "330 metres" in sent[-1]["content"]
-    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=run.thread_id, order="asc",
-                                                include=["step_details.tool_calls[*].file_search.results[*].content"])
+    assert (
+        sent[-1]["role"] == "tool"
+        and "【0:0†paris.txt】" in sent[-1]["content"]
+        and "330 metres" in sent[-1]["content"]
+    )
+    steps = client.beta.threads.runs.steps.list(
+        run_id=run.id,
+        thread_id=run.thread_id,
+        order="asc",
+        include=["step_details.tool_calls[*].file_search.results[*].content"],
+    )
     (call,) = steps.data[0].step_details.tool_calls
     assert isinstance(call, FileSearchToolCall) and call.file_search.results[0].file_id == ids["paris.txt"]
     assert "330 metres" in call.file_search.results[0].content[0].text
@@ -403,21 +551,39 @@ def test_run_with_file_search_cites_the_file(server: Server, client: OpenAI, mod
     assert text.value == answer
     (cite,) = text.annotations
     assert cite.type == "file_citation" and cite.file_citation.file_id == ids["paris.txt"]
-    assert text.value[cite.start_index:cite.end_index] == cite.text == "【0:0†paris.txt】"
+    assert text.value[cite.start_index : cite.end_index] == cite.text == "【0:0†paris.txt】"
 
 
-def test_message_attachment_for_file_search(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:
+def test_message_attachment_for_file_search(
+    server: Server, client: OpenAI, model_server: ScriptedModel
+) -> None:
     """A file attached to a message for file_search lands in the thread's new vector store; the run waits for it."""
     file_id = upload(client, "tides.txt", DOCS["tides.txt"])
-    model = model_server.script(f"fsa-{time.time()}", [
-        {"tool_calls": [{"id": "call_t", "name": "file_search", "arguments": '{"query": "What causes tides?"}'}]},
-        {"content": "The Moon and the Sun【0:0†tides.txt】."},
-    ])
+    model = model_server.script(
+        f"fsa-{time.time()}",
+        [
+            {
+                "tool_calls": [
+                    {"id": "call_t", "name": "file_search", "arguments": '{"query": "What causes tides?"}'}
+                ]
+            },
+            {"content": "The Moon and the Sun【0:0†tides.txt】."},
+        ],
+    )
     assistant = client.beta.assistants.create(model=model, tools=[{"type": "retrieval"}])
     assert [t.type for t in assistant.tools] == ["file_search"]
-    run = client.beta.threads.create_and_run_poll(assistant_id=assistant.id, thread={"messages": [{
-        "role": "user", "content": "What causes tides?",
-        "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}]}]})
+    run = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id,
+        thread={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "What causes tides?",
+                    "attachments": [{"file_id": file_id, "tools": [{"type": "file_search"}]}],
+                }
+            ]
+        },
+    )
     assert run.status == "completed", run.last_error
     thread = client.beta.threads.retrieve(run.thread_id)
     (store_id,) = thread.tool_resources.file_search.vector_store_ids
@@ -450,7 +616,9 @@ def test_wire_shapes_match_the_sdk_types(server: Server, client: OpenAI) -> None
     for hit in page["data"]:
         VectorStoreSearchResponse.model_validate(hit)
     assert page["data"][0]["file_id"] == ids["paris.txt"]
-    batch = httpx.post(base + "/file_batches", headers=headers, json={"file_ids": [ids["paris.txt"]]}, timeout=30)
+    batch = httpx.post(
+        base + "/file_batches", headers=headers, json={"file_ids": [ids["paris.txt"]]}, timeout=30
+    )
     VectorStoreFileBatch.model_validate(batch.json())
 
 
@@ -466,7 +634,9 @@ def test_a_file_that_breaks_its_group_costs_the_others_nothing(remote_embedded: 
     for path in matches:
         path.unlink()
     store = client.vector_stores.create(name="one bad apple")
-    batch = client.vector_stores.file_batches.create(vector_store_id=store.id, file_ids=[*ids.values(), broken])
+    batch = client.vector_stores.file_batches.create(
+        vector_store_id=store.id, file_ids=[*ids.values(), broken]
+    )
     deadline = time.time() + 30
     while time.time() < deadline:
         batch = client.vector_stores.file_batches.retrieve(batch.id, vector_store_id=store.id)

@@ -26,13 +26,16 @@ def test_a_run_id_goes_to_the_runs_queue_and_counts_in_the_backlog(stub_broker: 
     assert waiting(stub_broker, INGEST_QUEUE) == []
 
 
-@pytest.mark.parametrize(("files", "per_message", "sizes"), [
-    (FILES_PER_MESSAGE * 2 + 2, None, [FILES_PER_MESSAGE, FILES_PER_MESSAGE, 2]),
-    (FILES_PER_MESSAGE, None, [FILES_PER_MESSAGE]),
-    (3, 1, [1, 1, 1]),  # the local model's files: one to a message
-    (5, 2, [2, 2, 1]),
-    (0, None, []),
-])
+@pytest.mark.parametrize(
+    ("files", "per_message", "sizes"),
+    [
+        (FILES_PER_MESSAGE * 2 + 2, None, [FILES_PER_MESSAGE, FILES_PER_MESSAGE, 2]),
+        (FILES_PER_MESSAGE, None, [FILES_PER_MESSAGE]),
+        (3, 1, [1, 1, 1]),  # the local model's files: one to a message
+        (5, 2, [2, 2, 1]),
+        (0, None, []),
+    ],
+)
 def test_files_of_a_store_go_out_in_order_at_most_per_message_to_a_message(
     stub_broker: StubBroker, files: int, per_message: int | None, sizes: list[int]
 ) -> None:

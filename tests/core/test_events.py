@@ -40,7 +40,7 @@ def test_readers_early_and_late_see_the_same_sequence(log: EventLog) -> None:
         early = [asyncio.create_task(read_all(log, "run_x")) for _ in range(2)]
         await asyncio.sleep(0.05)
         for i in range(0, 300, 7):  # published in batches, while the early readers wait
-            await log.publish("run_x", [(name, "{}") for name in expected[i:i + 7]])
+            await log.publish("run_x", [(name, "{}") for name in expected[i : i + 7]])
             await asyncio.sleep(0)
         await log.publish("run_x", [("thread.run.completed", "{}")])
         late = await read_all(log, "run_x")

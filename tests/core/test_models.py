@@ -32,15 +32,27 @@ def wire_of_stored(url: str) -> dict[str, dict[str, Any]]:
         engine = async_engine(url)
         try:
             thread = await rows.thread(engine, messages=["first", "second"], meta={"k": "v"})
-            made = {"assistant": await rows.assistant(engine), "thread": thread,
-                    "run": await rows.run(engine, thread_id=thread.id, expires_at=now() + 60),
-                    "file": await rows.file(engine), "vector store": await rows.vector_store(engine),
-                    "message": await rows.message(engine, thread.id, "third", role="assistant")}
-            tables = {"assistant": Assistant, "thread": Thread, "run": Run, "file": File,
-                      "vector store": VectorStore, "message": Message}
+            made = {
+                "assistant": await rows.assistant(engine),
+                "thread": thread,
+                "run": await rows.run(engine, thread_id=thread.id, expires_at=now() + 60),
+                "file": await rows.file(engine),
+                "vector store": await rows.vector_store(engine),
+                "message": await rows.message(engine, thread.id, "third", role="assistant"),
+            }
+            tables = {
+                "assistant": Assistant,
+                "thread": Thread,
+                "run": Run,
+                "file": File,
+                "vector store": VectorStore,
+                "message": Message,
+            }
             async with sessionmaker(engine)() as session:
-                return {kind: json.loads((await session.get(tables[kind], row.id)).to_openai().model_dump_json())
-                        for kind, row in made.items()}
+                return {
+                    kind: json.loads((await session.get(tables[kind], row.id)).to_openai().model_dump_json())
+                    for kind, row in made.items()
+                }
         finally:
             await engine.dispose()
 

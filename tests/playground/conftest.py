@@ -21,6 +21,7 @@ def browser() -> str:
     if node is None or npm is None or not CHROMIUM.exists():
         unavailable("Chromium, Node.js and npm (bash .ci/browser.sh installs them)")
     if not (HERE / "node_modules" / "playwright-core").exists():
-        subprocess.run([str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True,
-                       timeout=300)
+        subprocess.run(
+            [str(npm), "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=HERE, check=True, timeout=300
+        )
     return str(node)

@@ -23,9 +23,14 @@ ASSETS = ROOT / "api" / "playground"
 
 def scenario(node: str, server: Server, name: str, expected: str = "404", **env: str) -> dict[str, Any]:
     ARTIFACTS.mkdir(exist_ok=True)
-    run_env = os.environ | {"PLAYGROUND_URL": server.url, "PLAYGROUND_KEY": KEY_A, "ARTIFACTS": str(ARTIFACTS)} | env
-    result = subprocess.run([node, "e2e.mjs", name], cwd=HERE, env=run_env, capture_output=True, text=True,
-                            timeout=120)
+    run_env = (
+        os.environ
+        | {"PLAYGROUND_URL": server.url, "PLAYGROUND_KEY": KEY_A, "ARTIFACTS": str(ARTIFACTS)}
+        | env
+    )
+    result = subprocess.run(
+        [node, "e2e.mjs", name], cwd=HERE, env=run_env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-4000:]
     out: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
     # the one resource a page may fail to load: an endpoint the server lacks (vector stores), or a refused key
@@ -39,13 +44,18 @@ def test_function_call_round_trip(browser: str, embedded: Server) -> None:
     assert out["missingVerdict"] == 'parameters: "town" is required but not in properties.'
     assert out["validVerdict"] == "Valid schema."
     assert "Weather bot" in out["listed"]
-    assert "client.beta.assistants.create(" in out["assistantCode"] and '"name": "get_weather"' in out["assistantCode"]
+    assert (
+        "client.beta.assistants.create(" in out["assistantCode"]
+        and '"name": "get_weather"' in out["assistantCode"]
+    )
     assert out["legend"].startswith("get_weather (call_")
     assert out["status"] == "Run requires action"
     assert out["answer"] == "done: sunny, 21 °C"
     assert "get_weather" in out["call"] and "Outputsunny, 21 °C" in out["call"]
     assert re.fullmatch(r"\d+ in · \d+ out · \d+ tokens", out["usage"])
-    assert "submit_tool_outputs_stream(" in out["submitCode"] and '"output": "sunny, 21 °C"' in out["submitCode"]
+    assert (
+        "submit_tool_outputs_stream(" in out["submitCode"] and '"output": "sunny, 21 °C"' in out["submitCode"]
+    )
     assert out["runs"] == ["completed"]
 
 
@@ -72,8 +82,11 @@ def test_upload_list_delete(browser: str, embedded: Server) -> None:
     assert "notes.txt" not in out["after"] and "dropped.csv" in out["after"]
     assert "client.files.delete(" in out["code"]
     stores = out["stores"]
-    assert stores.get("absent") == "This server does not offer vector stores yet, so file search has nothing to search." \
-        or re.search(r"guide\.txt\s*(completed|failed)", stores["file"])
+    assert stores.get(
+        "absent"
+    ) == "This server does not offer vector stores yet, so file search has nothing to search." or re.search(
+        r"guide\.txt\s*(completed|failed)", stores["file"]
+    )
 
 
 def test_bad_key_is_said_plainly(browser: str, embedded: Server) -> None:
@@ -109,4 +122,6 @@ def test_playground_can_be_switched_off() -> None:
 
     for on in (True, False):
         app = create_app(Settings(playground=on), enqueue=lambda _: None)
-        assert TestClient(app).get("/playground/").status_code == (200 if on else 404)  # no lifespan: no database
+        assert TestClient(app).get("/playground/").status_code == (
+            200 if on else 404
+        )  # no lifespan: no database

@@ -172,8 +172,10 @@ def _reference_embedding(text: str) -> np.ndarray:
     x = norm(x + w[f"{e}.token_type_embeddings.weight"][0], f"{e}.LayerNorm")
     for i in range(cfg["num_hidden_layers"]):
         p = f"encoder.layer.{i}"
-        q, k, v = (dense(x, f"{p}.attention.self.{m}").reshape(n, heads, -1).transpose(1, 0, 2)
-                   for m in ("query", "key", "value"))
+        q, k, v = (
+            dense(x, f"{p}.attention.self.{m}").reshape(n, heads, -1).transpose(1, 0, 2)
+            for m in ("query", "key", "value")
+        )
         a = q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1])
         a = np.exp(a - a.max(-1, keepdims=True))
         ctx = (a / a.sum(-1, keepdims=True) @ v).transpose(1, 0, 2).reshape(n, -1)

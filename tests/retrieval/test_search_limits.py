@@ -41,8 +41,12 @@ def test_bm25_scores_a_bounded_part_of_a_query() -> None:
 
 
 def _search(server: Server, store_id: str, query: Any, timeout: float) -> httpx.Response:
-    return httpx.post(f"{server.url}/v1/vector_stores/{store_id}/search", json={"query": query},
-                      headers={"Authorization": f"Bearer {KEY_A}"}, timeout=timeout)
+    return httpx.post(
+        f"{server.url}/v1/vector_stores/{store_id}/search",
+        json={"query": query},
+        headers={"Authorization": f"Bearer {KEY_A}"},
+        timeout=timeout,
+    )
 
 
 CAP = 600_000  # far past what the search reads of a query: its cost must not follow the cap
@@ -51,8 +55,9 @@ CAP = 600_000  # far past what the search reads of a query: its cost must not fo
 @pytest.fixture(scope="module")
 def limited(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """An operator who lifted the cap far past any sense."""
-    server = start_embedded(model_server, tmp_path_factory.mktemp("limits"),
-                            extra={"ASSISTD_SEARCH_QUERY_MAX_CHARS": str(CAP)})
+    server = start_embedded(
+        model_server, tmp_path_factory.mktemp("limits"), extra={"ASSISTD_SEARCH_QUERY_MAX_CHARS": str(CAP)}
+    )
     yield server
     stop(server.procs)
 
@@ -89,10 +94,18 @@ def test_a_query_under_the_cap_costs_a_bounded_time(limited: Server, store_id: s
 
 def test_the_file_search_tool_cuts_a_long_query(limited: Server, store_id: str) -> None:
     """The model's query past the cap is searched by its start, and the model is told so; the run goes on."""
-    thread = limited.client().beta.threads.create(tool_resources={"file_search": {"vector_store_ids": [store_id]}})
+    thread = limited.client().beta.threads.create(
+        tool_resources={"file_search": {"vector_store_ids": [store_id]}}
+    )
     settings = Settings(database_url=limited.env["ASSISTD_DATABASE_URL"], search_query_max_chars=CAP)
-    run = SimpleNamespace(id="run_x", thread_id=thread.id, assistant_id="asst_none", project="proj_a",
-                          tools=[{"type": "file_search"}], tool_resources=None)
+    run = SimpleNamespace(
+        id="run_x",
+        thread_id=thread.id,
+        assistant_id="asst_none",
+        project="proj_a",
+        tools=[{"type": "file_search"}],
+        tool_resources=None,
+    )
 
     async def go(arguments: str) -> tuple[str, dict[str, Any]]:
         engine = async_engine(settings.database_url)

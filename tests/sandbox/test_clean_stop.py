@@ -123,8 +123,11 @@ def test_worker_removes_its_pool_and_keeps_shared_sessions_on_sigterm(
 def test_a_session_cap_is_told_to_the_model(
     model_server: ScriptedModel, tmp_path: Path, namespace: str
 ) -> None:
-    server = start_embedded(model_server, tmp_path, extra=env(
-        namespace, ASSISTD_SANDBOX_POOL_SIZE="0", ASSISTD_SANDBOX_MAX_PROJECT_SESSIONS="1"))
+    server = start_embedded(
+        model_server,
+        tmp_path,
+        extra=env(namespace, ASSISTD_SANDBOX_POOL_SIZE="0", ASSISTD_SANDBOX_MAX_PROJECT_SESSIONS="1"),
+    )
     try:
         client = server.client()
         first = code_run(client, model_server, "print('first')")

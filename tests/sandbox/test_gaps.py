@@ -281,15 +281,17 @@ def test_a_cell_cannot_answer_for_the_next_one(run: Loop, sandboxes: Sandboxes) 
 def test_a_kernel_that_closed_its_pipe_is_replaced(run: Loop, sandboxes: Sandboxes) -> None:
     """Code that closes the kernel's request pipe kills the kernel after its reply; the next
     execution must get a new interpreter, not a session broken until it is reaped."""
-    code = ("import os, stat\n"
-            "for fd in map(int, os.listdir('/proc/self/fd')):\n"
-            "    try:\n"
-            "        flags = int(open(f'/proc/self/fdinfo/{fd}').read().split('flags:')[1].split()[0], 8)\n"
-            "        if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode) and flags & 3 == 0:\n"
-            "            os.close(fd)  # the kernel's request pipe: it reads no further cell\n"
-            "    except (OSError, IndexError):\n"
-            "        pass\n"
-            "print('closed')")
+    code = (
+        "import os, stat\n"
+        "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "    try:\n"
+        "        flags = int(open(f'/proc/self/fdinfo/{fd}').read().split('flags:')[1].split()[0], 8)\n"
+        "        if fd > 2 and stat.S_ISFIFO(os.fstat(fd).st_mode) and flags & 3 == 0:\n"
+        "            os.close(fd)  # the kernel's request pipe: it reads no further cell\n"
+        "    except (OSError, IndexError):\n"
+        "        pass\n"
+        "print('closed')"
+    )
     run(sandboxes.execute("closer", code))
     first = run(sandboxes.execute("closer", "print(6 * 7)"))  # the kernel was gone: reset, and said so
     assert first.logs.endswith("42\n") or "the session was reset" in first.logs, (first.status, first.logs)

@@ -279,8 +279,16 @@ def test_numpy_work_keeps_the_session(run: Loop, sandboxes: Sandboxes) -> None:
     """Idle BLAS threads spin after a computation; they must not pass for threads the code left
     running (the session would be reset and its variables lost)."""
     for i in range(5):
-        code = f"import numpy as np\na{i} = np.random.rand(300, 300)\nb = a{i} @ a{i}.T\nprint(int(b.shape[0]))"
+        code = (
+            f"import numpy as np\na{i} = np.random.rand(300, 300)\nb = a{i} @ a{i}.T\nprint(int(b.shape[0]))"
+        )
         result = run(sandboxes.execute("blas", code))
         assert (result.status, result.logs) == ("ok", "300\n"), result.logs
-    assert run(sandboxes.execute("blas", "print(sorted(k for k in globals() if k[:1] == 'a' and k[1:].isdigit()))")).logs == \
-        "['a0', 'a1', 'a2', 'a3', 'a4']\n"
+    assert (
+        run(
+            sandboxes.execute(
+                "blas", "print(sorted(k for k in globals() if k[:1] == 'a' and k[1:].isdigit()))"
+            )
+        ).logs
+        == "['a0', 'a1', 'a2', 'a3', 'a4']\n"
+    )

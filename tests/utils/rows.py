@@ -61,7 +61,9 @@ def user_message(of: Thread, value: str) -> Message:
 
 
 async def message(db: Db, thread_id: str, value: str = "hi", **values: Any) -> Message:
-    row = Message(**{"project": PROJECT, "thread_id": thread_id, "role": "user", "content": text(value)} | values)
+    row = Message(
+        **{"project": PROJECT, "thread_id": thread_id, "role": "user", "content": text(value)} | values
+    )
     await insert(db, row)
     return row
 
@@ -79,8 +81,16 @@ async def run(db: Db, thread_id: str | None = None, assistant_id: str | None = N
         home = Thread(project=project)
         extra += [home, user_message(home, "hi")]
         thread_id = home.id
-    row = Run(**{"project": PROJECT, "thread_id": thread_id, "assistant_id": assistant_id, "model": MODEL,
-                 "enqueued_at": now()} | values)
+    row = Run(
+        **{
+            "project": PROJECT,
+            "thread_id": thread_id,
+            "assistant_id": assistant_id,
+            "model": MODEL,
+            "enqueued_at": now(),
+        }
+        | values
+    )
     await insert(db, *extra, row)
     return row
 
@@ -94,7 +104,9 @@ async def file(db: Db, **values: Any) -> File:
 
 async def vector_store(db: Db, **values: Any) -> VectorStore:
     """An empty store of the local embedding model."""
-    row = VectorStore(**{"project": PROJECT, "embedding_model": "local", "file_counts": dict(NO_FILES)} | values)
+    row = VectorStore(
+        **{"project": PROJECT, "embedding_model": "local", "file_counts": dict(NO_FILES)} | values
+    )
     await insert(db, row)
     return row
 
@@ -102,11 +114,15 @@ async def vector_store(db: Db, **values: Any) -> VectorStore:
 def vector_store_file(vector_store_id: str, file_id: str, **values: Any) -> VectorStoreFile:
     """A file attached to a store as just sent for ingestion (in_progress, unclaimed, enqueued
     now), not yet stored: `insert` several in one transaction."""
-    return VectorStoreFile(**{"vector_store_id": vector_store_id, "id": file_id, "project": PROJECT,
-                              "enqueued_at": now()} | values)
+    return VectorStoreFile(
+        **{"vector_store_id": vector_store_id, "id": file_id, "project": PROJECT, "enqueued_at": now()}
+        | values
+    )
 
 
-async def vector_store_files(db: Db, vector_store_id: str, *file_ids: str, **values: Any) -> list[VectorStoreFile]:
+async def vector_store_files(
+    db: Db, vector_store_id: str, *file_ids: str, **values: Any
+) -> list[VectorStoreFile]:
     """Files attached to a store, as just sent for ingestion."""
     made = [vector_store_file(vector_store_id, file_id, **values) for file_id in file_ids]
     await insert(db, *made)

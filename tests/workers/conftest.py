@@ -16,7 +16,9 @@ from tests.procs import TEST_NAMESPACE, ScriptedModel
 
 
 @pytest.fixture
-def worker_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_server: ScriptedModel) -> Iterator[Settings]:
+def worker_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_server: ScriptedModel
+) -> Iterator[Settings]:
     """What a worker booted in this process reads (get_settings): a migrated SQLite database of its
     own, the scripted model, no warm sandboxes, a test namespace (the session's end removes any
     sandbox left)."""
@@ -24,9 +26,14 @@ def worker_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_serve
     migrate(url)
     for name in ("REDIS_URL", "ASSISTD_REDIS_URL"):
         monkeypatch.delenv(name, raising=False)
-    env = {"ASSISTD_DATABASE_URL": url, "ASSISTD_FILES_DIR": str(tmp_path / "files"), "ASSISTD_SANDBOX_POOL_SIZE": "0",
-           "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
-           "OPENAI_BASE_URL": f"{model_server.url}/v1", "OPENAI_API_KEY": "sk-scripted"}
+    env = {
+        "ASSISTD_DATABASE_URL": url,
+        "ASSISTD_FILES_DIR": str(tmp_path / "files"),
+        "ASSISTD_SANDBOX_POOL_SIZE": "0",
+        "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
+        "OPENAI_BASE_URL": f"{model_server.url}/v1",
+        "OPENAI_API_KEY": "sk-scripted",
+    }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     get_settings.cache_clear()

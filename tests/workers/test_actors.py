@@ -40,11 +40,15 @@ def test_an_enqueued_run_is_claimed_and_answered(
         deadline = time.monotonic() + 30
         with engine.connect() as conn:  # the run goes on on the worker's event loop
             while (status := conn.execute(select(RUNS.c.status).where(RUNS.c.id == run.id)).scalar()) in (
-                    "queued", "in_progress"):
+                "queued",
+                "in_progress",
+            ):
                 assert time.monotonic() < deadline, f"the run is still {status}"
                 time.sleep(0.05)
                 conn.rollback()
-            answers = conn.execute(select(MESSAGES.c.content).where(MESSAGES.c.run_id == run.id)).scalars().all()
+            answers = (
+                conn.execute(select(MESSAGES.c.content).where(MESSAGES.c.run_id == run.id)).scalars().all()
+            )
     finally:
         engine.dispose()
     assert status == "completed"

@@ -29,9 +29,18 @@ SMALL_CHUNKS = {"type": "static", "static": {"max_chunk_size_tokens": 100, "chun
 def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str]) -> Server:
     """`assistd serve` as tests/procs.py starts it, with more patience on a loaded machine."""
     port = procs.free_port()
-    env = procs.base_env(model) | {"ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db", "ASSISTD_FILES_DIR": str(tmp),
-                                   "ASSISTD_REDIS_NAMESPACE": procs.TEST_NAMESPACE + secrets.token_hex(4)} | extra
-    proc = procs.spawn([sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log")
+    env = (
+        procs.base_env(model)
+        | {
+            "ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db",
+            "ASSISTD_FILES_DIR": str(tmp),
+            "ASSISTD_REDIS_NAMESPACE": procs.TEST_NAMESPACE + secrets.token_hex(4),
+        }
+        | extra
+    )
+    proc = procs.spawn(
+        [sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log"
+    )
     try:
         procs.wait_http(f"http://127.0.0.1:{port}/healthz", proc, timeout=120)
     except BaseException:
@@ -53,8 +62,13 @@ def owners(server: Server, file_ids: list[str]) -> dict[str, Any]:
     engine = sync_engine(server.env["ASSISTD_DATABASE_URL"])
     try:
         with engine.connect() as conn:
-            return dict(conn.execute(select(VECTOR_STORE_FILES.c.id, VECTOR_STORE_FILES.c.owner)
-                                     .where(VECTOR_STORE_FILES.c.id.in_(file_ids))).all())
+            return dict(
+                conn.execute(
+                    select(VECTOR_STORE_FILES.c.id, VECTOR_STORE_FILES.c.owner).where(
+                        VECTOR_STORE_FILES.c.id.in_(file_ids)
+                    )
+                ).all()
+            )
     finally:
         engine.dispose()
 
@@ -69,9 +83,15 @@ def wait_claimed(server: Server, file_ids: list[str], n: int, timeout: float = 3
 @pytest.fixture(scope="module")
 def remote(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """One worker (embedded), two ingestion turns, an external model that answers as slowly as told."""
-    server = start_embedded(model_server, tmp_path_factory.mktemp("fair"), extra={
-        "ASSISTD_EMBEDDINGS_MODEL": "hashed-words", "ASSISTD_EMBEDDINGS_BATCH_SIZE": "2",
-        "ASSISTD_INGEST_CONCURRENCY": "2"})
+    server = start_embedded(
+        model_server,
+        tmp_path_factory.mktemp("fair"),
+        extra={
+            "ASSISTD_EMBEDDINGS_MODEL": "hashed-words",
+            "ASSISTD_EMBEDDINGS_BATCH_SIZE": "2",
+            "ASSISTD_INGEST_CONCURRENCY": "2",
+        },
+    )
     yield server
     stop(server.procs)
 
@@ -82,15 +102,20 @@ def test_a_small_file_is_not_held_behind_another_projects_large_files(remote: Se
     large = [upload(a, f"large{i}.txt", slow_file(480, 300)) for i in range(3)]
     stores = [a.vector_stores.create(name=f"large{i}") for i in range(3)]
     for store, file_id in zip(stores, large):
-        a.vector_stores.files.create(vector_store_id=store.id, file_id=file_id, chunking_strategy=SMALL_CHUNKS)
+        a.vector_stores.files.create(
+            vector_store_id=store.id, file_id=file_id, chunking_strategy=SMALL_CHUNKS
+        )
     wait_claimed(remote, large, 2)
     started = time.monotonic()
     small = upload(b, "note.txt", b"One line about the moon.")
     store = b.vector_stores.create(name="small")
     done = b.vector_stores.files.create_and_poll(vector_store_id=store.id, file_id=small)
     took = time.monotonic() - started
-    waiting = [f for f, s in zip(large, stores)
-               if a.vector_stores.files.retrieve(f, vector_store_id=s.id).status == "in_progress"]
+    waiting = [
+        f
+        for f, s in zip(large, stores)
+        if a.vector_stores.files.retrieve(f, vector_store_id=s.id).status == "in_progress"
+    ]
     assert done.status == "completed" and took < 4, took
     assert len(waiting) >= 2  # project A's files are still being ingested
     for s in stores:  # deleting the stores stops their ingestion
@@ -100,8 +125,11 @@ def test_a_small_file_is_not_held_behind_another_projects_large_files(remote: Se
 @pytest.fixture(scope="module")
 def local(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The local model, one ingestion turn, an embedding call as large as an operator may set it."""
-    server = start_embedded(model_server, tmp_path_factory.mktemp("detach"), extra={
-        "ASSISTD_EMBEDDINGS_BATCH_SIZE": "1000", "ASSISTD_INGEST_CONCURRENCY": "1"})
+    server = start_embedded(
+        model_server,
+        tmp_path_factory.mktemp("detach"),
+        extra={"ASSISTD_EMBEDDINGS_BATCH_SIZE": "1000", "ASSISTD_INGEST_CONCURRENCY": "1"},
+    )
     yield server
     stop(server.procs)
 
@@ -122,15 +150,18 @@ def test_a_detached_files_ingestion_stops(local: Server) -> None:
     client.vector_stores.files.create(vector_store_id=behind.id, file_id=small)
     client.vector_stores.files.delete(large, vector_store_id=store.id)
     detached = time.monotonic()
-    while (got := client.vector_stores.files.retrieve(small, vector_store_id=behind.id)).status == "in_progress":
+    while (
+        got := client.vector_stores.files.retrieve(small, vector_store_id=behind.id)
+    ).status == "in_progress":
         assert time.monotonic() - detached < 15, "the worker kept ingesting the detached file"
         time.sleep(0.1)
     assert got.status == "completed"
     engine = sync_engine(local.env["ASSISTD_DATABASE_URL"])
     try:
         with engine.connect() as conn:
-            chunks = conn.execute(select(func.count()).select_from(FILE_CHUNKS)
-                                  .where(FILE_CHUNKS.c.text.like("%zephyr%"))).scalar()
+            chunks = conn.execute(
+                select(func.count()).select_from(FILE_CHUNKS).where(FILE_CHUNKS.c.text.like("%zephyr%"))
+            ).scalar()
     finally:
         engine.dispose()
     assert chunks == 0

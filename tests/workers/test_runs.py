@@ -47,7 +47,9 @@ class Connections:
 def ctx_for(url: str, owner: str) -> tuple[runs.Context, Any]:
     settings = Settings(database_url=url, run_lease_seconds=30)
     conns = Connections(url)
-    return runs.Context(settings, conns.engine, conns.store, ModelClients(settings), owner, MemoryEventLog()), conns
+    return runs.Context(
+        settings, conns.engine, conns.store, ModelClients(settings), owner, MemoryEventLog()
+    ), conns
 
 
 def sessions(ctx: runs.Context) -> Any:
@@ -90,9 +92,21 @@ def test_result_of_a_lost_run_is_dropped(database_url: str) -> None:
         got_b = await runs.claim(b, run.id)
         assert got_b is not None
         claimed_b = got_b.run
+
         def reply() -> list[tuple[Any, dict[str, Any]]]:
-            return [(MESSAGES, new_row("msg", project="p", thread_id=run.thread_id, role="assistant",
-                                            run_id=run.id, status="completed"))]
+            return [
+                (
+                    MESSAGES,
+                    new_row(
+                        "msg",
+                        project="p",
+                        thread_id=run.thread_id,
+                        role="assistant",
+                        run_id=run.id,
+                        status="completed",
+                    ),
+                )
+            ]
 
         assert not await runs.finish(a, claimed, "completed", inserts=reply())
         assert await runs.finish(b, claimed_b, "completed", inserts=reply())
@@ -107,15 +121,23 @@ def test_sweeper(database_url: str) -> None:
     async def go() -> None:
         sent: list[str] = []
         # no warm sandboxes, and a test namespace: the session's end removes any container left
-        settings = Settings(database_url=database_url, requeue_after_seconds=5, sandbox_pool_size=0,
-                            redis_namespace=TEST_NAMESPACE + "sweeper")
+        settings = Settings(
+            database_url=database_url,
+            requeue_after_seconds=5,
+            sandbox_pool_size=0,
+            redis_namespace=TEST_NAMESPACE + "sweeper",
+        )
         runner = Runner(settings, sent.append)
         ctx = runner.ctx
         db = ctx.engine
-        lapsed = await rows.run(db, status="in_progress", owner="dead", lease_until=now() - 1, expires_at=now() + 60)
+        lapsed = await rows.run(
+            db, status="in_progress", owner="dead", lease_until=now() - 1, expires_at=now() + 60
+        )
         lost = await rows.run(db, expires_at=now() + 60)
         lost_old = await rows.run(db, expires_at=now() + 60)
-        over = await rows.run(db, status="in_progress", owner="slow", lease_until=now() + 60, expires_at=now() - 1)
+        over = await rows.run(
+            db, status="in_progress", owner="slow", lease_until=now() + 60, expires_at=now() - 1
+        )
         async with sessions(ctx) as s:
             row = await s.get(Run, lost_old.id)
             row.enqueued_at = now() - 10
@@ -155,22 +177,48 @@ def test_a_rounds_end_writes_its_rows(database_url: str) -> None:
         run = await rows.run(ctx.engine, stream=True)
         claimed = await runs.claim(ctx, run.id)
         assert claimed is not None and [m.role for m in claimed.thread] == ["user"]
-        content = [{"type": "text", "text": {"value": "héllo \"quoted\"", "annotations": []}}]
-        message = message_row(claimed.run, "msg_end", 1.5, content=content, status="completed", completed_at=2.5)
-        step = step_row(claimed.run, "step_end", 1.5, "message_creation",
-                        {"type": "message_creation", "message_creation": {"message_id": "msg_end"}},
-                        status="completed", completed_at=2.5, usage={"prompt_tokens": 3, "completion_tokens": 4,
-                                                                     "total_tokens": 7})
+        content = [{"type": "text", "text": {"value": 'héllo "quoted"', "annotations": []}}]
+        message = message_row(
+            claimed.run, "msg_end", 1.5, content=content, status="completed", completed_at=2.5
+        )
+        step = step_row(
+            claimed.run,
+            "step_end",
+            1.5,
+            "message_creation",
+            {"type": "message_creation", "message_creation": {"message_id": "msg_end"}},
+            status="completed",
+            completed_at=2.5,
+            usage={"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7},
+        )
         step.pop("metadata")  # left to the column's default
         usage = {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
-        assert await runs.finish(ctx, claimed.run, "completed", inserts=[(MESSAGES, message), (STEPS, step)],
-                                 announce=lambda _: [], usage=usage, completed_at=2.5)
+        assert await runs.finish(
+            ctx,
+            claimed.run,
+            "completed",
+            inserts=[(MESSAGES, message), (STEPS, step)],
+            announce=lambda _: [],
+            usage=usage,
+            completed_at=2.5,
+        )
         async with sessions(ctx) as s:
             r = await s.get(Run, run.id)
-            assert (r.status, r.usage, r.completed_at, r.owner, r.lease_until) == ("completed", usage, 2.5, None, None)
+            assert (r.status, r.usage, r.completed_at, r.owner, r.lease_until) == (
+                "completed",
+                usage,
+                2.5,
+                None,
+                None,
+            )
             m = await s.get(Message, "msg_end")
             assert (m.content, m.status, m.completed_at, m.incomplete_details, m.run_id) == (
-                content, "completed", 2.5, None, run.id)
+                content,
+                "completed",
+                2.5,
+                None,
+                run.id,
+            )
             st = await s.get(RunStep, "step_end")
             assert st.step_details["message_creation"]["message_id"] == "msg_end" and st.usage == usage
             assert st.meta is None and st.seq > m.seq
@@ -187,8 +235,9 @@ def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -
     a run recorded incomplete whose stream hung)."""
 
     async def go() -> None:
-        settings = Settings(database_url=database_url, sandbox_pool_size=0,
-                            redis_namespace=TEST_NAMESPACE + "housekeeping")
+        settings = Settings(
+            database_url=database_url, sandbox_pool_size=0, redis_namespace=TEST_NAMESPACE + "housekeeping"
+        )
         runner = Runner(settings, lambda _: None)
         me, db = runner.ctx.owner, runner.ctx.engine
         cases = {
@@ -207,8 +256,13 @@ def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -
         await runner._check_cancelled()
         await asyncio.sleep(0)
         stopped = {name for name, task in tasks.items() if task.cancelled() or task.cancelling()}
-        assert stopped == {"cancelling", "expired", "taken over", "ended by another worker",
-                           "cancelled by another worker"}
+        assert stopped == {
+            "cancelling",
+            "expired",
+            "taken over",
+            "ended by another worker",
+            "cancelled by another worker",
+        }
         for task in tasks.values():
             task.cancel()
         runner.tasks.clear()

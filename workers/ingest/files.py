@@ -17,7 +17,13 @@ from retrieval.errors import InvalidFile, UnsupportedFile
 
 def content_key(data: bytes, store: Any, size: int, overlap: int) -> str:
     """The embed-once cache key: same bytes, model and chunking give the same chunks."""
-    parts = [hashlib.sha256(data).hexdigest(), store.embedding_model, store.embedding_endpoint or "", size, overlap]
+    parts = [
+        hashlib.sha256(data).hexdigest(),
+        store.embedding_model,
+        store.embedding_endpoint or "",
+        size,
+        overlap,
+    ]
     return hashlib.sha256("|".join(map(str, parts)).encode()).hexdigest()
 
 
@@ -59,13 +65,21 @@ class Pending:
     same: list[Any] = field(default_factory=list)
 
     def add(self, position: int, vector: np.ndarray) -> None:
-        self.rows.append({"content_key": self.key, "position": position, "text": self.texts[position],
-                          "vector": vector.astype("<f4").tobytes()})
+        self.rows.append(
+            {
+                "content_key": self.key,
+                "position": position,
+                "text": self.texts[position],
+                "vector": vector.astype("<f4").tobytes(),
+            }
+        )
 
     def outcomes(self) -> list[Outcome]:
         usage = sum(len(r["text"]) + len(r["vector"]) for r in self.rows)
-        return [Outcome(self.vsf, "completed", self.key, usage, rows=self.rows),
-                *(Outcome(v, "completed", self.key, usage) for v in self.same)]
+        return [
+            Outcome(self.vsf, "completed", self.key, usage, rows=self.rows),
+            *(Outcome(v, "completed", self.key, usage) for v in self.same),
+        ]
 
 
 def prepare(filename: str, data: bytes, size: int, overlap: int) -> list[str] | Outcome:
@@ -81,7 +95,9 @@ def prepare(filename: str, data: bytes, size: int, overlap: int) -> list[str] | 
     except InvalidFile as exc:
         return Outcome.failed(None, "invalid_file", f"{exc}")
     except Exception as exc:  # a parser's own failure on malformed bytes: this file only
-        return Outcome.failed(None, "invalid_file", f"The file could not be read ({type(exc).__name__}: {exc}).")
+        return Outcome.failed(
+            None, "invalid_file", f"The file could not be read ({type(exc).__name__}: {exc})."
+        )
 
 
 def prepare_all(jobs: list[tuple[str, bytes, int, int]]) -> list[list[str] | Outcome]:

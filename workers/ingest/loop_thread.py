@@ -42,8 +42,9 @@ class LoopThread:
     def __init__(self, niceness: int, workers: int, name: str = "assistd-ingest") -> None:
         self.niceness = niceness
         self.loop = asyncio.new_event_loop()
-        self.executor = ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=lower_priority,
-                                           initargs=(niceness,))
+        self.executor = ThreadPoolExecutor(
+            workers, thread_name_prefix=name, initializer=lower_priority, initargs=(niceness,)
+        )
         self.loop.set_default_executor(self.executor)
         self.thread = threading.Thread(target=self._main, name=name, daemon=True)
         self.thread.start()

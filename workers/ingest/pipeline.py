@@ -99,7 +99,9 @@ class Ingestor:
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('i')[-8:]}"
         self.waiting: dict[str, dict[str, None]] = {}  # store id -> its files waiting here, in order
         self.running: set[tuple[str, str]] = set()
-        self.stores: dict[str, tuple[str, bool]] = {}  # store id -> (project, embeds locally); a store keeps both
+        self.stores: dict[
+            str, tuple[str, bool]
+        ] = {}  # store id -> (project, embeds locally); a store keeps both
         self.runners: dict[str, set[asyncio.Task[None]]] = {}  # store id -> the tasks taking its files
         self.turns = Turns(settings.ingest_concurrency)
         self.groups = itertools.count()  # a group's priority within its project: the oldest goes first
@@ -184,8 +186,13 @@ class Ingestor:
             if len(self.stores) > 10_000:
                 self.stores.clear()
             async with self.single.connect() as conn:
-                row = (await conn.execute(select(VECTOR_STORES.c.project, VECTOR_STORES.c.embedding_model)
-                                          .where(VECTOR_STORES.c.id == store_id))).first()
+                row = (
+                    await conn.execute(
+                        select(VECTOR_STORES.c.project, VECTOR_STORES.c.embedding_model).where(
+                            VECTOR_STORES.c.id == store_id
+                        )
+                    )
+                ).first()
             # a store deleted meanwhile: its files' claims find nothing
             self.stores[store_id] = (row.project, row.embedding_model in LOCAL_ALIASES) if row else ("", True)
         return self.stores[store_id]
@@ -194,17 +201,27 @@ class Ingestor:
         """Claim those of the files no live worker holds, in one statement; fail those out of attempts."""
         t = now()
         async with self.single.connect() as conn:
-            rows = (await conn.execute(
-                update(VECTOR_STORE_FILES)
-                .where(VSF.vector_store_id == store_id, VSF.id.in_(file_ids), VSF.status == "in_progress",
-                       or_(VSF.owner.is_(None), VSF.lease_until < t))
-                .values(owner=self.owner, lease_until=t + self.settings.ingest_lease_seconds,
-                        attempts=VSF.attempts + 1)
-                .returning(*VECTOR_STORE_FILES.c)
-            )).all()
+            rows = (
+                await conn.execute(
+                    update(VECTOR_STORE_FILES)
+                    .where(
+                        VSF.vector_store_id == store_id,
+                        VSF.id.in_(file_ids),
+                        VSF.status == "in_progress",
+                        or_(VSF.owner.is_(None), VSF.lease_until < t),
+                    )
+                    .values(
+                        owner=self.owner,
+                        lease_until=t + self.settings.ingest_lease_seconds,
+                        attempts=VSF.attempts + 1,
+                    )
+                    .returning(*VECTOR_STORE_FILES.c)
+                )
+            ).all()
         spent = [r for r in rows if r.attempts > self.settings.ingest_max_attempts]
-        await self.outcomes.add(store_id, *(
-            Outcome.failed(r, "server_error", "The file could not be processed.") for r in spent))
+        await self.outcomes.add(
+            store_id, *(Outcome.failed(r, "server_error", "The file could not be processed.") for r in spent)
+        )
         return [r for r in rows if r.attempts <= self.settings.ingest_max_attempts]
 
     async def _ingest_or_fail(self, store_id: str, vsfs: list[Any], turn: Turn | None = None) -> None:
@@ -218,7 +235,9 @@ class Ingestor:
                 log.exception("ingesting %s into %s failed", vsfs[0].id, store_id)
                 await self._give_up(store_id, vsfs, exc)
                 return
-            log.warning("ingesting %d files into %s failed (%r): trying them one at a time", len(vsfs), store_id, exc)
+            log.warning(
+                "ingesting %d files into %s failed (%r): trying them one at a time", len(vsfs), store_id, exc
+            )
         # one bad file must not cost the others of its group their attempts
         mine = await self._still_mine(store_id, {v.id for v in vsfs})
         for v in vsfs:
@@ -229,8 +248,10 @@ class Ingestor:
         """Hand the files back to the sweeper, or fail those out of attempts."""
         last = [v for v in vsfs if v.attempts >= self.settings.ingest_max_attempts]
         await self._release(store_id, [v.id for v in vsfs if v.attempts < self.settings.ingest_max_attempts])
-        await self.outcomes.add(store_id, *(
-            Outcome.failed(v, "server_error", f"The file could not be processed: {exc}") for v in last))
+        await self.outcomes.add(
+            store_id,
+            *(Outcome.failed(v, "server_error", f"The file could not be processed: {exc}") for v in last),
+        )
 
     async def ingest(self, store_id: str, vsfs: list[Any], turn: Turn | None = None) -> None:
         """Extract, chunk and embed the files (unless their content is embedded already), then complete them.
@@ -251,7 +272,9 @@ class Ingestor:
             if k not in known:
                 first.setdefault(k, i)
         jobs = list(first.values())
-        prepared = await asyncio.to_thread(prepare_all, [(names[vsfs[i].id], datas[i], *chunking[i]) for i in jobs])
+        prepared = await asyncio.to_thread(
+            prepare_all, [(names[vsfs[i].id], datas[i], *chunking[i]) for i in jobs]
+        )
         todo: dict[str, Pending] = {}
         for i, got in zip(jobs, prepared):
             if isinstance(got, Outcome):
@@ -267,8 +290,9 @@ class Ingestor:
                     done.append(Outcome.failed(vsfs[i], **_error_of(done, vsfs[first[k]].id)))
         await self._embed(store, list(todo.values()), done, turn, claimed)
 
-    async def _embed(self, store: Any, files: list[Pending], done: list[Outcome], turn: Turn | None,
-                     claimed: float) -> None:
+    async def _embed(
+        self, store: Any, files: list[Pending], done: list[Outcome], turn: Turn | None, claimed: float
+    ) -> None:
         """Embed the files' chunks, requests spanning files; write each file once it is embedded."""
         from retrieval.embed import LOCAL_ALIASES
         from retrieval.store import embedder_for
@@ -309,25 +333,47 @@ class Ingestor:
     async def _store(self, store_id: str, file_ids: list[str]) -> tuple[Any, dict[str, str]]:
         """The store's row and the files' names (those not deleted), in one query."""
         async with self.single.connect() as conn:
-            rows = (await conn.execute(
-                select(VECTOR_STORES, FILES.c.id.label("file_id"), FILES.c.filename)
-                .select_from(VECTOR_STORES.join(FILES, FILES.c.id.in_(file_ids)))
-                .where(VECTOR_STORES.c.id == store_id))).all()
+            rows = (
+                await conn.execute(
+                    select(VECTOR_STORES, FILES.c.id.label("file_id"), FILES.c.filename)
+                    .select_from(VECTOR_STORES.join(FILES, FILES.c.id.in_(file_ids)))
+                    .where(VECTOR_STORES.c.id == store_id)
+                )
+            ).all()
         return (rows[0] if rows else None), {r.file_id: r.filename for r in rows}
 
     async def _known(self, keys: Sequence[str]) -> dict[str, int]:
         """The keys whose chunks are stored already, with the usage (bytes) of those chunks."""
         async with self.single.connect() as conn:
-            rows = (await conn.execute(
-                select(CHUNKS.content_key, func.sum(func.length(CHUNKS.text)), func.sum(func.length(CHUNKS.vector)))
-                .where(CHUNKS.content_key.in_(sorted(set(keys)))).group_by(CHUNKS.content_key))).all()
+            rows = (
+                await conn.execute(
+                    select(
+                        CHUNKS.content_key,
+                        func.sum(func.length(CHUNKS.text)),
+                        func.sum(func.length(CHUNKS.vector)),
+                    )
+                    .where(CHUNKS.content_key.in_(sorted(set(keys))))
+                    .group_by(CHUNKS.content_key)
+                )
+            ).all()
         return {k: int(text or 0) + int(vec or 0) for k, text, vec in rows}
 
     async def _still_mine(self, store_id: str, file_ids: set[str]) -> set[str]:
         async with self.single.connect() as conn:
-            rows = (await conn.execute(select(VSF.id).where(
-                VSF.vector_store_id == store_id, VSF.id.in_(sorted(file_ids)), VSF.owner == self.owner,
-                VSF.status == "in_progress"))).scalars().all()
+            rows = (
+                (
+                    await conn.execute(
+                        select(VSF.id).where(
+                            VSF.vector_store_id == store_id,
+                            VSF.id.in_(sorted(file_ids)),
+                            VSF.owner == self.owner,
+                            VSF.status == "in_progress",
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
         return set(rows)
 
     async def write_outcomes(self, store_id: str, outcomes: list[Outcome]) -> None:
@@ -337,14 +383,18 @@ class Ingestor:
         async with self.engine.begin() as conn:
             # chunks before the store's lock, which is then held for the bookkeeping only
             for lo in range(0, len(rows), INSERT_ROWS):
-                await conn.execute(statement, rows[lo:lo + INSERT_ROWS])
+                await conn.execute(statement, rows[lo : lo + INSERT_ROWS])
             await lock_store(conn, store_id)
             written: dict[str, str | None] = {}
             for part in _by_status(outcomes):
                 written.update(await self._write_status(conn, store_id, part))
             # a file not ours any more: the chunks we wrote may be nobody's; ours: its old content's may be
-            stale = [o.key if o.vsf.id not in written else (o.vsf.content_key if o.vsf.content_key != o.key else None)
-                     for o in outcomes]
+            stale = [
+                o.key
+                if o.vsf.id not in written
+                else (o.vsf.content_key if o.vsf.content_key != o.key else None)
+                for o in outcomes
+            ]
             if written:
                 await recount(conn, store_id, list(written.values()))
             await drop_unused_chunks(conn, stale)
@@ -352,24 +402,42 @@ class Ingestor:
     async def _write_status(self, conn: Any, store_id: str, outcomes: list[Outcome]) -> dict[str, str | None]:
         """End files of one status and error (if ours and in progress): their ids -> batch ids."""
         ids = [o.vsf.id for o in outcomes]
-        return {r.id: r.batch_id for r in (await conn.execute(
-            update(VECTOR_STORE_FILES)
-            .where(VSF.vector_store_id == store_id, VSF.id.in_(ids), VSF.status == "in_progress",
-                   or_(VSF.owner == self.owner, VSF.owner.is_(None)))
-            .values(status=outcomes[0].status, last_error=outcomes[0].last_error, owner=None, lease_until=None,
-                    content_key=_per_file(ids, [o.key or o.vsf.content_key for o in outcomes], VSF.content_key),
-                    usage_bytes=_per_file(ids, [o.usage for o in outcomes], VSF.usage_bytes))
-            .returning(VSF.id, VSF.batch_id)
-        )).all()}
+        return {
+            r.id: r.batch_id
+            for r in (
+                await conn.execute(
+                    update(VECTOR_STORE_FILES)
+                    .where(
+                        VSF.vector_store_id == store_id,
+                        VSF.id.in_(ids),
+                        VSF.status == "in_progress",
+                        or_(VSF.owner == self.owner, VSF.owner.is_(None)),
+                    )
+                    .values(
+                        status=outcomes[0].status,
+                        last_error=outcomes[0].last_error,
+                        owner=None,
+                        lease_until=None,
+                        content_key=_per_file(
+                            ids, [o.key or o.vsf.content_key for o in outcomes], VSF.content_key
+                        ),
+                        usage_bytes=_per_file(ids, [o.usage for o in outcomes], VSF.usage_bytes),
+                    )
+                    .returning(VSF.id, VSF.batch_id)
+                )
+            ).all()
+        }
 
     async def _release(self, store_id: str, file_ids: list[str]) -> None:
         """Give files back; the sweeper sends them again after `ingest_requeue_after_seconds`."""
         if not file_ids:
             return
         async with self.single.connect() as conn:
-            await conn.execute(update(VECTOR_STORE_FILES).where(
-                VSF.vector_store_id == store_id, VSF.id.in_(file_ids), VSF.owner == self.owner
-            ).values(owner=None, lease_until=None, enqueued_at=now()))
+            await conn.execute(
+                update(VECTOR_STORE_FILES)
+                .where(VSF.vector_store_id == store_id, VSF.id.in_(file_ids), VSF.owner == self.owner)
+                .values(owner=None, lease_until=None, enqueued_at=now())
+            )
 
     async def _renew(self) -> None:
         every = self.settings.ingest_lease_seconds / 3
@@ -386,13 +454,23 @@ class Ingestor:
         waiting = [(s, f) for s, files in self.waiting.items() for f in files]
         async with self.engine.begin() as conn:
             for lo in range(0, len(running), UPDATE_FILES):
-                await conn.execute(update(VECTOR_STORE_FILES).where(
-                    tuple_(VSF.vector_store_id, VSF.id).in_(running[lo:lo + UPDATE_FILES]), VSF.owner == self.owner
-                ).values(lease_until=t + self.settings.ingest_lease_seconds))
+                await conn.execute(
+                    update(VECTOR_STORE_FILES)
+                    .where(
+                        tuple_(VSF.vector_store_id, VSF.id).in_(running[lo : lo + UPDATE_FILES]),
+                        VSF.owner == self.owner,
+                    )
+                    .values(lease_until=t + self.settings.ingest_lease_seconds)
+                )
             for lo in range(0, len(waiting), UPDATE_FILES):
-                await conn.execute(update(VECTOR_STORE_FILES).where(
-                    tuple_(VSF.vector_store_id, VSF.id).in_(waiting[lo:lo + UPDATE_FILES]), VSF.owner.is_(None)
-                ).values(enqueued_at=t))
+                await conn.execute(
+                    update(VECTOR_STORE_FILES)
+                    .where(
+                        tuple_(VSF.vector_store_id, VSF.id).in_(waiting[lo : lo + UPDATE_FILES]),
+                        VSF.owner.is_(None),
+                    )
+                    .values(enqueued_at=t)
+                )
 
     async def close(self) -> None:
         tasks = self.tasks + [t for runners in self.runners.values() for t in runners]
@@ -413,7 +491,7 @@ def _by_status(outcomes: list[Outcome]) -> list[list[Outcome]]:
     parts: dict[str, list[Outcome]] = {}
     for o in outcomes:
         parts.setdefault(f"{o.status}|{o.last_error}", []).append(o)
-    return [p[lo:lo + UPDATE_FILES] for p in parts.values() for lo in range(0, len(p), UPDATE_FILES)]
+    return [p[lo : lo + UPDATE_FILES] for p in parts.values() for lo in range(0, len(p), UPDATE_FILES)]
 
 
 def _error_of(done: list[Outcome], file_id: str) -> dict[str, str]:
@@ -467,19 +545,28 @@ async def sweep_ingestion(engine: AsyncEngine, settings: Settings, *, orphans_no
     t = now()
     lost = VSF.status == "in_progress"
     if not orphans_now:
-        lost = and_(lost, or_(
-            and_(VSF.owner.is_not(None), VSF.lease_until < t),
-            and_(VSF.owner.is_(None), VSF.enqueued_at <= t - settings.ingest_requeue_after_seconds),
-        ))
+        lost = and_(
+            lost,
+            or_(
+                and_(VSF.owner.is_not(None), VSF.lease_until < t),
+                and_(VSF.owner.is_(None), VSF.enqueued_at <= t - settings.ingest_requeue_after_seconds),
+            ),
+        )
     async with engine.begin() as conn:
-        again = (await conn.execute(
-            update(VECTOR_STORE_FILES).where(lost).values(enqueued_at=t, owner=None, lease_until=None)
-            .returning(VSF.vector_store_id, VSF.id)
-        )).all()
+        again = (
+            await conn.execute(
+                update(VECTOR_STORE_FILES)
+                .where(lost)
+                .values(enqueued_at=t, owner=None, lease_until=None)
+                .returning(VSF.vector_store_id, VSF.id)
+            )
+        ).all()
         stores = {s for s, _ in again}
         models: dict[str, str] = {}
         if stores:
-            query = select(VECTOR_STORES.c.id, VECTOR_STORES.c.embedding_model).where(VECTOR_STORES.c.id.in_(stores))
+            query = select(VECTOR_STORES.c.id, VECTOR_STORES.c.embedding_model).where(
+                VECTOR_STORES.c.id.in_(stores)
+            )
             models = {r.id: r.embedding_model for r in (await conn.execute(query)).all()}
     if again:
         from core.ingest_queue import by_store, enqueue_ingest_files

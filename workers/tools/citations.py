@@ -48,6 +48,13 @@ def annotate(text: str, steps: list[Any]) -> list[dict[str, Any]]:
     for m in MARKER.finditer(text):
         file_id = _resolve(calls, int(m.group(1)), int(m.group(2)), m.group(3).strip())
         if file_id is not None:
-            out.append({"type": "file_citation", "text": m.group(0), "start_index": m.start(),
-                        "end_index": m.end(), "file_citation": {"file_id": file_id}})
+            out.append(
+                {
+                    "type": "file_citation",
+                    "text": m.group(0),
+                    "start_index": m.start(),
+                    "end_index": m.end(),
+                    "file_citation": {"file_id": file_id},
+                }
+            )
     return out

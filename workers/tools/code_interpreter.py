@@ -68,14 +68,20 @@ def _ids(resources: dict[str, Any] | None) -> list[str]:
     return list(((resources or {}).get("code_interpreter") or {}).get("file_ids") or [])
 
 
-async def input_files(engine: AsyncEngine, storage: Storage, run: RunRow, messages: list[MessageRow]) -> list[InputFile]:
+async def input_files(
+    engine: AsyncEngine, storage: Storage, run: RunRow, messages: list[MessageRow]
+) -> list[InputFile]:
     """The files this run's code may read: the assistant's, the thread's, the run's and those
     attached to the thread's messages for code_interpreter."""
     from sandbox import InputFile
+
     async with engine.connect() as conn:
-        assistant = (await conn.execute(select(ASSISTANTS.c.tool_resources).where(
-            ASSISTANTS.c.id == run.assistant_id))).scalar()
-        thread = (await conn.execute(select(THREADS.c.tool_resources).where(THREADS.c.id == run.thread_id))).scalar()
+        assistant = (
+            await conn.execute(select(ASSISTANTS.c.tool_resources).where(ASSISTANTS.c.id == run.assistant_id))
+        ).scalar()
+        thread = (
+            await conn.execute(select(THREADS.c.tool_resources).where(THREADS.c.id == run.thread_id))
+        ).scalar()
         wanted = _ids(assistant) + _ids(thread) + _ids(run.tool_resources)
         for message in messages:
             for attachment in message.attachments or []:
@@ -83,8 +89,13 @@ async def input_files(engine: AsyncEngine, storage: Storage, run: RunRow, messag
                     wanted.append(attachment["file_id"])
         if not wanted:
             return []
-        rows = (await conn.execute(select(FILES.c.id, FILES.c.filename).where(
-            FILES.c.id.in_(set(wanted)), FILES.c.project == run.project))).all()
+        rows = (
+            await conn.execute(
+                select(FILES.c.id, FILES.c.filename).where(
+                    FILES.c.id.in_(set(wanted)), FILES.c.project == run.project
+                )
+            )
+        ).all()
     names = {row.id: row.filename.rsplit("/", 1)[-1] for row in rows}
     out = []
     for file_id in dict.fromkeys(wanted):  # in order, once each
@@ -98,19 +109,33 @@ def _read(storage: Storage, file_id: str) -> bytes:
     return b"".join(storage.open(file_id))
 
 
-async def _store(engine: AsyncEngine, storage: Storage, run: RunRow, filename: str, data: IO[bytes], size: int) -> str:
+async def _store(
+    engine: AsyncEngine, storage: Storage, run: RunRow, filename: str, data: IO[bytes], size: int
+) -> str:
     """Store `data` (read in chunks: an output file waits in a temporary file, not in memory)."""
     file_id = new_id("file-")
     await asyncio.to_thread(storage.save, file_id, data, size + 1)
-    row = {"id": file_id, "project": run.project, "seq": seq(), "created_at": now(), "filename": filename,
-           "purpose": "assistants_output", "bytes": size, "status": "processed", "expires_at": None,
-           "sha256": None, "run_id": run.id}
+    row = {
+        "id": file_id,
+        "project": run.project,
+        "seq": seq(),
+        "created_at": now(),
+        "filename": filename,
+        "purpose": "assistants_output",
+        "bytes": size,
+        "status": "processed",
+        "expires_at": None,
+        "sha256": None,
+        "run_id": run.id,
+    }
     async with engine.begin() as conn:
         await conn.execute(insert(FILES), row)
     return file_id
 
 
-async def outputs(engine: AsyncEngine, storage: Storage, run: RunRow, call_id: str, result: Execution) -> list[dict[str, Any]]:
+async def outputs(
+    engine: AsyncEngine, storage: Storage, run: RunRow, call_id: str, result: Execution
+) -> list[dict[str, Any]]:
     """The step's outputs for one execution: its logs, then an image output per figure. Files
     written under /mnt/data become File objects of the run and are listed in the logs."""
     logs = result.logs
@@ -131,7 +156,11 @@ async def outputs(engine: AsyncEngine, storage: Storage, run: RunRow, call_id: s
 
 
 async def run_code(
-    sandboxes: Sandboxes | None, engine: AsyncEngine, storage: Storage, run: RunRow, messages: list[MessageRow],
+    sandboxes: Sandboxes | None,
+    engine: AsyncEngine,
+    storage: Storage,
+    run: RunRow,
+    messages: list[MessageRow],
     call: dict[str, str],
 ) -> dict[str, Any]:
     """Execute one code_interpreter call in the thread's session; the step's tool call, outputs filled."""
@@ -172,13 +201,23 @@ async def attachments_of(engine: AsyncEngine, run_id: str, text: str) -> list[di
     if not links:
         return []
     async with engine.connect() as conn:
-        rows = (await conn.execute(select(FILES.c.id, FILES.c.filename).where(FILES.c.run_id == run_id)
-                                   .order_by(FILES.c.seq))).all()
+        rows = (
+            await conn.execute(
+                select(FILES.c.id, FILES.c.filename).where(FILES.c.run_id == run_id).order_by(FILES.c.seq)
+            )
+        ).all()
     by_path = {row.filename: row.id for row in rows}  # the newest file of a path wins
     found = []
     for m in links:
         path = m.group(1).rstrip(".,;:!?")  # the end of a sentence is not part of the name
         if path in by_path:
-            found.append({"type": "file_path", "text": "sandbox:" + path, "start_index": m.start(),
-                          "end_index": m.start() + len("sandbox:" + path), "file_path": {"file_id": by_path[path]}})
+            found.append(
+                {
+                    "type": "file_path",
+                    "text": "sandbox:" + path,
+                    "start_index": m.start(),
+                    "end_index": m.start() + len("sandbox:" + path),
+                    "file_path": {"file_id": by_path[path]},
+                }
+            )
     return found

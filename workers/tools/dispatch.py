@@ -15,8 +15,15 @@ from workers.streaming import builtin_delta
 from workers.tools import code_interpreter
 from workers.tools.code_interpreter import ToolUnavailable
 
-__all__ = ["ToolUnavailable", "builtin_tools", "tool_definitions", "run_tool", "pending_images", "annotations_of",
-           "model_output"]
+__all__ = [
+    "ToolUnavailable",
+    "builtin_tools",
+    "tool_definitions",
+    "run_tool",
+    "pending_images",
+    "annotations_of",
+    "model_output",
+]
 
 ALIASES = {"retrieval": "file_search"}  # the v1 name of file_search
 
@@ -44,17 +51,30 @@ def tool_definitions(run: RunRow) -> list[dict[str, Any]]:
     return functions
 
 
-async def run_tool(ctx: Context, run: RunRow, claimed: Claimed, call: dict[str, str], index: int, step_id: str) -> dict[str, Any]:
+async def run_tool(
+    ctx: Context, run: RunRow, claimed: Claimed, call: dict[str, str], index: int, step_id: str
+) -> dict[str, Any]:
     """Execute one built-in call (`index` in its round, in step `step_id`); the step's recorded
     tool call, outputs filled. A streaming run sees the input, then the results, as step deltas."""
     if call["name"] == "code_interpreter":
         if run.stream:  # the code is known now: show it before it runs
             code = {"input": code_interpreter.code_of(call["arguments"]), "outputs": []}
-            await publish(ctx, run, [builtin_delta(step_id, index, {"id": call["id"], "type": "code_interpreter",
-                                                                    "code_interpreter": code})])
+            await publish(
+                ctx,
+                run,
+                [
+                    builtin_delta(
+                        step_id,
+                        index,
+                        {"id": call["id"], "type": "code_interpreter", "code_interpreter": code},
+                    )
+                ],
+            )
         if ctx.storage is None:
             raise ToolUnavailable("code_interpreter needs file storage, and this worker has none.")
-        recorded = await code_interpreter.run_code(ctx.sandboxes, ctx.engine, ctx.storage, run, claimed.thread, call)
+        recorded = await code_interpreter.run_code(
+            ctx.sandboxes, ctx.engine, ctx.storage, run, claimed.thread, call
+        )
         outputs = [{"index": i} | item for i, item in enumerate(recorded["code_interpreter"]["outputs"])]
         shown = {"type": "code_interpreter", "code_interpreter": {"outputs": outputs}}
     else:
@@ -80,8 +100,13 @@ def model_output(call: dict[str, Any], ordinal: int = 0) -> str:
 
 
 def _shown_images(run: RunRow, thread: list[MessageRow]) -> set[str]:
-    return {part["image_file"]["file_id"] for m in thread if m.run_id == run.id
-            for part in m.content or [] if part.get("type") == "image_file"}
+    return {
+        part["image_file"]["file_id"]
+        for m in thread
+        if m.run_id == run.id
+        for part in m.content or []
+        if part.get("type") == "image_file"
+    }
 
 
 def pending_images(run: RunRow, claimed: Claimed) -> list[dict[str, Any]]:
@@ -90,11 +115,13 @@ def pending_images(run: RunRow, claimed: Claimed) -> list[dict[str, Any]]:
     if "code_interpreter" not in builtin_tools(run):
         return []
     shown = _shown_images(run, claimed.thread)
-    return [{"type": "image_file", "image_file": {"file_id": item["image"]["file_id"]}}
-            for step in claimed.steps
-            for call in (step.step_details or {}).get("tool_calls", [])
-            for item in (call.get("code_interpreter") or {}).get("outputs", [])
-            if item["type"] == "image" and item["image"]["file_id"] not in shown]
+    return [
+        {"type": "image_file", "image_file": {"file_id": item["image"]["file_id"]}}
+        for step in claimed.steps
+        for call in (step.step_details or {}).get("tool_calls", [])
+        for item in (call.get("code_interpreter") or {}).get("outputs", [])
+        if item["type"] == "image" and item["image"]["file_id"] not in shown
+    ]
 
 
 async def annotations_of(ctx: Context, run: RunRow, claimed: Claimed, text: str) -> list[dict[str, Any]]:

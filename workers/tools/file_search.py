@@ -40,9 +40,15 @@ def file_search_tool() -> dict[str, Any]:
             "parameters": {
                 "type": "object",
                 "properties": {
-                    "query": {"type": "string", "description": "What to look for, as a full question or phrase."},
-                    "queries": {"type": "array", "items": {"type": "string"},
-                                "description": "Several phrasings or sub-questions to search at once (optional)."},
+                    "query": {
+                        "type": "string",
+                        "description": "What to look for, as a full question or phrase.",
+                    },
+                    "queries": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Several phrasings or sub-questions to search at once (optional).",
+                    },
                 },
                 "required": ["query"],
             },
@@ -83,14 +89,24 @@ def _store_ids(*resources: Any) -> list[str]:
 async def _stores(engine: AsyncEngine, run: RunRow) -> list[Any]:
     """The run's usable vector stores: its thread's and its assistant's (expired ones are skipped)."""
     async with engine.connect() as conn:
-        thread = (await conn.execute(select(THREADS.c.tool_resources).where(THREADS.c.id == run.thread_id))).first()
-        assistant = (await conn.execute(
-            select(ASSISTANTS.c.tool_resources).where(ASSISTANTS.c.id == run.assistant_id))).first()
-        ids = _store_ids(getattr(run, "tool_resources", None), thread and thread[0], assistant and assistant[0])
+        thread = (
+            await conn.execute(select(THREADS.c.tool_resources).where(THREADS.c.id == run.thread_id))
+        ).first()
+        assistant = (
+            await conn.execute(select(ASSISTANTS.c.tool_resources).where(ASSISTANTS.c.id == run.assistant_id))
+        ).first()
+        ids = _store_ids(
+            getattr(run, "tool_resources", None), thread and thread[0], assistant and assistant[0]
+        )
         if not ids:
             return []
-        rows = (await conn.execute(select(VECTOR_STORES).where(
-            VECTOR_STORES.c.id.in_(ids), VECTOR_STORES.c.project == run.project))).all()
+        rows = (
+            await conn.execute(
+                select(VECTOR_STORES).where(
+                    VECTOR_STORES.c.id.in_(ids), VECTOR_STORES.c.project == run.project
+                )
+            )
+        ).all()
     t = now()
     return [r for r in rows if r.expires_at is None or r.expires_at > t]
 
@@ -102,8 +118,16 @@ async def _ready(engine: AsyncEngine, stores: list[Any]) -> None:
     ids = [s.id for s in stores]
     while now() < deadline:
         async with engine.connect() as conn:
-            busy = (await conn.execute(select(func.count()).select_from(VECTOR_STORE_FILES).where(
-                VECTOR_STORE_FILES.c.vector_store_id.in_(ids), VECTOR_STORE_FILES.c.status == "in_progress"))).scalar()
+            busy = (
+                await conn.execute(
+                    select(func.count())
+                    .select_from(VECTOR_STORE_FILES)
+                    .where(
+                        VECTOR_STORE_FILES.c.vector_store_id.in_(ids),
+                        VECTOR_STORE_FILES.c.status == "in_progress",
+                    )
+                )
+            ).scalar()
         if not busy:
             return
         await asyncio.sleep(0.2)
@@ -125,15 +149,22 @@ def marker(i: int, j: int, filename: str) -> str:
     return f"【{i}:{j}†{filename}】"
 
 
-async def file_search(engine: AsyncEngine, settings: Settings, run: Row[Any] | Any,
-                      arguments: str) -> tuple[str, dict[str, Any]]:
+async def file_search(
+    engine: AsyncEngine, settings: Settings, run: Row[Any] | Any, arguments: str
+) -> tuple[str, dict[str, Any]]:
     """Search the run's vector stores; (the text the model reads, the step's tool call without its id)."""
     k, threshold = _options(run)
     limit = settings.search_query_max_chars
     queries = queries_of(arguments)
     # the model writes the query: a long one is cut, not refused, and the model is told so
-    note = (f"Note: queries are limited to {limit} characters; only the first {limit} of a longer one "
-            "were searched.\n\n") if any(len(q) > limit for q in queries) else ""
+    note = (
+        (
+            f"Note: queries are limited to {limit} characters; only the first {limit} of a longer one "
+            "were searched.\n\n"
+        )
+        if any(len(q) > limit for q in queries)
+        else ""
+    )
     queries = [q[:limit] for q in queries]
     stores = await _stores(engine, run) if queries else []
     if stores:
@@ -143,10 +174,22 @@ async def file_search(engine: AsyncEngine, settings: Settings, run: Row[Any] | A
         async with engine.begin() as conn:
             for store in stores:
                 await touch(conn, store)
-    results = [{"file_id": h.file_id, "file_name": h.filename, "score": h.score,
-                "content": [{"type": "text", "text": h.text}]} for h in hits]
-    call = {"type": "file_search",
-            "file_search": {"ranking_options": {"ranker": RANKER, "score_threshold": threshold}, "results": results}}
+    results = [
+        {
+            "file_id": h.file_id,
+            "file_name": h.filename,
+            "score": h.score,
+            "content": [{"type": "text", "text": h.text}],
+        }
+        for h in hits
+    ]
+    call = {
+        "type": "file_search",
+        "file_search": {
+            "ranking_options": {"ranker": RANKER, "score_threshold": threshold},
+            "results": results,
+        },
+    }
     if not queries:
         return "file_search needs a non-empty 'query'.", call
     if not stores:

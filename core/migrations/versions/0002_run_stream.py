@@ -15,7 +15,9 @@ depends_on = None
 
 def upgrade() -> None:
     with op.batch_alter_table("runs") as batch_op:
-        batch_op.add_column(sa.Column("stream", sa.Boolean(), server_default=sa.text("false"), nullable=False))
+        batch_op.add_column(
+            sa.Column("stream", sa.Boolean(), server_default=sa.text("false"), nullable=False)
+        )
 
 
 def downgrade() -> None:
