@@ -19,6 +19,7 @@ from core.config import get_settings
 
 RUNS_QUEUE = "runs"
 EXECUTE_RUN = "execute_run"
+EXECUTE_RESPONSE = "execute_response"  # on the runs queue too: a response is executed like a run
 INGEST_QUEUE = "ingest"
 
 
@@ -42,9 +43,11 @@ dramatiq.set_broker(broker)
 
 
 def enqueue_run(run_id: str) -> None:
-    """Hand a run id to the workers; running it twice is safe (the claim is atomic)."""
+    """Hand a run's (or a response's: `resp_...`) id to the workers; running it twice is safe
+    (the claim is atomic)."""
+    actor = EXECUTE_RESPONSE if run_id.startswith("resp_") else EXECUTE_RUN
     broker.enqueue(
-        dramatiq.Message(queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, args=(run_id,), kwargs={}, options={})
+        dramatiq.Message(queue_name=RUNS_QUEUE, actor_name=actor, args=(run_id,), kwargs={}, options={})
     )
 
 

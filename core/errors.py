@@ -1,6 +1,8 @@
 """Errors of the core package, the part the API and the workers share.
 
     CoreError
+    ├── Conflict      a write a unique index refused (a second active run on a thread, a second
+    │                 response on a conversation): nothing of it was written
     ├── TooLarge      a payload passes its configured cap: an upload past max_file_bytes, a
     │                 request body past max_request_bytes (`param` names the request's field); API: 413
     └── NotMigrated   the database schema is behind the code: run `assistd migrate`
@@ -13,6 +15,10 @@ from __future__ import annotations
 
 class CoreError(Exception):
     """Base class of every error this package raises on purpose."""
+
+
+class Conflict(CoreError):
+    """A unique index refused the write; nothing of it was written."""
 
 
 class TooLarge(CoreError):

@@ -16,6 +16,10 @@ from collections.abc import Iterable
 from typing import Any, Protocol
 
 STOPS = {
+    "response.completed",
+    "response.incomplete",
+    "response.failed",
+    "response.cancelled",  # ours, never relayed: a cancelled response's log ends with it
     "thread.run.completed",
     "thread.run.incomplete",
     "thread.run.failed",

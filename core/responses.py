@@ -128,7 +128,12 @@ class Conversation(SQLModel, table=True):
 
     def to_openai(self) -> WireConversation:
         return WireConversation.model_validate(
-            {"id": self.id, "object": "conversation", "created_at": int(self.created_at), "metadata": self.meta or {}}
+            {
+                "id": self.id,
+                "object": "conversation",
+                "created_at": int(self.created_at),
+                "metadata": self.meta or {},
+            }
         )
 
 

@@ -107,7 +107,7 @@ class RunStore(Protocol):
         """Which of these ids name rows of `table` in the caller's project."""
 
     async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
-        """Insert every group of rows: all of them or none."""
+        """Insert every group of rows: all of them or none (Conflict if a unique index refused one)."""
 
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars

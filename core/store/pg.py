@@ -21,6 +21,7 @@ from sqlalchemy import ColumnDefault, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 
+from core.errors import Conflict
 from core.models import RUNS
 from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
 
@@ -167,7 +168,10 @@ class PgStore:
         sql = (
             "WITH " + ", ".join(f"i{i} AS ({p})" for i, p in enumerate(first)) + " " if first else ""
         ) + last
-        await (await self.pool()).execute(sql, *params.values)
+        try:
+            await (await self.pool()).execute(sql, *params.values)
+        except asyncpg.UniqueViolationError as exc:
+            raise Conflict(str(exc)) from None
 
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars

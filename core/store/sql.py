@@ -10,8 +10,10 @@ from typing import Any, cast
 
 from sqlalchemy import Table, Text, bindparam, func, insert, select, update
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from core.errors import Conflict
 from core.models import MESSAGES, RUNS, STEPS
 from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
 
@@ -94,10 +96,13 @@ class SqlStore:
             return set((await conn.execute(query)).scalars())
 
     async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
-        async with self.engine.begin() as conn:
-            for table, rows in inserts:
-                if rows:
-                    await conn.execute(_insert(table), rows)
+        try:
+            async with self.engine.begin() as conn:
+                for table, rows in inserts:
+                    if rows:
+                        await conn.execute(_insert(table), rows)
+        except IntegrityError as exc:
+            raise Conflict(str(exc.orig)) from None
 
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars

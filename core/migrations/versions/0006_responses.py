@@ -71,8 +71,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_responses_status", "responses", ["status"])
     op.create_index("ix_responses_previous_response_id", "responses", ["previous_response_id"])
-    op.create_index("ux_responses_one_active", "responses", ["conversation_id"], unique=True,
-                    sqlite_where=sa.text(ACTIVE), postgresql_where=sa.text(ACTIVE))
+    op.create_index(
+        "ux_responses_one_active",
+        "responses",
+        ["conversation_id"],
+        unique=True,
+        sqlite_where=sa.text(ACTIVE),
+        postgresql_where=sa.text(ACTIVE),
+    )
 
     op.create_table(
         "conversations",

@@ -1,0 +1,121 @@
+"""A response's execution seen from the API: store it, hand it to the workers, and answer as
+the request asked (the API never calls the model; see docs/responses.md).
+
+- background: the queued response at once;
+- stream: the response's event log relayed as server-sent events;
+- otherwise: the response its terminal event carries, once a worker has ended it.
+
+A plain or streamed (not background) response whose client hangs up is cancelled.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator
+from types import SimpleNamespace
+from typing import Any
+
+import anyio
+from fastapi import Request
+from fastapi.responses import Response, StreamingResponse
+
+from api.errors import BadRequest
+from core.errors import Conflict
+from core.events import STOPS, EventLog, event_log
+from core.ids import now
+from core.responses import ITEMS, RESPONSES, wire_response
+from core.store import RunStore
+
+log = logging.getLogger("assistd.api")
+ENDS = {"response.completed", "response.incomplete", "response.failed", "response.cancelled"}
+CANCELLED = "response.cancelled"  # ours: ends a cancelled response's log, never relayed
+WAIT_MS = 1000  # a plain create looks for its client's hang-up this often while it waits
+KEEP_ALIVE_MS = 15_000
+
+
+def event(kind: str, sequence: int, **fields: Any) -> tuple[str, str]:
+    return kind, json.dumps({"type": kind, "sequence_number": sequence} | fields)
+
+
+async def submit(request: Request, row: dict[str, Any], items: list[dict[str, Any]]) -> Response:
+    """Store a new response (queued) and its input items in one write, enqueue it, and answer."""
+    store: RunStore = request.app.state.store
+    try:
+        await store.insert([(RESPONSES, [row]), (ITEMS, items)])
+    except Conflict:
+        raise BadRequest(
+            "Another process is currently operating on this conversation. Please retry in a few seconds.",
+            param="conversation",
+            code="conversation_locked",
+        ) from None
+    wire = wire_response(_columns(row))
+    if row["stream"] or row["background"]:
+        events = [event("response.created", 0, response=wire)]
+        if row["background"]:
+            events.append(event("response.queued", 1, response=wire))
+        await event_log().publish(row["id"], events)
+    request.app.state.enqueue(row["id"])
+    if row["stream"]:
+        return relay(request, row["id"], cancel_on_hang_up=not row["background"])
+    if row["background"]:
+        return Response(json.dumps(wire), media_type="application/json")
+    return await _wait(request, row["id"])
+
+
+def _columns(row: dict[str, Any]) -> Any:
+    return SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in row.items()})
+
+
+async def _wait(request: Request, response_id: str) -> Response:
+    """The response once a worker has ended it (its terminal event carries it)."""
+    events, after = event_log(), "0"
+    while True:
+        for after, name, data in await events.read(response_id, after, WAIT_MS):
+            if name in ENDS:
+                return Response(json.dumps(json.loads(data)["response"]), media_type="application/json")
+        if await request.is_disconnected():
+            await cancel(request.app.state.store, response_id)
+            return Response(status_code=499)
+
+
+async def cancel(store: RunStore, response_id: str) -> dict[str, Any] | None:
+    """Cancel a queued or in_progress response; its row as it now stands, or None if it had
+    already ended. The worker running it notices and stops (its end would no longer apply)."""
+    row = await store.cancel_response(response_id, now())
+    if row is not None:
+        await event_log().publish(response_id, [(CANCELLED, json.dumps({"response": wire_response(row)}))])
+    return None if row is None else dict(row._mapping)
+
+
+def relay(request: Request, response_id: str, starting_after: int = -1, *,
+          cancel_on_hang_up: bool = False) -> StreamingResponse:
+    """The response's events with a sequence_number past `starting_after`, then live ones, until
+    it ends. A client that hangs up stops only its relay, unless `cancel_on_hang_up`."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    body = _relay(request, event_log(), response_id, starting_after, cancel_on_hang_up)
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+
+
+async def _relay(request: Request, events: EventLog, response_id: str, starting_after: int,
+                 cancel_on_hang_up: bool) -> AsyncIterator[bytes]:
+    after, ended = "0", False
+    try:
+        while True:
+            batch = await events.read(response_id, after, KEEP_ALIVE_MS)
+            if not batch:
+                yield b": keep-alive\n\n"
+                continue
+            for after, name, data in batch:
+                if name == CANCELLED:
+                    ended = True
+                    return
+                if starting_after < 0 or json.loads(data).get("sequence_number", 0) > starting_after:
+                    yield f"event: {name}\ndata: {data}\n\n".encode()
+                if name in STOPS:
+                    ended = True
+                    return
+    finally:
+        if cancel_on_hang_up and not ended:
+            with anyio.CancelScope(shield=True):  # the relay itself is being cancelled
+                await cancel(request.app.state.store, response_id)
