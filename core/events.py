@@ -38,6 +38,9 @@ class EventLog(Protocol):
 
     async def last(self, run_id: str) -> str: ...
 
+    async def last_event(self, run_id: str) -> tuple[str, str] | None:
+        """The log's last event (name, data), if it has one."""
+
     async def read(self, run_id: str, after: str, block_ms: int) -> list[Event]: ...
 
     async def aclose(self) -> None: ...
@@ -89,6 +92,10 @@ class RedisEventLog:
         got = await self._client().xrevrange(self._key(run_id), count=1)
         return got[0][0].decode() if got else "0"
 
+    async def last_event(self, run_id: str) -> tuple[str, str] | None:
+        got = await self._client().xrevrange(self._key(run_id), count=1)
+        return (got[0][1][b"e"].decode(), got[0][1][b"d"].decode()) if got else None
+
     async def read(self, run_id: str, after: str, block_ms: int) -> list[Event]:
         got = await self._client().xread({self._key(run_id): after}, block=block_ms, count=1000)
         if not got:
@@ -132,6 +139,11 @@ class MemoryEventLog:
     async def last(self, run_id: str) -> str:
         with self._lock:
             return str(len(self._logs.get(run_id, [])))
+
+    async def last_event(self, run_id: str) -> tuple[str, str] | None:
+        with self._lock:
+            log = self._logs.get(run_id)
+            return log[-1] if log else None
 
     async def read(self, run_id: str, after: str, block_ms: int) -> list[Event]:
         start = int(after)

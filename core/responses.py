@@ -158,3 +158,10 @@ class Item(SQLModel, table=True):
 
 
 RESPONSES, CONVERSATIONS, ITEMS = table_of(Response), table_of(Conversation), table_of(Item)
+
+
+# OpenAI's words for an input past the model's window with truncation disabled: a failed
+# response with this message; a plain create answers it as a 400 context_length_exceeded.
+CONTEXT_TOO_LONG = (
+    "Your input exceeds the context window of this model. Please adjust your input and try again."
+)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dramatiq
 
-from core.broker import EXECUTE_RUN, INGEST_QUEUE, RUNS_QUEUE, backlog, broker
+from core.broker import EXECUTE_RESPONSE, EXECUTE_RUN, INGEST_QUEUE, RUNS_QUEUE, backlog, broker
 from core.config import get_settings
 from core.ingest_queue import INGEST_FILES
 from workers.ingest.pipeline import ingestor
@@ -21,6 +21,14 @@ broker.add_middleware(IngestMiddleware())
 async def execute_run(run_id: str) -> None:
     """Claim run `run_id` and start it on this process's event loop. Safe to receive twice."""
     await runner().start(run_id)
+
+
+@dramatiq.actor(
+    queue_name=RUNS_QUEUE, actor_name=EXECUTE_RESPONSE, max_retries=5, min_backoff=200, max_backoff=5000
+)
+async def execute_response(response_id: str) -> None:
+    """Claim response `response_id` and start it, as a run. Safe to receive twice."""
+    await runner().start(response_id)
 
 
 @dramatiq.actor(

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 import dramatiq
@@ -25,13 +25,16 @@ from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
 from core.models import RUNS, STEPS, Run, RunStep, wire_of
+from core.responses import RESPONSES
 from core.storage import storage
-from core.store import Claimed, open_store
+from core.store import Claimed, ClaimedResponse, open_store
 from workers import metrics
 from workers import run_loop as runs
 from workers.context import Context, publish
 from workers.ingest.pipeline import sweep_ingestion
 from workers.model_client import ModelClients
+from workers.responses import housekeeping as responses
+from workers.responses import loop as response_loop
 
 if TYPE_CHECKING:
     from sandbox import Sandboxes
@@ -98,20 +101,21 @@ class Runner:
         self._sandboxes = asyncio.create_task(self.ctx.sandboxes.start()) if self.ctx.sandboxes else None
 
     async def start(self, run_id: str) -> None:
-        """Claim `run_id` and start it; returns as soon as the run is ours (or not ours to run)."""
+        """Claim `run_id` (a run's, or a response's: `resp_...`) and start it; returns as soon as
+        it is ours (or not ours to run)."""
         if self.stopping:  # leave it to another worker
             raise dramatiq.Retry(delay=100)
         await self.slots.acquire()
         try:
-            claimed = await runs.claim(self.ctx, run_id)
+            driving = await self._claim(run_id)
         except BaseException:
             self.slots.release()
             raise
-        if claimed is None:
+        if driving is None:
             self.slots.release()
             return
         self.ctx.ended.discard(run_id)  # claimed again (tool outputs came): running, not ending
-        task = asyncio.create_task(self._drive(claimed))
+        task = asyncio.create_task(driving)
         self.tasks[run_id] = task
         metrics.IN_FLIGHT.inc()
         task.add_done_callback(lambda done: self._finished(run_id, done))
@@ -122,6 +126,31 @@ class Runner:
             self.ctx.ended.discard(run_id)
         self.slots.release()
         metrics.IN_FLIGHT.dec()
+
+    async def _claim(self, job_id: str) -> Coroutine[None, None, None] | None:
+        """What drives the job once claimed; None if it is not ours to run."""
+        if responses.is_response(job_id):
+            claimed_response = await response_loop.claim(self.ctx, job_id)
+            return None if claimed_response is None else self._drive_response(claimed_response)
+        claimed = await runs.claim(self.ctx, job_id)
+        return None if claimed is None else self._drive(claimed)
+
+    async def _drive_response(self, claimed: ClaimedResponse) -> None:
+        response = claimed.response
+        try:
+            await response_loop.execute(self.ctx, claimed)
+        except asyncio.CancelledError:
+            log.info(
+                "response %s: stopped (%s)", response.id, "handing back" if self.stopping else "cancelled"
+            )
+            values = {"status": "queued", "enqueued_at": now(), "owner": None, "lease_until": None}
+            if self.stopping and await self.ctx.store.release(RESPONSES, response.id, self.ctx.owner, values):
+                self.enqueue(response.id)
+        except Exception as exc:
+            log.exception("response %s crashed", response.id)
+            await response_loop.crashed(
+                self.ctx, response, f"Internal error while executing the response: {exc}"
+            )
 
     async def _drive(self, claimed: Claimed) -> None:
         run = claimed.run
@@ -160,6 +189,12 @@ class Runner:
         A run whose own task has just committed its end is left alone: the task may still be
         announcing the end to the stream, and cancelling it there would lose the last events."""
         running = [run_id for run_id in self.tasks if run_id not in self.ctx.ended]
+        ids = [i for i in running if responses.is_response(i)]
+        for response_id in await responses.to_stop(self.engine, ids, self.ctx.owner) if ids else []:
+            task = self.tasks.get(response_id)
+            if task is not None and response_id not in self.ctx.ended:
+                task.cancel()
+        running = [i for i in running if not responses.is_response(i)]
         if not running:
             return
         c = RUNS.c
@@ -177,6 +212,9 @@ class Runner:
     async def _renew(self) -> None:
         if not self.tasks:
             return
+        lease_until = now() + self.settings.run_lease_seconds
+        if ids := [i for i in self.tasks if responses.is_response(i)]:
+            await responses.renew(self.engine, ids, self.ctx.owner, lease_until)
         c = RUNS.c
         async with self.engine.begin() as conn:
             # only runs with a live task: a run we hold but no longer execute must be let go
@@ -248,6 +286,9 @@ class Runner:
                 )
                 events.append(("thread.run.expired", wire_of(Run, row._mapping).model_dump_json()))
                 await publish(self.ctx, row, events)
+        requeue += await responses.sweep(
+            self.ctx, t, not orphans_now, stale, orphans_now or not self._queue_busy()
+        )
         for run_id in requeue:
             self.enqueue(run_id)
         if requeue:

@@ -357,7 +357,7 @@ async def stream_turn(
     )
     answer, out = _Answer(text=ids.streamed), Coalescer(publish)
     try:
-        async for chunk in _chunks(stream):
+        async for chunk in chunks(stream):
             events = _absorb(chunk, answer, run, ids, started, builtin)
             if events:
                 out.add(events)
@@ -372,7 +372,7 @@ async def stream_turn(
     return answer.turn()
 
 
-async def _chunks(stream: Any) -> AsyncIterator[ChatCompletionChunk]:
+async def chunks(stream: Any) -> AsyncIterator[ChatCompletionChunk]:
     """The stream's chunks; a connection that breaks mid-stream is an answer cut short."""
     chunks = stream.__aiter__()
     while True:

@@ -21,9 +21,30 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import is_sqlite
-from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, RunStore, StepRow
+from core.store.base import (
+    Chars,
+    Claimed,
+    ClaimedResponse,
+    Inserts,
+    MessageRow,
+    ResponseRow,
+    RunRow,
+    RunStore,
+    StepRow,
+)
 
-__all__ = ["Chars", "Claimed", "Inserts", "MessageRow", "RunRow", "RunStore", "StepRow", "open_store"]
+__all__ = [
+    "Chars",
+    "Claimed",
+    "ClaimedResponse",
+    "Inserts",
+    "MessageRow",
+    "ResponseRow",
+    "RunRow",
+    "RunStore",
+    "StepRow",
+    "open_store",
+]
 
 
 def open_store(url: str, engine: AsyncEngine, size: int) -> RunStore:

@@ -86,6 +86,68 @@ class StepRow(Protocol):
     def step_details(self) -> dict[str, Any]: ...
 
 
+class ResponseRow(Protocol):
+    """A response's columns as either backend reads them."""
+
+    @property
+    def _mapping(self) -> Mapping[Any, Any]: ...
+    @property
+    def id(self) -> str: ...
+    @property
+    def project(self) -> str: ...
+    @property
+    def model(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def instructions(self) -> str | None: ...
+    @property
+    def tools(self) -> list[dict[str, Any]] | None: ...
+    @property
+    def tool_choice(self) -> str | dict[str, Any] | None: ...
+    @property
+    def parallel_tool_calls(self) -> bool: ...
+    @property
+    def max_output_tokens(self) -> int | None: ...
+    @property
+    def max_tool_calls(self) -> int | None: ...
+    @property
+    def temperature(self) -> float | None: ...
+    @property
+    def top_p(self) -> float | None: ...
+    @property
+    def text_format(self) -> dict[str, Any] | None: ...
+    @property
+    def truncation(self) -> str: ...
+    @property
+    def reasoning(self) -> dict[str, Any] | None: ...
+    @property
+    def store(self) -> bool: ...
+    @property
+    def background(self) -> bool: ...
+    @property
+    def stream(self) -> bool: ...
+    @property
+    def previous_response_id(self) -> str | None: ...
+    @property
+    def conversation_id(self) -> str | None: ...
+    @property
+    def attempts(self) -> int: ...
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def enqueued_at(self) -> float | None: ...
+
+
+@dataclass
+class ClaimedResponse:
+    """A response this worker owns, with its context: the wire objects of the items before its
+    own (its previous responses' or its conversation's), then its input items, in order."""
+
+    response: ResponseRow
+    items: list[dict[str, Any]]
+
+
 @dataclass
 class Claimed:
     """A run this worker owns, with what its prompt is built from."""
@@ -132,5 +194,28 @@ class RunStore(Protocol):
 
     async def release(self, table: Table, row_id: str, owner: str, values: dict[str, Any]) -> bool:
         """A row `owner` holds in_progress takes `values` (queued again) and is let go."""
+
+    async def claim_response(
+        self, response_id: str, owner: str, lease_until: float, t: float
+    ) -> ClaimedResponse | None:
+        """Move a queued response to in_progress under `owner`'s lease, with its context."""
+
+    async def finish_response(
+        self,
+        response_id: str,
+        owner: str,
+        values: dict[str, Any],
+        outputs: list[dict[str, Any]],
+        conversation_id: str | None,
+    ) -> bool:
+        """End a response `owner` holds in_progress: `values` on its row, its output item rows
+        inserted and, on a conversation, its input and output items added to it; all or nothing.
+        False if it lost the response."""
+
+    async def cancel_response(self, response_id: str, t: float) -> ResponseRow | None:
+        """A queued or in_progress response becomes cancelled and is let go; None if it had ended."""
+
+    async def forget_response(self, response_id: str) -> None:
+        """Delete a response and its items that belong to no conversation (`store: false`)."""
 
     async def close(self) -> None: ...

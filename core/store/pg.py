@@ -23,7 +23,8 @@ from sqlalchemy.engine import Dialect, make_url
 
 from core.errors import Conflict
 from core.models import RUNS
-from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
+from core.responses import ITEMS, RESPONSES
+from core.store.base import Chars, Claimed, ClaimedResponse, Inserts, MessageRow, ResponseRow, RunRow, StepRow
 
 _DIALECT: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -124,6 +125,28 @@ THREAD = (
     "FROM messages WHERE thread_id = $1) m WHERE newer <= $2 ORDER BY seq"
 )
 ROUNDS = "SELECT type, step_details FROM run_steps WHERE run_id = $1 ORDER BY seq"
+CLAIM_RESPONSE = (
+    "UPDATE responses SET status = 'in_progress', owner = $2, lease_until = $3, "
+    "started_at = coalesce(started_at, $4), attempts = attempts + 1 WHERE id = $1 AND status = 'queued' "
+    f"RETURNING {columns(RESPONSES)}"
+)
+CANCEL_RESPONSE = (
+    "UPDATE responses SET status = 'cancelled', owner = NULL, lease_until = NULL "
+    f"WHERE id = $1 AND status IN ('queued', 'in_progress') RETURNING {columns(RESPONSES)}"
+)
+# a response's context (see store/sql.py CHAIN_ITEMS)
+CHAIN_ITEMS = (
+    "WITH RECURSIVE chain(id, prev, depth) AS ("
+    " SELECT id, previous_response_id, 0 FROM responses WHERE id = $1 AND project = $2"
+    " UNION ALL SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.prev"
+    " WHERE c.depth < 10000 AND r.project = $2)"
+    " SELECT data FROM items WHERE response_id IN (SELECT id FROM chain)"
+    " OR (response_id = $3 AND output = false) ORDER BY seq"
+)
+CONVERSATION_ITEMS = (
+    "SELECT data FROM items WHERE conversation_id = $1 OR (response_id = $2 AND output = false) ORDER BY seq"
+)
+OWN_ITEMS = "SELECT data FROM items WHERE response_id = $1 AND output = false ORDER BY seq"
 
 
 class PgStore:
@@ -210,6 +233,54 @@ class PgStore:
         params = Params(row_id, owner)
         sql = f"{_held(table, values, params, 'in_progress')} RETURNING id"
         return await (await self.pool()).fetchval(sql, *params.values) is not None
+
+    async def claim_response(
+        self, response_id: str, owner: str, lease_until: float, t: float
+    ) -> ClaimedResponse | None:
+        async with (await self.pool()).acquire() as conn:
+            found = await conn.fetchrow(CLAIM_RESPONSE, response_id, owner, lease_until, t)
+            row = typing_cast("ResponseRow | None", record(found))
+            if row is None:
+                return None
+            if row.conversation_id is not None:
+                items = await conn.fetch(CONVERSATION_ITEMS, row.conversation_id, row.id)
+            elif row.previous_response_id is not None:
+                items = await conn.fetch(CHAIN_ITEMS, row.previous_response_id, row.project, row.id)
+            else:
+                items = await conn.fetch(OWN_ITEMS, row.id)
+        return ClaimedResponse(row, [r["data"] for r in items])
+
+    async def finish_response(
+        self,
+        response_id: str,
+        owner: str,
+        values: dict[str, Any],
+        outputs: list[dict[str, Any]],
+        conversation_id: str | None,
+    ) -> bool:
+        params = Params(response_id, owner)
+        parts = [f"r AS ({_held(RESPONSES, values, params, 'in_progress')} RETURNING id)"]
+        if outputs:
+            rows = [o | {"conversation_id": conversation_id} for o in outputs]
+            parts.append(f"i AS ({insert_rows(ITEMS, rows, params, source='r')})")
+        if conversation_id is not None:  # the input items (a CTE does not see the rows `i` writes)
+            parts.append(
+                f"u AS (UPDATE items SET conversation_id = {params.add(conversation_id)} "
+                "WHERE response_id = $1 AND EXISTS (SELECT 1 FROM r))"
+            )
+        sql = "WITH " + ", ".join(parts) + " SELECT count(*) FROM r"
+        return bool(await (await self.pool()).fetchval(sql, *params.values))
+
+    async def cancel_response(self, response_id: str, t: float) -> ResponseRow | None:
+        found = await (await self.pool()).fetchrow(CANCEL_RESPONSE, response_id)
+        return typing_cast("ResponseRow | None", record(found))
+
+    async def forget_response(self, response_id: str) -> None:
+        async with (await self.pool()).acquire() as conn, conn.transaction():
+            await conn.execute(
+                "DELETE FROM items WHERE response_id = $1 AND conversation_id IS NULL", response_id
+            )
+            await conn.execute("DELETE FROM responses WHERE id = $1", response_id)
 
 
 def _held(table: Table, values: dict[str, Any], params: Params, status: str) -> str:

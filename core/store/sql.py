@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from typing import Any, cast
 
-from sqlalchemy import Table, Text, bindparam, func, insert, select, update
+from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, text, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import Conflict
 from core.models import MESSAGES, RUNS, STEPS
-from core.store.base import Chars, Claimed, Inserts, MessageRow, RunRow, StepRow
+from core.responses import ITEMS, RESPONSES
+from core.store.base import Chars, Claimed, ClaimedResponse, Inserts, MessageRow, ResponseRow, RunRow, StepRow
 
 # Statements built once: SQLAlchemy memoizes their cache keys, which matters on the hot path.
 _c = RUNS.c
@@ -64,6 +65,43 @@ ROUNDS = (
     select(STEPS.c.type, STEPS.c.step_details)
     .where(STEPS.c.run_id == bindparam("run_id"))
     .order_by(STEPS.c.seq)
+)
+_r = RESPONSES.c
+CLAIM_RESPONSE = (
+    update(RESPONSES)
+    .where(_r.id == bindparam("response_id"), _r.status == "queued")
+    .values(
+        status="in_progress",
+        owner=bindparam("owner"),
+        lease_until=bindparam("lease_until"),
+        started_at=func.coalesce(_r.started_at, bindparam("t")),
+        attempts=_r.attempts + 1,
+    )
+    .returning(*RESPONSES.c)
+)
+CANCEL_RESPONSE = (
+    update(RESPONSES)
+    .where(_r.id == bindparam("response_id"), _r.status.in_(("queued", "in_progress")))
+    .values(status="cancelled", owner=None, lease_until=None)
+    .returning(*RESPONSES.c)
+)
+# A response's context: the items of its previous responses (the chain, oldest first) or of its
+# conversation, then its own input. `seq` orders them: each response's items were written after
+# those of the response before it.
+CHAIN_ITEMS = text(
+    "WITH RECURSIVE chain(id, prev, depth) AS ("
+    " SELECT id, previous_response_id, 0 FROM responses WHERE id = :prev AND project = :project"
+    " UNION ALL SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.prev"
+    " WHERE c.depth < 10000 AND r.project = :project)"
+    " SELECT data FROM items WHERE response_id IN (SELECT id FROM chain)"
+    " OR (response_id = :me AND output = false) ORDER BY seq"
+).columns(data=ITEMS.c.data.type)
+CONVERSATION_ITEMS = text(
+    "SELECT data FROM items WHERE conversation_id = :conversation OR (response_id = :me AND output = false)"
+    " ORDER BY seq"
+).columns(data=ITEMS.c.data.type)
+OWN_ITEMS = text("SELECT data FROM items WHERE response_id = :me AND output = false ORDER BY seq").columns(
+    data=ITEMS.c.data.type
 )
 _INSERTS: dict[Table, Any] = {}
 
@@ -144,8 +182,68 @@ class SqlStore:
             result = await conn.execute(_held(table, row_id, owner, "in_progress").values(**values))
         return bool(result.rowcount)
 
+    async def claim_response(
+        self, response_id: str, owner: str, lease_until: float, t: float
+    ) -> ClaimedResponse | None:
+        params = {"response_id": response_id, "owner": owner, "lease_until": lease_until, "t": t}
+        async with self.engine.begin() as conn:
+            row = cast("ResponseRow | None", (await conn.execute(CLAIM_RESPONSE, params)).first())
+            if row is None:
+                return None
+            query, args = context_query(row)
+            items = [r.data for r in await conn.execute(query, args)]
+        return ClaimedResponse(row, items)
+
+    async def finish_response(
+        self,
+        response_id: str,
+        owner: str,
+        values: dict[str, Any],
+        outputs: list[dict[str, Any]],
+        conversation_id: str | None,
+    ) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(_held(RESPONSES, response_id, owner, "in_progress").values(**values))
+            if result.rowcount != 1:
+                await conn.rollback()
+                return False
+            if conversation_id is not None:
+                await conn.execute(
+                    update(ITEMS)
+                    .where(ITEMS.c.response_id == response_id)
+                    .values(conversation_id=conversation_id)
+                )
+            if outputs:
+                await conn.execute(
+                    _insert(ITEMS), [o | {"conversation_id": conversation_id} for o in outputs]
+                )
+        return True
+
+    async def cancel_response(self, response_id: str, t: float) -> ResponseRow | None:
+        async with self.engine.begin() as conn:
+            return cast(
+                "ResponseRow | None",
+                (await conn.execute(CANCEL_RESPONSE, {"response_id": response_id})).first(),
+            )
+
+    async def forget_response(self, response_id: str) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(ITEMS).where(ITEMS.c.response_id == response_id, ITEMS.c.conversation_id.is_(None))
+            )
+            await conn.execute(delete(RESPONSES).where(RESPONSES.c.id == response_id))
+
     async def close(self) -> None:
         """The engine is its owner's to dispose of."""
+
+
+def context_query(row: ResponseRow) -> tuple[Any, dict[str, Any]]:
+    """The statement that reads a response's context, and its parameters."""
+    if row.conversation_id is not None:
+        return CONVERSATION_ITEMS, {"conversation": row.conversation_id, "me": row.id}
+    if row.previous_response_id is not None:
+        return CHAIN_ITEMS, {"prev": row.previous_response_id, "project": row.project, "me": row.id}
+    return OWN_ITEMS, {"me": row.id}
 
 
 async def _reads(conn: AsyncConnection, run: RunRow, chars: Chars, steps: bool) -> Claimed:

@@ -1,0 +1,173 @@
+"""A response's execution: claim it, build the request from its context, call the model, and
+end it with one guarded write (core/store), then announce the end on its event log.
+
+Every response's log gets its terminal event (a plain create waits for it); a streamed or
+background one gets every event, numbered on from the API's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from types import SimpleNamespace
+from typing import Any
+
+import openai
+
+from core.ids import now, seq
+from core.responses import CONTEXT_TOO_LONG, wire_response
+from core.store import ClaimedResponse, ResponseRow
+from workers import metrics
+from workers.context import Context, log
+from workers.model_client import model_error, with_retries
+from workers.responses.answer import Answer, streamed, whole
+from workers.responses.output import Output
+from workers.responses.prompt import ContextTooLong, chat_messages, fit, instructions, request_for
+from workers.streaming import CutShort
+
+RELEASED = {"owner": None, "lease_until": None}
+ENDS = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
+
+
+async def claim(ctx: Context, response_id: str) -> ClaimedResponse | None:
+    """The response, now in_progress under our lease, with its context; None if not ours to run."""
+    t = now()
+    claimed = await ctx.store.claim_response(response_id, ctx.owner, t + ctx.settings.run_lease_seconds, t)
+    if claimed is not None:
+        r = claimed.response
+        metrics.RUNS_STARTED.labels(metrics.model(r.model)).inc()
+        metrics.QUEUE_WAIT.observe(max(0.0, t - (r.enqueued_at or r.created_at)))
+    return claimed
+
+
+async def publish(ctx: Context, response_id: str, events: list[tuple[str, str]]) -> None:
+    """Append to the response's event log; a log that cannot be written never fails it."""
+    try:
+        await ctx.events.publish(response_id, events)
+    except Exception:
+        log.warning("response %s: could not publish %d event(s)", response_id, len(events), exc_info=True)
+
+
+async def next_sequence(ctx: Context, response_id: str) -> int:
+    """The sequence_number after the log's last event (the API's, or an earlier attempt's)."""
+    last = await ctx.events.last_event(response_id)
+    return 0 if last is None else int(json.loads(last[1]).get("sequence_number", -1)) + 1
+
+
+def wire(response: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
+    columns = dict(response._mapping) | values
+    return wire_response(
+        SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in columns.items()})
+    )
+
+
+async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
+    r = claimed.response
+    announce = r.stream or r.background
+    output = Output(await next_sequence(ctx, r.id) if announce else 0, announce)
+    if announce:
+        await publish(ctx, r.id, [output.event("response.in_progress", response=wire(r, {}))])
+    clients = ctx.clients
+    endpoint, limit = clients.endpoint(r.model), clients.answer_limit(r.model, r.max_output_tokens)
+    try:
+        context = chat_messages(claimed.items, endpoint.null_content)
+        budget = clients.context_window(r.model) - limit
+        messages = instructions(r) + fit(context, budget, r.truncation)
+    except ContextTooLong as exc:
+        log.info("response %s: %s", r.id, exc)
+        await fail(ctx, r, output, "invalid_prompt", CONTEXT_TOO_LONG)
+        return
+    request = request_for(r, messages, endpoint, limit)
+    client = clients.client(r.model)
+
+    async def send() -> Answer:
+        if announce:
+            return await streamed(
+                client, request, output, lambda ev: publish(ctx, r.id, ev), endpoint.stream_usage
+            )
+        return await whole(client, request, output)
+
+    started = now()
+    try:
+        answer = await with_retries(send, endpoint, ctx.settings.model_max_retries, lambda: not output.slots)
+    except (openai.APIError, CutShort) as exc:
+        code, message = model_error(exc)
+        log.warning("response %s: model call failed: %s (%r)", r.id, message, exc)
+        metrics.MODEL_ERRORS.labels(metrics.model(r.model), code).inc()
+        await fail(ctx, r, output, code, message)
+        return
+    metrics.MODEL_LATENCY.labels(metrics.model(r.model)).observe(now() - started)
+    await complete(ctx, r, output, answer)
+
+
+def _usage(answer: Answer) -> dict[str, Any] | None:
+    u = answer.usage
+    if u["prompt_tokens"] is None:
+        return None
+    return {
+        "input_tokens": u["prompt_tokens"],
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": u["completion_tokens"],
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": u["total_tokens"],
+    }
+
+
+async def complete(ctx: Context, r: ResponseRow, output: Output, answer: Answer) -> None:
+    incomplete = answer.finish == "length"
+    items, events = output.close(incomplete, r.max_tool_calls)
+    status = "incomplete" if incomplete else "completed"
+    values: dict[str, Any] = {"status": status, "output": items, "usage": _usage(answer)} | RELEASED
+    values |= (
+        {"incomplete_details": {"reason": "max_output_tokens"}} if incomplete else {"completed_at": now()}
+    )
+    t = now()
+    rows = [
+        {
+            "id": item["id"],
+            "project": r.project,
+            "seq": 0,
+            "created_at": t,
+            "type": item["type"],
+            "response_id": r.id,
+            "output": True,
+            "data": item,
+        }
+        for item in items
+    ]
+    await _end(ctx, r, output, values, rows, events)
+
+
+async def fail(ctx: Context, r: ResponseRow, output: Output, code: str, message: str) -> None:
+    values = {"status": "failed", "output": [], "error": {"code": code, "message": message}} | RELEASED
+    await _end(ctx, r, output, values, [], [])
+
+
+async def _end(
+    ctx: Context,
+    r: ResponseRow,
+    output: Output,
+    values: dict[str, Any],
+    rows: list[dict[str, Any]],
+    events: list[tuple[str, str]],
+) -> None:
+    for row in rows:
+        row["seq"] = seq()
+    if not await ctx.store.finish_response(r.id, ctx.owner, values, rows, r.conversation_id):
+        log.info("response %s: no longer ours (cancelled, or taken over), dropping this attempt", r.id)
+        return
+    ctx.ended.add(r.id)
+    metrics.RUNS_FINISHED.labels(metrics.model(r.model), values["status"]).inc()
+    events.append(output.event(ENDS[values["status"]], response=wire(r, values)))
+    # shielded: the response is stored; its waiters must hear so even if this task is cancelled now
+    await asyncio.shield(publish(ctx, r.id, events))
+    if not r.store:
+        await ctx.store.forget_response(r.id)
+
+
+async def crashed(ctx: Context, r: ResponseRow, message: str) -> None:
+    """End a response whose execution raised: failed, announced on its log."""
+    announce = r.stream or r.background
+    await fail(
+        ctx, r, Output(await next_sequence(ctx, r.id) if announce else 0, announce), "server_error", message
+    )
