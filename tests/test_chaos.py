@@ -1,5 +1,6 @@
-"""Chaos: 500 runs (plain and with a function call) while workers are SIGKILLed at random and
-restarted and Redis is restarted once. Every run must end `completed`, executed exactly once."""
+"""Chaos: 500 runs (plain and with a function call) and 100 background responses while workers
+are SIGKILLed at random and restarted and Redis is restarted once. Every run and response must
+end `completed`, executed exactly once."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from openai import OpenAI
 
@@ -22,6 +24,7 @@ from tests.conftest import ScriptedModel, Server, spawn, start_distributed, stop
 from tests.procs import free_port, redis_available
 
 PLAIN, WITH_TOOL = 400, 100
+RESPONSES = 100  # background responses, created alongside the runs
 TOOL = {
     "type": "function",
     "function": {"name": "lookup", "parameters": {"type": "object", "properties": {}}},
@@ -85,6 +88,29 @@ def drive(client: OpenAI, created: list[Any], deadline: float) -> dict[str, Any]
     return done
 
 
+def drive_responses(client: OpenAI, created: list[Any], deadline: float) -> dict[str, Any]:
+    """Poll every background response to its end; the final response objects."""
+    done: dict[str, Any] = {}
+    while len(done) < len(created) and time.time() < deadline:
+        for response in created:
+            if response.id not in done:
+                got = client.responses.retrieve(response.id)
+                if got.status not in ("queued", "in_progress"):
+                    done[response.id] = got
+        time.sleep(0.2)
+    return done
+
+
+def stored_outputs(server: Server, response_ids: list[str]) -> dict[str, int]:
+    """How many output items each response has in the database."""
+    with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
+        rows = conn.execute(
+            "SELECT response_id, count(*) FROM items WHERE output AND response_id = ANY(%s) GROUP BY response_id",
+            (response_ids,),
+        ).fetchall()
+    return {r[0]: r[1] for r in rows}
+
+
 def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
     if shutil.which("redis-server") is None:
         unavailable("redis-server")
@@ -114,9 +140,14 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
                 assistant_id=job[0], thread={"messages": [{"role": "user", "content": job[1]}]}
             )
 
+        def respond(i: int) -> Any:
+            return client.responses.create(model="echo", input=f"background {i}", background=True)
+
         with ThreadPoolExecutor(8) as pool:
             created = list(pool.map(create, jobs))
+            responses = list(pool.map(respond, range(RESPONSES)))
         done = drive(client, created, time.time() + 240)
+        ended = drive_responses(client, responses, time.time() + 120)
         chaos.stopping.set()
         chaos.join()
         statuses = Counter(r.status for r in done.values())
@@ -126,6 +157,13 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
         )
         assert len(done) == len(created) == PLAIN + WITH_TOOL  # nothing acknowledged was lost
         assert statuses == Counter({"completed": PLAIN + WITH_TOOL})
+        assert len(ended) == len(responses) == RESPONSES
+        assert Counter(r.status for r in ended.values()) == Counter({"completed": RESPONSES})
+        outputs = stored_outputs(server, list(ended))
+        for i, response in enumerate(responses):  # each answered once, its items stored once
+            got = ended[response.id]
+            assert got.output_text == f"You said: background {i}", response.id
+            assert outputs[response.id] == 1, response.id
 
         def check(run: Any) -> tuple[str, int]:
             messages = client.beta.threads.messages.list(thread_id=run.thread_id, order="asc").data
