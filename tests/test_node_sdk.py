@@ -52,3 +52,23 @@ def test_node_sdk(node_sdk: str, server: Server, model_server: ScriptedModel) ->
     }
     assert out["auth"] == {"status": 401, "name": "AuthenticationError"}
     assert out["missing"] == {"status": 404, "name": "NotFoundError"}
+
+
+def test_node_sdk_responses(node_sdk: str, server: Server, model_server: ScriptedModel) -> None:
+    tool_model = model_server.script(
+        str(uuid.uuid4()),
+        [
+            {"tool_calls": [{"id": "call_js2", "name": "get_weather", "arguments": "{}"}]},
+            {"content": "It is sunny.", "expect_tool_results": [["call_js2", "sunny"]]},
+        ],
+    )
+    env = os.environ | {"ASSISTD_URL": f"{server.url}/v1", "ASSISTD_KEY": KEY_A, "TOOL_MODEL": tool_model}
+    result = subprocess.run(
+        [node_sdk, "responses.mjs"], cwd=NODE, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["plain"] == {"status": "completed", "text": "You said: hello from node"}
+    assert out["stream"] == {"status": "completed", "deltas": 4, "text": "w1 w2 w3 w4"}
+    assert out["tools"] == {"call": "get_weather", "text": "It is sunny."}
+    assert out["conversation"] == ["remember me", "You said: remember me"]
