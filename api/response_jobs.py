@@ -24,7 +24,7 @@ from api.errors import BadRequest
 from core.errors import Conflict
 from core.events import STOPS, EventLog, event_log
 from core.ids import now
-from core.responses import ITEMS, RESPONSES, wire_response
+from core.responses import CONTEXT_TOO_LONG, ITEMS, RESPONSES, wire_response
 from core.store import RunStore
 
 log = logging.getLogger("assistd.api")
@@ -60,23 +60,39 @@ async def submit(request: Request, row: dict[str, Any], items: list[dict[str, An
         return relay(request, row["id"], cancel_on_hang_up=not row["background"])
     if row["background"]:
         return Response(json.dumps(wire), media_type="application/json")
-    return await _wait(request, row["id"])
+    return await _wait(request, row["id"], row["project"])
 
 
 def _columns(row: dict[str, Any]) -> Any:
     return SimpleNamespace(**{("meta" if k == "metadata" else k): v for k, v in row.items()})
 
 
-async def _wait(request: Request, response_id: str) -> Response:
-    """The response once a worker has ended it (its terminal event carries it)."""
+async def _wait(request: Request, response_id: str, project: str) -> Response:
+    """The response once a worker has ended it (its terminal event carries it; the row, should
+    the event be lost)."""
     events, after = event_log(), "0"
     while True:
-        for after, name, data in await events.read(response_id, after, WAIT_MS):
+        batch = await events.read(response_id, after, WAIT_MS)
+        for after, name, data in batch:
             if name in ENDS:
-                return Response(json.dumps(json.loads(data)["response"]), media_type="application/json")
+                return await _ended(request, json.loads(data)["response"])
+        if not batch:
+            row = await request.app.state.store.owned(RESPONSES, response_id, project)
+            if row is not None and row.status not in ("queued", "in_progress"):
+                return await _ended(request, wire_response(row))
         if await request.is_disconnected():
             await cancel(request.app.state.store, response_id)
             return Response(status_code=499)
+
+
+async def _ended(request: Request, response: dict[str, Any]) -> Response:
+    """A plain create's answer: the ended response, or OpenAI's 400 for an input too long for
+    the model's window (a response OpenAI would never have stored: neither is it kept here)."""
+    error = response.get("error") or {}
+    if response["status"] == "failed" and error.get("message") == CONTEXT_TOO_LONG:
+        await request.app.state.store.forget_response(response["id"])
+        raise BadRequest(CONTEXT_TOO_LONG, param="input", code="context_length_exceeded")
+    return Response(json.dumps(response), media_type="application/json")
 
 
 async def cancel(store: RunStore, response_id: str) -> dict[str, Any] | None:
@@ -88,8 +104,9 @@ async def cancel(store: RunStore, response_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
-def relay(request: Request, response_id: str, starting_after: int = -1, *,
-          cancel_on_hang_up: bool = False) -> StreamingResponse:
+def relay(
+    request: Request, response_id: str, starting_after: int = -1, *, cancel_on_hang_up: bool = False
+) -> StreamingResponse:
     """The response's events with a sequence_number past `starting_after`, then live ones, until
     it ends. A client that hangs up stops only its relay, unless `cancel_on_hang_up`."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -97,8 +114,9 @@ def relay(request: Request, response_id: str, starting_after: int = -1, *,
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
-async def _relay(request: Request, events: EventLog, response_id: str, starting_after: int,
-                 cancel_on_hang_up: bool) -> AsyncIterator[bytes]:
+async def _relay(
+    request: Request, events: EventLog, response_id: str, starting_after: int, cancel_on_hang_up: bool
+) -> AsyncIterator[bytes]:
     after, ended = "0", False
     try:
         while True:
