@@ -179,3 +179,26 @@ def test_async_client(server: Server) -> None:
             assert final.output_text == "w1 w2"
 
     asyncio.run(go())
+
+
+def test_truncation_disabled_refuses_a_long_input(client: OpenAI) -> None:
+    with pytest.raises(BadRequestError) as raised:
+        client.responses.create(model="echo@small", input="lorem " * 5000)
+    assert raised.value.code == "context_length_exceeded"
+
+
+def test_truncation_auto_drops_the_oldest_items(client: OpenAI, model_server: ScriptedModel) -> None:
+    tag = uuid.uuid4().hex[:8]
+    response = client.responses.create(
+        model="echo@small",
+        truncation="auto",
+        input=[
+            {"role": "user", "content": f"{tag} old " + "lorem " * 5000},
+            {"role": "user", "content": f"{tag} newest"},
+        ],
+    )
+    assert response.status == "completed" and response.output_text == f"You said: {tag} newest"
+    (sent,) = [
+        r["body"] for r in model_server.requests("echo@small") if f"{tag} newest" in json.dumps(r["body"])
+    ]
+    assert [m["content"] for m in sent["messages"]] == [f"{tag} newest"]
