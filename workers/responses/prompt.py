@@ -131,8 +131,8 @@ def request_for(
     elif fmt.get("type") == "json_schema":
         schema = {k: fmt[k] for k in ("name", "schema", "strict", "description") if fmt.get(k) is not None}
         req["response_format"] = {"type": "json_schema", "json_schema": schema}
-    if (response.reasoning or {}).get("effort"):
-        req["reasoning_effort"] = response.reasoning["effort"]  # type: ignore[index]
+    if effort := (response.reasoning or {}).get("effort"):
+        req["reasoning_effort"] = effort
     tools = tools_of(response)
     if tools:
         req["tools"] = tools
