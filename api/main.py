@@ -17,6 +17,7 @@ from api.routes import (
     files,
     messages,
     playground,
+    responses,
     runs,
     steps,
     threads,
@@ -66,7 +67,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     v1 = APIRouter(prefix="/v1")
     # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
-    routers = (runs, steps, messages, threads, assistants, files, vector_stores, conversations)
+    routers = (runs, steps, messages, threads, assistants, files, vector_stores, responses, conversations)
     for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)
