@@ -10,30 +10,20 @@ them and stored as the wire objects `GET .../input_items` and the conversation i
 
 Every item is stored under a fresh id (`msg_`, `fc_`, `fco_`, `rs_`): an item passed back with
 the id it was given, or one a reference names, is already a row. String content becomes a list of
-typed parts, and every item gets a status, as OpenAI lists them.
+typed parts, and every item gets a status, as OpenAI lists them (`GivenItem.wire`; the rows, the
+references and the lists are api/item_rows.py's).
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Literal, Union
 
-from fastapi.responses import Response
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator
-from sqlalchemy import ColumnElement
-from sqlmodel import col, select
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.body import Body, Id, MessageText
-from api.errors import BadRequest, NotFound
-from api.pagination import ListParams
-from api.responses import listing
+from api.errors import BadRequest
 from api.schemas import PARTS_PER_MESSAGE, TOOL_CALL_ID_CHARS, TOOL_OUTPUT_CHARS, URL_CHARS, files
-from core.ids import new_id, now, seq
-from core.responses import ITEMS, Item
-from core.store import RunStore
 
 FILENAME_CHARS = 1024  # ours
 PREFIX = {"message": "msg", "function_call": "fc", "function_call_output": "fco", "reasoning": "rs"}
@@ -146,9 +136,9 @@ def parts(content: Sequence[InputPart | OutputPart], path: str) -> list[dict[str
     return [p.wire(f"{path}[{i}]") for i, p in enumerate(content)]
 
 
-class _Item(Body):
+class GivenItem(Body):
     kind: ClassVar[str]
-    id: GivenId | None = None  # an item passed back keeps the id it had; it is stored under a new one
+    id: GivenId | None = None  # an item passed back may carry its old id; it is stored under a new one
     status: Status | None = None
 
     def body(self, path: str) -> dict[str, Any]:
@@ -159,7 +149,7 @@ class _Item(Body):
         return {"id": item_id, "type": self.kind} | self.body(path) | {"status": self.status or "completed"}
 
 
-class InputMessage(_Item):
+class InputMessage(GivenItem):
     kind = "message"
     type: Literal["message"] = "message"
     role: Literal["user", "system", "developer"]
@@ -172,7 +162,7 @@ class InputMessage(_Item):
         return {"role": self.role, "content": parts(content, f"{path}.content")}
 
 
-class AssistantMessage(_Item):
+class AssistantMessage(GivenItem):
     kind = "message"
     type: Literal["message"] = "message"
     role: Literal["assistant"]
@@ -188,7 +178,7 @@ class AssistantMessage(_Item):
         return {"role": "assistant", "content": wired} | ({"phase": self.phase} if self.phase else {})
 
 
-class FunctionCall(_Item):
+class FunctionCall(GivenItem):
     kind = "function_call"
     type: Literal["function_call"]
     call_id: CallId
@@ -199,7 +189,7 @@ class FunctionCall(_Item):
         return {"call_id": self.call_id, "name": self.name, "arguments": self.arguments}
 
 
-class FunctionCallOutput(_Item):
+class FunctionCallOutput(GivenItem):
     kind = "function_call_output"
     type: Literal["function_call_output"]
     call_id: CallId
@@ -221,7 +211,7 @@ class ReasoningText(Body):
     text: MessageText
 
 
-class Reasoning(_Item):
+class Reasoning(GivenItem):
     kind = "reasoning"
     type: Literal["reasoning"]
     summary: Annotated[list[SummaryText], Field(max_length=PARTS_PER_MESSAGE)]
@@ -282,122 +272,3 @@ InputItem = Annotated[
     ],
     Discriminator(_item_tag),
 ]
-
-
-async def wire_items(
-    store: RunStore, project: str, items: Sequence[InputItem], param: str
-) -> list[dict[str, Any]]:
-    """The items' wire objects under fresh ids, in order: every item's shape is checked first
-    (the first bad one's 400), then each reference is looked up and copied (404 for an item not
-    in the caller's project)."""
-    out: list[dict[str, Any] | ItemReference] = []
-    for i, item in enumerate(items):
-        if isinstance(item, _Item):
-            out.append(item.wire(new_item_id(item.kind), f"{param}[{i}]"))
-        elif isinstance(item, ItemReference):
-            out.append(item)
-        # an Unsupported item was refused by its validator: none is ever built
-    return [
-        await copied(store, project, o, f"{param}[{i}]") if isinstance(o, ItemReference) else o
-        for i, o in enumerate(out)
-    ]
-
-
-async def copied(store: RunStore, project: str, reference: ItemReference, path: str) -> dict[str, Any]:
-    """The wire object of the item a reference names, under a fresh id."""
-    row = await store.owned(ITEMS, reference.id, project)
-    if row is None:
-        raise NotFound(f"Item with id '{reference.id}' not found.", param=f"{path}.id")
-    return dict(row.data) | {"id": new_item_id(row.data["type"])}
-
-
-def new_item_id(kind: str) -> str:
-    return new_id(PREFIX.get(kind, "item"))
-
-
-def item_rows(
-    project: str,
-    wired: list[dict[str, Any]],
-    *,
-    response_id: str | None = None,
-    conversation_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """Column values of new items (input items of a response, or items of a conversation), in order."""
-    created = now()
-    return [
-        {
-            "id": data["id"],
-            "project": project,
-            "seq": seq(),
-            "created_at": created,
-            "type": data["type"],
-            "response_id": response_id,
-            "output": False,
-            "conversation_id": conversation_id,
-            "data": data,
-        }
-        for data in wired
-    ]
-
-
-@dataclass
-class Wired:
-    """A stored item's wire object, as `listing` serialises it."""
-
-    id: str
-    data: dict[str, Any]
-
-    def model_dump_json(self) -> str:
-        return json.dumps(self.data)
-
-
-def listed(rows: Sequence[dict[str, Any]]) -> list[Wired]:
-    """New items' rows as `listing` takes them."""
-    return [Wired(r["id"], r["data"]) for r in rows]
-
-
-def estimate_tokens(text: str) -> int:
-    """workers/prompt.py's rule: about four characters a token (no tokenizer is at hand)."""
-    return len(text) // 4 + 1
-
-
-def count_tokens(instructions: str | None, items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-    """The input tokens of a prompt, estimated as a run's prompt is (workers/prompt.py): a
-    message's text, 4 per message and 85 per image or file; other items and the tool definitions
-    by their JSON."""
-    tokens = estimate_tokens(instructions) + 4 if instructions else 0
-    tokens += estimate_tokens(json.dumps(tools)) if tools else 0
-    for item in items:
-        if item.get("type") != "message":
-            tokens += estimate_tokens(
-                json.dumps({k: v for k, v in item.items() if k not in ("id", "status")})
-            )
-            continue
-        content = item.get("content") or []
-        texts = [p.get("text") or p.get("refusal") or "" for p in content if "text" in p or "refusal" in p]
-        tokens += sum(estimate_tokens(t) for t in texts) + 4 + 85 * (len(content) - len(texts))
-    return tokens
-
-
-async def page_items(session: AsyncSession, params: ListParams, *where: ColumnElement[bool]) -> Response:
-    """One page of the items matching `where`, ordered by `seq` (api/pagination.py's rules)."""
-    seq_ = col(Item.seq)
-    query = select(Item).where(*where)
-    backwards = False
-    for cursor, name in ((params.after, "after"), (params.before, "before")):
-        if cursor is None:
-            continue
-        cursor_seq = (await session.exec(select(seq_).where(col(Item.id) == cursor, *where))).first()
-        if cursor_seq is None:
-            raise BadRequest(f"Invalid '{name}': no object with id '{cursor}' in this list.", param=name)
-        ascending = (params.order == "asc") == (name == "after")
-        query = query.where(seq_ > cursor_seq if ascending else seq_ < cursor_seq)
-        backwards = backwards or name == "before"
-    ascending = (params.order == "asc") != backwards
-    query = query.order_by(seq_.asc() if ascending else seq_.desc()).limit(params.limit + 1)
-    rows = list((await session.exec(query)).all())
-    has_more = len(rows) > params.limit
-    rows = rows[: params.limit]
-    if backwards:
-        rows.reverse()
-    return listing([Wired(r.id, r.data) for r in rows], has_more)

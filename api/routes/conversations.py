@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import Project, Session
 from api.errors import BadRequest, NotFound
-from api.items import item_rows, listed, page_items, wire_items
+from api.item_rows import item_rows, listed, page_items, wire_items
 from api.pagination import Listing
 from api.params import Checked
 from api.response_schemas import ConversationCreate, ConversationItemsCreate, ConversationUpdate, Include

@@ -20,7 +20,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api import response_jobs
 from api.deps import Project, Session
 from api.errors import BadRequest, NotFound
-from api.items import count_tokens, item_rows, page_items, wire_items
+from api.item_rows import count_tokens, item_rows, page_items, wire_items
 from api.pagination import Listing
 from api.params import Checked
 from api.response_schemas import Include, InputTokensCount, ResponseContext, ResponseCreate
