@@ -11,7 +11,18 @@ from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
 from api import errors, limits, metrics
-from api.routes import assistants, files, messages, playground, runs, steps, threads, vector_stores
+from api.routes import (
+    assistants,
+    conversations,
+    files,
+    messages,
+    playground,
+    responses,
+    runs,
+    steps,
+    threads,
+    vector_stores,
+)
 from core.config import Settings, get_settings
 from core.db import async_engine, sessionmaker
 from core.events import event_log
@@ -56,7 +67,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     v1 = APIRouter(prefix="/v1")
     # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
-    for module in (runs, steps, messages, threads, assistants, files, vector_stores):
+    routers = (runs, steps, messages, threads, assistants, files, vector_stores, responses, conversations)
+    for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)
     if settings.playground:

@@ -1,0 +1,141 @@
+"""Items as rows: the wire objects of a request's items under fresh ids (references copied),
+their column values, pages of them, and the token estimate of a prompt they would make."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi.responses import Response
+from sqlalchemy import ColumnElement
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from api.errors import BadRequest, NotFound
+from api.items import PREFIX, GivenItem, InputItem, ItemReference
+from api.pagination import ListParams
+from api.responses import listing
+from core.ids import new_id, now, seq
+from core.responses import ITEMS, Item
+from core.store import RunStore
+
+
+async def wire_items(
+    store: RunStore, project: str, items: Sequence[InputItem], param: str
+) -> list[dict[str, Any]]:
+    """The items' wire objects under fresh ids, in order: every item's shape is checked first
+    (the first bad one's 400), then each reference is looked up and copied (404 for an item not
+    in the caller's project)."""
+    out: list[dict[str, Any] | ItemReference] = []
+    for i, item in enumerate(items):
+        if isinstance(item, GivenItem):
+            out.append(item.wire(new_item_id(item.kind), f"{param}[{i}]"))
+        elif isinstance(item, ItemReference):
+            out.append(item)
+        # an Unsupported item was refused by its validator: none is ever built
+    return [
+        await copied(store, project, o, f"{param}[{i}]") if isinstance(o, ItemReference) else o
+        for i, o in enumerate(out)
+    ]
+
+
+async def copied(store: RunStore, project: str, reference: ItemReference, path: str) -> dict[str, Any]:
+    """The wire object of the item a reference names, under a fresh id."""
+    row = await store.owned(ITEMS, reference.id, project)
+    if row is None:
+        raise NotFound(f"Item with id '{reference.id}' not found.", param=f"{path}.id")
+    return dict(row.data) | {"id": new_item_id(row.data["type"])}
+
+
+def new_item_id(kind: str) -> str:
+    return new_id(PREFIX.get(kind, "item"))
+
+
+def item_rows(
+    project: str,
+    wired: list[dict[str, Any]],
+    *,
+    response_id: str | None = None,
+    conversation_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """Column values of new items (input items of a response, or items of a conversation), in order."""
+    created = now()
+    return [
+        {
+            "id": data["id"],
+            "project": project,
+            "seq": seq(),
+            "created_at": created,
+            "type": data["type"],
+            "response_id": response_id,
+            "output": False,
+            "conversation_id": conversation_id,
+            "data": data,
+        }
+        for data in wired
+    ]
+
+
+@dataclass
+class Wired:
+    """A stored item's wire object, as `listing` serialises it."""
+
+    id: str
+    data: dict[str, Any]
+
+    def model_dump_json(self) -> str:
+        return json.dumps(self.data)
+
+
+def listed(rows: Sequence[dict[str, Any]]) -> list[Wired]:
+    """New items' rows as `listing` takes them."""
+    return [Wired(r["id"], r["data"]) for r in rows]
+
+
+def estimate_tokens(text: str) -> int:
+    """workers/prompt.py's rule: about four characters a token (no tokenizer is at hand)."""
+    return len(text) // 4 + 1
+
+
+def count_tokens(instructions: str | None, items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
+    """The input tokens of a prompt, estimated as a run's prompt is (workers/prompt.py): a
+    message's text, 4 per message and 85 per image or file; other items and the tool definitions
+    by their JSON."""
+    tokens = estimate_tokens(instructions) + 4 if instructions else 0
+    tokens += estimate_tokens(json.dumps(tools)) if tools else 0
+    for item in items:
+        if item.get("type") != "message":
+            tokens += estimate_tokens(
+                json.dumps({k: v for k, v in item.items() if k not in ("id", "status")})
+            )
+            continue
+        content = item.get("content") or []
+        texts = [p.get("text") or p.get("refusal") or "" for p in content if "text" in p or "refusal" in p]
+        tokens += sum(estimate_tokens(t) for t in texts) + 4 + 85 * (len(content) - len(texts))
+    return tokens
+
+
+async def page_items(session: AsyncSession, params: ListParams, *where: ColumnElement[bool]) -> Response:
+    """One page of the items matching `where`, ordered by `seq` (api/pagination.py's rules)."""
+    seq_ = col(Item.seq)
+    query = select(Item).where(*where)
+    backwards = False
+    for cursor, name in ((params.after, "after"), (params.before, "before")):
+        if cursor is None:
+            continue
+        cursor_seq = (await session.exec(select(seq_).where(col(Item.id) == cursor, *where))).first()
+        if cursor_seq is None:
+            raise BadRequest(f"Invalid '{name}': no object with id '{cursor}' in this list.", param=name)
+        ascending = (params.order == "asc") == (name == "after")
+        query = query.where(seq_ > cursor_seq if ascending else seq_ < cursor_seq)
+        backwards = backwards or name == "before"
+    ascending = (params.order == "asc") != backwards
+    query = query.order_by(seq_.asc() if ascending else seq_.desc()).limit(params.limit + 1)
+    rows = list((await session.exec(query)).all())
+    has_more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    if backwards:
+        rows.reverse()
+    return listing([Wired(r.id, r.data) for r in rows], has_more)
