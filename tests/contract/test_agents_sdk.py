@@ -3,8 +3,10 @@ with only its client's base URL changed (it speaks the Responses API only)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
+from typing import Any
 
 from agents import Agent, OpenAIResponsesModel, Runner, function_tool, set_tracing_disabled
 from openai import AsyncOpenAI
@@ -26,14 +28,18 @@ def test_agent_with_a_function_tool(server: Server, model_server: ScriptedModel)
         str(uuid.uuid4()), [{"tool_calls": [call]}, {"content": "It is sunny in Paris."}]
     )
     plain = server.client()
-    client = AsyncOpenAI(base_url=plain.base_url, api_key=plain.api_key)
-    agent = Agent(
-        name="Weather",
-        instructions="Answer with the weather.",
-        tools=[get_weather],
-        model=OpenAIResponsesModel(model=model, openai_client=client),
-    )
-    result = Runner.run_sync(agent, "What is the weather in Paris?")
+
+    async def go() -> Any:
+        async with AsyncOpenAI(base_url=plain.base_url, api_key=plain.api_key) as client:
+            agent = Agent(
+                name="Weather",
+                instructions="Answer with the weather.",
+                tools=[get_weather],
+                model=OpenAIResponsesModel(model=model, openai_client=client),
+            )
+            return await Runner.run(agent, "What is the weather in Paris?")
+
+    result = asyncio.run(go())
     assert result.final_output == "It is sunny in Paris."
     (sent,) = [r["body"] for r in model_server.requests(model)][-1:]
     assert sent["messages"][-1] == {"role": "tool", "tool_call_id": "call_agent", "content": "sunny in Paris"}

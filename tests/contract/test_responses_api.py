@@ -87,7 +87,7 @@ def test_the_wire_keeps_integer_timestamps_and_openai_names(server: Server) -> N
         f"{server.url}/v1/responses/{created.id}", headers={"Authorization": f"Bearer {client.api_key}"}
     ).json()
     assert isinstance(raw["created_at"], int) and raw["text"]["format"]["schema"] == {}
-    assert raw["tools"] == [] and raw["output"] == [] and raw["tool_choice"] == "auto"
+    assert raw["tools"] == [] and isinstance(raw["output"], list) and raw["tool_choice"] == "auto"
 
 
 def test_a_string_input_is_one_user_message(client: OpenAI) -> None:
