@@ -157,6 +157,10 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
         )
         assert len(done) == len(created) == PLAIN + WITH_TOOL  # nothing acknowledged was lost
         assert statuses == Counter({"completed": PLAIN + WITH_TOOL})
+        print(
+            f"chaos: {len(responses)} background responses acknowledged, {len(ended)} ended "
+            f"{dict(Counter(r.status for r in ended.values()))}"
+        )
         assert len(ended) == len(responses) == RESPONSES
         assert Counter(r.status for r in ended.values()) == Counter({"completed": RESPONSES})
         outputs = stored_outputs(server, list(ended))
