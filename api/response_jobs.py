@@ -104,24 +104,57 @@ async def cancel(store: RunStore, response_id: str) -> dict[str, Any] | None:
     return None if row is None else dict(row._mapping)
 
 
+async def _gone(request: Request, response_id: str, project: str | None) -> bytes | None:
+    """The end of a response whose log is empty because it ended before the log's time (an
+    hour), as an event built from its row; None while it has not ended."""
+    if project is None:
+        return None
+    row = await request.app.state.store.owned(RESPONSES, response_id, project)
+    if row is None or row.status in ("queued", "in_progress"):
+        return None
+    if row.status == "cancelled":
+        return b""
+    kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(
+        row.status, "response.failed"
+    )
+    data = json.dumps({"type": kind, "sequence_number": 0, "response": wire_response(row)})
+    return f"event: {kind}\ndata: {data}\n\n".encode()
+
+
 def relay(
-    request: Request, response_id: str, starting_after: int = -1, *, cancel_on_hang_up: bool = False
+    request: Request,
+    response_id: str,
+    starting_after: int = -1,
+    *,
+    cancel_on_hang_up: bool = False,
+    project: str | None = None,
 ) -> StreamingResponse:
     """The response's events with a sequence_number past `starting_after`, then live ones, until
     it ends. A client that hangs up stops only its relay, unless `cancel_on_hang_up`."""
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    body = _relay(request, event_log(), response_id, starting_after, cancel_on_hang_up)
+    body = _relay(request, event_log(), response_id, starting_after, cancel_on_hang_up, project)
     return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
 async def _relay(
-    request: Request, events: EventLog, response_id: str, starting_after: int, cancel_on_hang_up: bool
+    request: Request,
+    events: EventLog,
+    response_id: str,
+    starting_after: int,
+    cancel_on_hang_up: bool,
+    project: str | None,
 ) -> AsyncIterator[bytes]:
-    after, ended = "0", False
+    after, ended, wait_ms = "0", False, 50  # a short first wait: an expired log is told at once
     try:
         while True:
-            batch = await events.read(response_id, after, KEEP_ALIVE_MS)
+            batch = await events.read(response_id, after, wait_ms)
+            wait_ms = KEEP_ALIVE_MS
             if not batch:
+                end = await _gone(request, response_id, project) if after == "0" else None
+                if end is not None:  # it ended long ago: its log has expired, its row tells the end
+                    ended = True
+                    yield end
+                    return
                 yield b": keep-alive\n\n"
                 continue
             for after, name, data in batch:

@@ -96,7 +96,7 @@ def wire_response(r: Any) -> dict[str, Any]:
         "instructions": r.instructions,
         "max_output_tokens": r.max_output_tokens,
         "max_tool_calls": r.max_tool_calls,
-        "metadata": r.meta or {},
+        "metadata": (r.meta if hasattr(r, "meta") else r.metadata) or {},  # a model, or a Core row
         "model": r.model,
         "output": r.output or [],
         "parallel_tool_calls": r.parallel_tool_calls,

@@ -80,7 +80,7 @@ async def retrieve_response(
             "retrieve this one without 'stream'.",
             param="stream",
         )
-    return response_jobs.relay(request, response_id, starting_after)
+    return response_jobs.relay(request, response_id, starting_after, project=project)
 
 
 @router.delete("/{response_id}")

@@ -202,3 +202,29 @@ def test_truncation_auto_drops_the_oldest_items(client: OpenAI, model_server: Sc
         r["body"] for r in model_server.requests("echo@small") if f"{tag} newest" in json.dumps(r["body"])
     ]
     assert [m["content"] for m in sent["messages"]] == [f"{tag} newest"]
+
+
+def test_replay_after_the_log_expired(client: OpenAI, server: Server) -> None:
+    """A background response replayed after its event log is gone (an hour after it ended) still
+    ends the stream, with the end its row tells."""
+    response = client.responses.create(model="echo", input="old news", background=True)
+    deadline = time.time() + 30
+    while response.status in ("queued", "in_progress") and time.time() < deadline:
+        time.sleep(0.05)
+        response = client.responses.retrieve(response.id)
+    forget_events(server, response.id)
+    started = time.time()
+    (event,) = list(client.responses.retrieve(response.id, stream=True))
+    assert event.type == "response.completed" and event.response.output_text == "You said: old news"
+    assert time.time() - started < 5
+
+
+def forget_events(server: Server, response_id: str) -> None:
+    """Drop a response's event log as its expiry would (distributed mode: a Redis key)."""
+    url = server.env.get("ASSISTD_REDIS_URL")
+    if not url:
+        pytest.skip("embedded mode keeps event logs in the server's own memory")
+    import redis
+
+    with redis.Redis.from_url(url) as r:
+        assert r.delete(f"{server.env['ASSISTD_REDIS_NAMESPACE']}:events:{response_id}") == 1
