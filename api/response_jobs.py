@@ -20,16 +20,18 @@ import anyio
 from fastapi import Request
 from fastapi.responses import Response, StreamingResponse
 
-from api.errors import BadRequest
+from api.errors import APIError, BadRequest
 from core.errors import Conflict
 from core.events import STOPS, EventLog, event_log
 from core.ids import now
+from core.responses import ACTIVE_RESPONSE_STATUSES as ACTIVE
 from core.responses import CONTEXT_TOO_LONG, ITEMS, RESPONSES, wire_response
 from core.store import RunStore
 
 log = logging.getLogger("assistd.api")
 ENDS = {"response.completed", "response.incomplete", "response.failed", "response.cancelled"}
 CANCELLED = "response.cancelled"  # ours: ends a cancelled response's log, never relayed
+LOCKED = "Another process is currently operating on this conversation. Please retry in a few seconds."
 WAIT_MS = 1000  # a plain create looks for its client's hang-up this often while it waits
 KEEP_ALIVE_MS = 15_000
 
@@ -44,11 +46,7 @@ async def submit(request: Request, row: dict[str, Any], items: list[dict[str, An
     try:
         await store.insert([(RESPONSES, [row]), (ITEMS, items)])
     except Conflict:
-        raise BadRequest(
-            "Another process is currently operating on this conversation. Please retry in a few seconds.",
-            param="conversation",
-            code="conversation_locked",
-        ) from None
+        raise BadRequest(LOCKED, param="conversation", code="conversation_locked") from None
     wire = wire_response(_columns(row))
     if row["stream"] or row["background"]:
         events = [event("response.created", 0, response=wire)]
@@ -57,7 +55,7 @@ async def submit(request: Request, row: dict[str, Any], items: list[dict[str, An
         await event_log().publish(row["id"], events)
     request.app.state.enqueue(row["id"])
     if row["stream"]:
-        return relay(request, row["id"], cancel_on_hang_up=not row["background"])
+        return relay(request, row["id"], cancel_on_hang_up=not row["background"], project=row["project"])
     if row["background"]:
         return Response(json.dumps(wire), media_type="application/json")
     return await _wait(request, row["id"], row["project"])
@@ -78,7 +76,9 @@ async def _wait(request: Request, response_id: str, project: str) -> Response:
                 return await _ended(request, json.loads(data)["response"])
         if not batch:
             row = await request.app.state.store.owned(RESPONSES, response_id, project)
-            if row is not None and row.status not in ("queued", "in_progress"):
+            if row is None:  # a `store: false` response, forgotten at its end: its event was lost
+                raise APIError("The response ended, but its result was lost; create it again.")
+            if row.status not in ACTIVE:
                 return await _ended(request, wire_response(row))
         if await request.is_disconnected():
             await cancel(request.app.state.store, response_id)
@@ -99,26 +99,33 @@ async def cancel(store: RunStore, response_id: str) -> dict[str, Any] | None:
     """Cancel a queued or in_progress response; its row as it now stands, or None if it had
     already ended. The worker running it notices and stops (its end would no longer apply)."""
     row = await store.cancel_response(response_id, now())
-    if row is not None:
-        await event_log().publish(response_id, [(CANCELLED, json.dumps({"response": wire_response(row)}))])
-    return None if row is None else dict(row._mapping)
+    if row is None:
+        return None
+    await event_log().publish(response_id, [(CANCELLED, json.dumps({"response": wire_response(row)}))])
+    if not row.store:  # nothing of it is kept once it ends
+        await store.forget_response(response_id)
+    return dict(row._mapping)
 
 
-async def _gone(request: Request, response_id: str, project: str | None) -> bytes | None:
-    """The end of a response whose log is empty because it ended before the log's time (an
-    hour), as an event built from its row; None while it has not ended."""
+async def _gone(request: Request, response_id: str, project: str | None, relayed: bool) -> bytes | None:
+    """The end of a response whose log will never tell it (it ended more than an hour ago and the
+    log expired, or the end's event was lost), built from its row: b"" to end the stream without
+    an event (cancelled, or gone); None while it runs. A stream that relayed nothing yet also
+    gets its `response.created`, which clients expect first."""
     if project is None:
         return None
     row = await request.app.state.store.owned(RESPONSES, response_id, project)
-    if row is None or row.status in ("queued", "in_progress"):
+    if row is not None and row.status in ACTIVE:
         return None
-    if row.status == "cancelled":
+    if row is None or row.status == "cancelled":
         return b""
+    wire = wire_response(row)
     kind = {"completed": "response.completed", "incomplete": "response.incomplete"}.get(
         row.status, "response.failed"
     )
-    data = json.dumps({"type": kind, "sequence_number": 0, "response": wire_response(row)})
-    return f"event: {kind}\ndata: {data}\n\n".encode()
+    events = [] if relayed else [event("response.created", 0, response=wire)]
+    events.append(event(kind, len(events), response=wire))
+    return b"".join(f"event: {name}\ndata: {data}\n\n".encode() for name, data in events)
 
 
 def relay(
@@ -150,8 +157,8 @@ async def _relay(
             batch = await events.read(response_id, after, wait_ms)
             wait_ms = KEEP_ALIVE_MS
             if not batch:
-                end = await _gone(request, response_id, project) if after == "0" else None
-                if end is not None:  # it ended long ago: its log has expired, its row tells the end
+                end = await _gone(request, response_id, project, relayed=after != "0")
+                if end is not None:  # its log will not tell the end: its row does
                     ended = True
                     yield end
                     return

@@ -56,7 +56,7 @@ class Turn:
         message = choice.get("message") or {}
         calls = [
             {
-                "id": c["id"],
+                "id": c.get("id") or new_id("call"),  # a server that sends none: the client needs one
                 "name": c["function"]["name"],
                 "arguments": _arguments(c["function"].get("arguments")),
             }
@@ -328,7 +328,8 @@ class _Answer:
     usage: dict[str, Any] = field(default_factory=lambda: dict(UNKNOWN))
 
     def turn(self) -> Turn:
-        return Turn("".join(self.text), [self.calls[i] for i in sorted(self.calls)], self.finish, self.usage)
+        calls = [self.calls[i] | {"id": self.calls[i]["id"] or new_id("call")} for i in sorted(self.calls)]
+        return Turn("".join(self.text), calls, self.finish, self.usage)
 
 
 async def stream_turn(

@@ -18,6 +18,7 @@ from api.errors import BadRequest, NotFound
 from api.item_rows import item_rows, listed, page_items, wire_items
 from api.pagination import Listing
 from api.params import Checked
+from api.response_jobs import LOCKED
 from api.response_schemas import ConversationCreate, ConversationItemsCreate, ConversationUpdate, Include
 from api.responses import deleted, listing, wire
 from api.store import check_refs
@@ -66,12 +67,7 @@ async def update_conversation(
 async def delete_conversation(conversation_id: str, project: Project, session: Session) -> Response:
     """Delete a conversation and its items (the responses run on it keep theirs)."""
     row = await owned_conversation(session, conversation_id, project)
-    on_it = col(ResponseRow.conversation_id) == conversation_id
-    active = (
-        await session.exec(
-            select(ResponseRow.id).where(on_it, col(ResponseRow.status).in_(ACTIVE_RESPONSE_STATUSES))
-        )
-    ).first()
+    active = await active_response(session, conversation_id)
     if active is not None:  # its end would add items to a conversation that is gone
         raise BadRequest(f"Can't delete {conversation_id} while a response {active} is active on it.")
     of_it = col(Item.conversation_id) == conversation_id
@@ -90,6 +86,7 @@ async def create_items(
     conversation_id: str,
     body: ConversationItemsCreate,
     project: Project,
+    session: Session,
     include: list[ResponseIncludable] | None = Include,
 ) -> Response:
     """Add up to 20 items to a conversation."""
@@ -98,6 +95,8 @@ async def create_items(
         raise NotFound.of("conversation", conversation_id)
     wired = await wire_items(store, project, body.items, "items")
     await check_refs(store, project, body)
+    if await active_response(session, conversation_id):  # they would land between its input and output
+        raise BadRequest(LOCKED, param="conversation", code="conversation_locked")
     rows = item_rows(project, wired, conversation_id=conversation_id)
     await store.insert([(ITEMS, rows)])
     return listing(listed(rows), has_more=False)
@@ -156,3 +155,10 @@ async def owned_item(session: AsyncSession, conversation_id: str, item_id: str, 
     if item is None or item.project != project or item.conversation_id != conversation_id:
         raise NotFound.of("item", item_id)
     return item
+
+
+async def active_response(session: AsyncSession, conversation_id: str) -> str | None:
+    """The id of the queued or in_progress response on the conversation, if there is one."""
+    on_it = col(ResponseRow.conversation_id) == conversation_id
+    query = select(ResponseRow.id).where(on_it, col(ResponseRow.status).in_(ACTIVE_RESPONSE_STATUSES))
+    return (await session.exec(query)).first()

@@ -53,7 +53,7 @@ async def count_input_tokens(
     store: RunStore = request.app.state.store
     body.check()
     wired = await wire_items(store, project, body.items(), "input")
-    conversation_id = await check_context(store, project, body)
+    conversation_id = await check_context(store, project, body, creating=False)
     earlier = await history(session, body.previous_response_id, conversation_id)
     tools = [t.stored() for t in body.tools or []]
     tokens = count_tokens(body.instructions, earlier + wired, tools)
@@ -127,8 +127,9 @@ async def list_input_items(
 
 
 async def owned_response(store: RunStore, response_id: str, project: str) -> Any:
+    """The caller's stored response, or 404 (a `store: false` one is never there, even while it runs)."""
     row = await store.owned(RESPONSES, response_id, project)
-    if row is None:
+    if row is None or not row.store:
         raise NotFound.of("response", response_id)
     return row
 
@@ -139,7 +140,9 @@ def answer(columns: Any) -> Response:
     return Response(json.dumps(wire_response(row)), media_type="application/json")
 
 
-async def check_context(store: RunStore, project: str, body: ResponseContext) -> str | None:
+async def check_context(
+    store: RunStore, project: str, body: ResponseContext, creating: bool = True
+) -> str | None:
     """The request's files, its previous response and its conversation (the conversation's id):
     a 404 (a 400 for a response that is not stored) before anything is written."""
     await check_refs(store, project, body)
@@ -151,6 +154,13 @@ async def check_context(store: RunStore, project: str, body: ResponseContext) ->
             raise NotFound(message, param="previous_response_id", code="previous_response_not_found")
         if not row.store:  # it is gone once it ends; OpenAI answers a 400 for it
             raise BadRequest(message, param="previous_response_id", code="previous_response_not_found")
+        if (
+            creating and row.status in ACTIVE_RESPONSE_STATUSES
+        ):  # its output, which this one follows, is not there yet
+            raise BadRequest(
+                f"Previous response with id '{previous}' is still {row.status}: wait until it ends.",
+                param="previous_response_id",
+            )
     conversation = body.conversation_id
     if conversation is not None and not await store.owned_ids(CONVERSATIONS, [conversation], project):
         raise NotFound(f"Conversation with id '{conversation}' not found.", param="conversation")

@@ -9,8 +9,13 @@ neither asks which database it is on. Both backends write the same rows (but for
 reader depends on: on PgStore a None in a JSON column is SQL NULL, JSON null on SqlStore).
 
 The lifecycle writes (`finish`, `stop`, `release`) take the table: a row with `status`, `owner`
-and `lease_until`, claimed by one worker at a time. Runs are the first such table; responses
-will be the next, with reads of their own beside `claim_run` and `reload_run`.
+and `lease_until`, claimed by one worker at a time: runs and responses. Each has its own claim
+and reads (`claim_run` / `reload_run`, `claim_response`) and responses their own end
+(`finish_response`, which also adds the items to the response's conversation).
+
+One difference is deliberate: PgStore's claim and the reads after it are separate statements
+(a transaction's BEGIN and COMMIT would double a claim's round trips), so a claim whose reads
+fail is left in_progress until its lease lapses; SqlStore's is one transaction.
 
 Everything else (housekeeping's sweeps, the tools' reads, the API's other routes) stays on
 SQLAlchemy for both databases: those paths are not hot enough to be written twice.

@@ -140,8 +140,10 @@ CHAIN_ITEMS = (
     " SELECT id, previous_response_id, 0 FROM responses WHERE id = $1 AND project = $2"
     " UNION ALL SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.prev"
     " WHERE c.depth < 10000 AND r.project = $2)"
-    " SELECT data FROM items WHERE response_id IN (SELECT id FROM chain)"
-    " OR (response_id = $3 AND output = false) ORDER BY seq"
+    " SELECT data FROM (SELECT i.data AS data, c.depth AS depth, i.output AS output, i.seq AS seq"
+    " FROM items i JOIN chain c ON i.response_id = c.id"
+    " UNION ALL SELECT data, -1, output, seq FROM items WHERE response_id = $3 AND output = false) x"
+    " ORDER BY depth DESC, output, seq"
 )
 CONVERSATION_ITEMS = (
     "SELECT data FROM items WHERE conversation_id = $1 OR (response_id = $2 AND output = false) ORDER BY seq"
@@ -187,6 +189,8 @@ class PgStore:
         """Insert every group of rows in one statement: all of them or none."""
         params = Params()
         parts = [insert_rows(table, rows, params) for table, rows in inserts if rows]
+        if not parts:
+            return
         *first, last = parts
         sql = (
             "WITH " + ", ".join(f"i{i} AS ({p})" for i, p in enumerate(first)) + " " if first else ""
@@ -199,6 +203,8 @@ class PgStore:
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars
     ) -> tuple[Claimed | None, RunRow | None]:
+        # no transaction (its BEGIN and COMMIT would double the round trips of every run's claim):
+        # a claim whose reads fail stays in_progress until its lease lapses and the sweeper re-queues it
         async with (await self.pool()).acquire() as conn:
             run = _run(await conn.fetchrow(CLAIM, run_id, owner, lease_until, t))
             if run is None:
@@ -237,7 +243,7 @@ class PgStore:
     async def claim_response(
         self, response_id: str, owner: str, lease_until: float, t: float
     ) -> ClaimedResponse | None:
-        async with (await self.pool()).acquire() as conn:
+        async with (await self.pool()).acquire() as conn:  # no transaction, as for runs
             found = await conn.fetchrow(CLAIM_RESPONSE, response_id, owner, lease_until, t)
             row = typing_cast("ResponseRow | None", record(found))
             if row is None:

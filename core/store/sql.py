@@ -85,16 +85,17 @@ CANCEL_RESPONSE = (
     .values(status="cancelled", owner=None, lease_until=None)
     .returning(*RESPONSES.c)
 )
-# A response's context: the items of its previous responses (the chain, oldest first) or of its
-# conversation, then its own input. `seq` orders them: each response's items were written after
-# those of the response before it.
+# A response's context: the items of its previous responses (the chain, oldest response first,
+# each one's input before its output) or of its conversation (by `seq`), then its own input.
 CHAIN_ITEMS = text(
     "WITH RECURSIVE chain(id, prev, depth) AS ("
     " SELECT id, previous_response_id, 0 FROM responses WHERE id = :prev AND project = :project"
     " UNION ALL SELECT r.id, r.previous_response_id, c.depth + 1 FROM responses r JOIN chain c ON r.id = c.prev"
     " WHERE c.depth < 10000 AND r.project = :project)"
-    " SELECT data FROM items WHERE response_id IN (SELECT id FROM chain)"
-    " OR (response_id = :me AND output = false) ORDER BY seq"
+    " SELECT data FROM (SELECT i.data AS data, c.depth AS depth, i.output AS output, i.seq AS seq"
+    " FROM items i JOIN chain c ON i.response_id = c.id"
+    " UNION ALL SELECT data, -1, output, seq FROM items WHERE response_id = :me AND output = false) x"
+    " ORDER BY depth DESC, output, seq"
 ).columns(data=ITEMS.c.data.type)
 CONVERSATION_ITEMS = text(
     "SELECT data FROM items WHERE conversation_id = :conversation OR (response_id = :me AND output = false)"
@@ -140,6 +141,8 @@ class SqlStore:
                     if rows:
                         await conn.execute(_insert(table), rows)
         except IntegrityError as exc:
+            if "unique" not in str(exc.orig).lower():  # a NOT NULL or CHECK: a bug, not a conflict
+                raise
             raise Conflict(str(exc.orig)) from None
 
     async def claim_run(

@@ -168,7 +168,12 @@ def test_item_references_are_copied(client: OpenAI) -> None:
 
 def test_previous_response_and_conversation(server: Server) -> None:
     client = server.client()
-    first = client.responses.create(model="echo", input="one", background=True)
+    first = client.responses.create(model=SLOW, input="one", background=True)
+    with pytest.raises(BadRequestError) as locked:  # its output, which the next one follows, is not there yet
+        client.responses.create(model="echo", input="two", previous_response_id=first.id)
+    assert locked.value.body["param"] == "previous_response_id"
+    client.responses.cancel(first.id)
+    first = client.responses.create(model="echo", input="one")
     second = client.responses.create(
         model="echo", input="two", previous_response_id=first.id, background=True
     )

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 from sqlalchemy import select
 
@@ -257,5 +258,49 @@ def test_store_false_leaves_nothing(database_url: str, model_server: ScriptedMod
         events = await ctx.events.read(response_id, "0", 10)
         assert events[-1][1] == "response.completed"
         await close(ctx)
+
+    asyncio.run(go())
+
+
+def sdk_final(events: list[tuple[str, str, str]]) -> Any:
+    """What the SDK's stream helper makes of these events (it raises on a broken stream)."""
+    from openai._models import construct_type_unchecked
+    from openai.lib.streaming.responses._responses import ResponseStreamState
+    from openai.types.responses import ResponseStreamEvent
+
+    state: Any = ResponseStreamState(input_tools=[], text_format=openai.omit)
+    for _, _, data in events:
+        state.handle_event(construct_type_unchecked(type_=ResponseStreamEvent, value=json.loads(data)))
+    return state._completed_response
+
+
+def test_a_stream_taken_over_mid_answer_stays_whole(database_url: str, model_server: ScriptedModel) -> None:
+    """A worker that dies mid-stream leaves items open; the next attempt closes them and numbers its
+    own after them, so a streaming client's accumulator still ends with one whole response."""
+    from workers.responses.output import Output
+
+    async def go() -> None:
+        ctx, other = context(database_url, model_server), context(database_url, model_server, "w2")
+        response_id = await submit(ctx, "taken over", background=True)
+        claimed = await loop.claim(ctx, response_id)
+        assert claimed is not None
+        output: Output = await loop.start(ctx, claimed.response)
+        await ctx.events.publish(response_id, output.text_delta("You said"))  # then the worker dies
+        async with ctx.engine.begin() as conn:  # its lease lapses; the sweeper queues it again
+            await conn.execute(
+                RESPONSES.update().where(RESPONSES.c.id == response_id).values(status="queued", owner=None)
+            )
+        other.events = ctx.events  # one log, as Redis would be
+        await run(other, response_id)
+        events = await ctx.events.read(response_id, "0", 10)
+        numbers = [json.loads(d)["sequence_number"] for _, _, d in events]
+        assert numbers == list(range(len(numbers)))
+        first = json.loads(events[0][2])  # the first attempt's response.in_progress: output empty
+        created = {"type": "response.created", "sequence_number": -1, "response": first["response"]}
+        final = sdk_final([("", "response.created", json.dumps(created)), *events])
+        assert final is not None and final.output_text == "You saidYou said: taken over"
+        assert [item.status for item in final.output] == ["incomplete", "completed"]
+        await close(ctx)
+        await close(other)
 
     asyncio.run(go())

@@ -21,12 +21,21 @@ from workers import metrics
 from workers.context import Context, log
 from workers.model_client import model_error, with_retries
 from workers.responses.answer import Answer, streamed, whole
-from workers.responses.output import Output
-from workers.responses.prompt import ContextTooLong, chat_messages, fit, instructions, request_for
+from workers.responses.output import Output, orphans
+from workers.responses.prompt import (
+    ContextTooLong,
+    chat_messages,
+    fit,
+    instructions,
+    request_for,
+    size,
+    tools_of,
+)
 from workers.streaming import CutShort
 
 RELEASED = {"owner": None, "lease_until": None}
 ENDS = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
+INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}  # finish_reason -> reason
 
 
 async def claim(ctx: Context, response_id: str) -> ClaimedResponse | None:
@@ -61,18 +70,47 @@ def wire(response: ResponseRow, values: dict[str, Any]) -> dict[str, Any]:
     )
 
 
+async def _logged(ctx: Context, response_id: str) -> list[tuple[str, str]]:
+    """Every event the response's log holds, in order."""
+    out: list[tuple[str, str]] = []
+    after = "0"
+    while batch := await ctx.events.read(response_id, after, 1):
+        out += [(name, data) for _, name, data in batch]
+        after = batch[-1][0]
+    return out
+
+
+async def start(ctx: Context, r: ResponseRow) -> Output:
+    """The response's Output, its `in_progress` announced; after an attempt that was cut off,
+    the items that one left open are closed first (as incomplete) and new ones numbered after."""
+    if not (r.stream or r.background):
+        return Output(0, False)
+    logged = await _logged(ctx, r.id) if r.attempts > 1 else []
+    last = logged[-1] if logged else await ctx.events.last_event(r.id)
+    sequence = 0 if last is None else int(json.loads(last[1]).get("sequence_number", -1)) + 1
+    earlier, left_open = orphans(logged)
+    output = Output(sequence, True, earlier)
+    events = [
+        output.event("response.output_item.done", output_index=index, item=earlier[index])
+        for index in left_open
+    ]
+    await publish(ctx, r.id, [*events, output.event("response.in_progress", response=wire(r, {}))])
+    return output
+
+
 async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
     r = claimed.response
-    announce = r.stream or r.background
-    output = Output(await next_sequence(ctx, r.id) if announce else 0, announce)
-    if announce:
-        await publish(ctx, r.id, [output.event("response.in_progress", response=wire(r, {}))])
+    output = await start(ctx, r)
+    announce = output.announce
     clients = ctx.clients
     endpoint, limit = clients.endpoint(r.model), clients.answer_limit(r.model, r.max_output_tokens)
     try:
         context = chat_messages(claimed.items, endpoint.null_content)
-        budget = clients.context_window(r.model) - limit
-        messages = instructions(r) + fit(context, budget, r.truncation)
+        fixed = instructions(r)
+        # the answer's room, the instructions and the tool definitions come first
+        budget = clients.context_window(r.model) - limit - sum(size(m) for m in fixed)
+        budget -= len(json.dumps(tools_of(r))) // 4 if r.tools else 0
+        messages = fixed + fit(context, budget, r.truncation)
     except ContextTooLong as exc:
         log.info("response %s: %s", r.id, exc)
         await fail(ctx, r, output, "invalid_prompt", CONTEXT_TOO_LONG)
@@ -114,13 +152,13 @@ def _usage(answer: Answer) -> dict[str, Any] | None:
 
 
 async def complete(ctx: Context, r: ResponseRow, output: Output, answer: Answer) -> None:
-    incomplete = answer.finish == "length"
-    items, events = output.close(incomplete, r.max_tool_calls)
+    reason = INCOMPLETE.get(answer.finish or "")
+    incomplete = reason is not None
+    items, events = output.close(incomplete)
     status = "incomplete" if incomplete else "completed"
-    values: dict[str, Any] = {"status": status, "output": items, "usage": _usage(answer)} | RELEASED
-    values |= (
-        {"incomplete_details": {"reason": "max_output_tokens"}} if incomplete else {"completed_at": now()}
-    )
+    values: dict[str, Any] = {"status": status, "output": output.earlier + items, "usage": _usage(answer)}
+    values |= RELEASED
+    values |= {"incomplete_details": {"reason": reason}} if incomplete else {"completed_at": now()}
     t = now()
     rows = [
         {
@@ -139,8 +177,14 @@ async def complete(ctx: Context, r: ResponseRow, output: Output, answer: Answer)
 
 
 async def fail(ctx: Context, r: ResponseRow, output: Output, code: str, message: str) -> None:
-    values = {"status": "failed", "output": [], "error": {"code": code, "message": message}} | RELEASED
-    await _end(ctx, r, output, values, [], [])
+    # what the stream showed of it stays, closed as incomplete: the stream and the stored response agree
+    items, events = output.close(incomplete=True)
+    values = {
+        "status": "failed",
+        "output": output.earlier + items,
+        "error": {"code": code, "message": message},
+    }
+    await _end(ctx, r, output, values | RELEASED, [], events)
 
 
 async def _end(
@@ -159,8 +203,13 @@ async def _end(
     ctx.ended.add(r.id)
     metrics.RUNS_FINISHED.labels(metrics.model(r.model), values["status"]).inc()
     events.append(output.event(ENDS[values["status"]], response=wire(r, values)))
-    # shielded: the response is stored; its waiters must hear so even if this task is cancelled now
-    await asyncio.shield(publish(ctx, r.id, events))
+    # shielded: the response is stored; its waiters must hear so, and a `store: false` one must
+    # go, even if this task is cancelled now
+    await asyncio.shield(_announce_end(ctx, r, events))
+
+
+async def _announce_end(ctx: Context, r: ResponseRow, events: list[tuple[str, str]]) -> None:
+    await publish(ctx, r.id, events)
     if not r.store:
         await ctx.store.forget_response(r.id)
 
@@ -168,6 +217,5 @@ async def _end(
 async def crashed(ctx: Context, r: ResponseRow, message: str) -> None:
     """End a response whose execution raised: failed, announced on its log."""
     announce = r.stream or r.background
-    await fail(
-        ctx, r, Output(await next_sequence(ctx, r.id) if announce else 0, announce), "server_error", message
-    )
+    sequence = await next_sequence(ctx, r.id) if announce else 0
+    await fail(ctx, r, Output(sequence, announce), "server_error", message)

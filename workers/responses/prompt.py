@@ -60,8 +60,8 @@ def chat_messages(items: list[dict[str, Any]], null_content: bool = False) -> li
                 "function": {"name": item["name"], "arguments": item.get("arguments") or ""},
             }
             last = messages[-1] if messages else None
-            if last is not None and last["role"] == "assistant" and last.get("tool_calls") is not None:
-                last["tool_calls"].append(call)
+            if last is not None and last["role"] == "assistant":  # its text, or its other calls
+                last.setdefault("tool_calls", []).append(call)
             else:
                 messages.append(
                     {"role": "assistant", "content": None if null_content else "", "tool_calls": [call]}
@@ -79,15 +79,23 @@ def chat_messages(items: list[dict[str, Any]], null_content: bool = False) -> li
     return messages
 
 
-def _size(message: dict[str, Any]) -> int:
+IMAGE_TOKENS = 85  # an image part, whatever its URL's length (a data: URL is not text)
+
+
+def size(message: dict[str, Any]) -> int:
     """About four characters a token, as the run's prompt counts (workers/prompt.py)."""
+    content = message.get("content")
+    if isinstance(content, list):
+        images = sum(1 for p in content if p.get("type") == "image_url")
+        text = [p for p in content if p.get("type") != "image_url"]
+        return size(message | {"content": text}) + IMAGE_TOKENS * images
     return len(json.dumps(message, ensure_ascii=False)) // 4 + 5
 
 
 def fit(messages: list[dict[str, Any]], budget: int, truncation: str) -> list[dict[str, Any]]:
     """The newest messages that fit `budget` tokens (`auto`), never starting with a tool result
     whose call was dropped; ContextTooLong when they do not fit and truncation is `disabled`."""
-    sizes = [_size(m) for m in messages]
+    sizes = [size(m) for m in messages]
     if sum(sizes) <= budget:
         return messages
     if truncation != "auto":
