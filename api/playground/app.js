@@ -6,10 +6,11 @@ import { showError } from "./dom.js";
 import { last, store } from "./state.js";
 import * as assistants from "./assistants.js";
 import * as files from "./files.js";
+import * as responses from "./responses.js";
 import * as runs from "./runs.js";
 import * as threads from "./threads.js";
 
-const VIEWS = { threads, assistants, files, runs };
+const VIEWS = { threads, assistants, responses, files, runs };
 const main = document.getElementById("main");
 let leave = null;
 

@@ -53,7 +53,8 @@ export function schemaProblems(text) {
   return problems;
 }
 
-function functionEditor(fn, onRemove) {
+/** One function tool's editor: {el, check() -> problems, value() -> the Assistants tool shape}. */
+export function functionEditor(fn, onRemove) {
   const name = h("input", { value: fn?.name || "", required: true, pattern: "[a-zA-Z0-9_\\-]{1,64}", spellcheck: false, autocomplete: "off" });
   const description = h("input", { value: fn?.description || "" });
   const params = h("textarea.mono", { rows: 8, spellcheck: false, value: JSON.stringify(fn?.parameters || EXAMPLE, null, 2) });

@@ -2,8 +2,14 @@
 
 import { BASE } from "./api.js";
 
+/** Python code written as is (a variable, not a string). */
+class Expr {
+  constructor(code) { this.code = code; }
+}
+
 /** A JSON value as a Python literal. */
 export function py(value, indent = "") {
+  if (value instanceof Expr) return value.code;
   if (value === null || value === undefined) return "None";
   if (value === true) return "True";
   if (value === false) return "False";
@@ -52,6 +58,21 @@ const SNIPPETS = {
     '        print(text, end="", flush=True)',
   ].join("\n"),
   "run.cancel": ({ thread_id, run_id }) => `run = client.beta.threads.runs.cancel(${py(run_id)}, thread_id=${py(thread_id)})`,
+  "response.create": ({ body, newConversation }) => [
+    newConversation ? "conversation = client.conversations.create()\n" : "",
+    `stream = ${call("client.responses.create", {
+      ...body, ...(newConversation ? { conversation: new Expr("conversation.id") } : {}), stream: true })}`,
+    "for event in stream:",
+    '    if event.type == "response.output_text.delta":',
+    '        print(event.delta, end="", flush=True)',
+    '    elif event.type in ("response.completed", "response.incomplete", "response.failed"):',
+    "        response = event.response",
+    "print()",
+    "for item in response.output:",
+    '    if item.type == "function_call":',
+    "        print(item.name, item.call_id, item.arguments)",
+    "print(response.id, response.status, response.usage)",
+  ].join("\n"),
   "file.upload": ({ filename, purpose }) =>
     `with open(${py(filename)}, "rb") as f:\n    file = client.files.create(file=f, purpose=${py(purpose)})\nprint(file.id)`,
   "file.delete": ({ id }) => `client.files.delete(${py(id)})`,

@@ -33,7 +33,7 @@ export function merge(target, delta) {
   return target;
 }
 
-function pretty(json) {
+export function pretty(json) {
   try { return JSON.stringify(JSON.parse(json), null, 2); } catch { return json || ""; }
 }
 

@@ -25,6 +25,15 @@ async function ready(page, hash = "") {
 
 const shot = (page, name) => page.screenshot({ path: join(OUT, `${name}.png`), fullPage: true });
 
+/** The whole page in a window as tall as it is (a full-page shot draws the sticky header mid-page). */
+async function tallShot(page, name) {
+  const height = await page.evaluate(() => document.documentElement.scrollHeight);
+  await page.setViewportSize({ width: 1280, height });
+  await page.evaluate(() => scrollTo(0, 0));
+  await page.screenshot({ path: join(OUT, `${name}.png`) });
+  await page.setViewportSize({ width: 1280, height: 800 });
+}
+
 /** Text of the newest assistant message in the thread. */
 const lastAnswer = (page) => page.evaluate(() =>
   [...document.querySelectorAll('.message[data-role=assistant] [data-testid=message-content]')].at(-1)?.textContent ?? "");
@@ -123,6 +132,71 @@ const scenarios = {
       phoneOverflow: await page.evaluate(() => document.documentElement.scrollWidth > innerWidth) };
   },
 
+  /** Responses: a streamed answer, a function call answered from its form, two turns of a conversation. */
+  async responses(context) {
+    await context.grantPermissions(["clipboard-read", "clipboard-write"], { origin: BASE });
+    const page = await context.newPage();
+    await ready(page, "#/responses");
+    const model = page.getByLabel("Model");
+    const message = page.getByLabel("Message");
+    const defaultModel = await model.inputValue();
+    await model.fill("pause:1000");
+    await message.fill("hello responses");
+    await message.press("Enter");
+    const seen = new Set();
+    const deadline = Date.now() + TIMEOUT;
+    while (Date.now() < deadline) {
+      seen.add(await lastAnswer(page));
+      if (await settled(page, 1)) break;
+      await page.waitForTimeout(40);
+    }
+    const answer = await lastAnswer(page);
+    const usage = await page.locator("[data-testid=usage]").last().textContent();
+    const streamCode = await codeShown(page);
+
+    await model.fill("toolonce:get_weather");
+    await page.getByRole("button", { name: "Add function" }).click();
+    const fn = page.locator("fieldset.function");
+    await fn.getByLabel("Name").fill("get_weather");
+    await fn.getByLabel("Description").fill("The weather in a city");
+    await message.fill("What is the weather in Paris?");
+    await message.press("Enter");
+    const form = page.getByRole("form", { name: "Function outputs" });
+    await form.waitFor({ timeout: TIMEOUT });
+    const legend = await form.locator("legend").textContent();
+    const call = await page.locator(".call[data-kind=function]").last().textContent();
+    await form.getByLabel("Output of get_weather").fill("sunny, 21 °C");
+    await form.getByRole("button", { name: "Submit outputs" }).click();
+    await page.waitForFunction(() => document.querySelectorAll(".run.response[data-status=completed]").length === 3 &&
+      document.querySelector(".timeline").getAttribute("aria-busy") === "false", null, { timeout: TIMEOUT });
+    const functionAnswer = await lastAnswer(page);
+    const statuses = await page.locator(".run.response").evaluateAll((runs) => runs.map((r) => r.dataset.status));
+    await tallShot(page, "responses");
+    const submitCode = await codeShown(page);
+    await page.getByRole("button", { name: "Copy as code" }).click();
+    await page.getByRole("button", { name: "Copy", exact: true }).click();
+    const copied = await page.evaluate(() => navigator.clipboard.readText());
+    await page.getByRole("button", { name: "Close" }).click();
+
+    await page.getByRole("button", { name: "Remove function" }).click();
+    await page.getByLabel("Use a conversation").check();
+    await model.fill("echo");
+    for (const [i, text] of ["first turn", "second turn"].entries()) {
+      await message.fill(text);
+      await message.press("Enter");
+      await page.waitForFunction((n) => document.querySelectorAll(".conversation-items li").length === n, 2 * (i + 1), { timeout: TIMEOUT });
+    }
+    const turns = await page.locator(".timeline .message").evaluateAll((els) => els.map((el) => `${el.dataset.role}:${el.querySelector("[data-testid=message-content]").textContent}`));
+    const items = await page.locator(".conversation-items li").allTextContents();
+    const title = await page.locator("#responses-title").textContent();
+    await tallShot(page, "responses-conversation");
+    const conversationCode = await codeShown(page);
+    await page.setViewportSize({ width: 390, height: 844 });
+    return { defaultModel, partials: [...seen].filter(Boolean), answer, usage, streamCode, legend, call, functionAnswer, statuses,
+      submitCode, copied, turns, items, title, conversationCode,
+      phoneOverflow: await page.evaluate(() => document.documentElement.scrollWidth > innerWidth) };
+  },
+
   /** Upload with the file picker and by dropping a file; list, delete; the vector store section. */
   async upload(context) {
     const page = await context.newPage();
@@ -191,6 +265,13 @@ async function vectorStore(page) {
     .waitFor();
   return { file: await card.locator(".store-files li").first().textContent() };
 }
+
+/** True once n responses are in the timeline, all finished, and nothing is streaming. */
+const settled = (page, n) => page.evaluate((n) => {
+  const runs = [...document.querySelectorAll(".run.response")];
+  return runs.length === n && runs.every((r) => ["completed", "failed", "incomplete"].includes(r.dataset.status)) &&
+    document.querySelector(".timeline").getAttribute("aria-busy") === "false";
+}, n);
 
 async function codeShown(page) {
   await page.getByRole("button", { name: "Copy as code" }).click();

@@ -10,6 +10,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from typing import Any
 
 import httpx
@@ -72,6 +73,46 @@ def test_streamed_answer_and_cancel(browser: str, embedded: Server) -> None:
     assert out["timeline"][2] == "user:Youplease stop" and out["timeline"][3] == "run:cancelled"
     assert "client.beta.threads.runs.cancel(" in out["cancelCode"]
     assert out["phoneOverflow"] is False
+
+
+def test_responses_view(browser: str, embedded: Server) -> None:
+    assistant = embedded.client().beta.assistants.create(model="echo", name="Default model")
+    out = scenario(browser, embedded, "responses", PLAYGROUND_ASSISTANT=assistant.id)
+    assert out["defaultModel"] == "echo"  # the current assistant's model
+    # pause:1000 sends its first word, waits a second, then the rest: the page shows the part first
+    assert out["answer"] == "You said: hello responses" and "You" in out["partials"], out["partials"]
+    assert re.fullmatch(r"\d+ in · \d+ out · \d+ tokens", out["usage"])
+    assert out["legend"].startswith("get_weather (call_")
+    assert "get_weather" in out["call"] and '"text": "What is the weather in Paris?"' in out["call"]
+    assert out["functionAnswer"] == "done: sunny, 21 °C" and out["statuses"] == ["completed"] * 3
+    assert out["turns"] == [
+        "user:first turn",
+        "assistant:You said: first turn",
+        "user:second turn",
+        "assistant:You said: second turn",
+    ]
+    # the sidebar lists GET /conversations/{id}/items: the same four messages
+    assert out["items"] == [turn.replace(":", ": ", 1) for turn in out["turns"]]
+    assert out["title"].startswith("conv_") and f'conversation="{out["title"]}"' in out["conversationCode"]
+    assert '"type": "function_call_output"' in out["submitCode"]
+    assert "previous_response_id=" in out["submitCode"]
+    assert out["copied"] == out["submitCode"]
+    assert out["phoneOverflow"] is False
+    # the copied code runs as it is, with the official SDK, against the same server
+    for code, printed in [
+        (out["streamCode"], "You said: hello responses"),
+        (out["submitCode"], "done: sunny, 21 °C"),
+        (out["conversationCode"], "You said: second turn"),
+    ]:
+        assert "client.responses.create(" in code
+        ran = subprocess.run(
+            [sys.executable, "-c", code],
+            env=os.environ | {"OPENAI_API_KEY": KEY_A},
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert ran.returncode == 0 and ran.stdout.startswith(printed), ran.stderr[-2000:]
 
 
 def test_upload_list_delete(browser: str, embedded: Server) -> None:
