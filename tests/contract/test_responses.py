@@ -11,7 +11,7 @@ import uuid
 from typing import Any
 
 import pytest
-from openai import AsyncOpenAI, BadRequestError, NotFoundError, OpenAI
+from openai import APITimeoutError, AsyncOpenAI, BadRequestError, NotFoundError, OpenAI
 
 from tests.conftest import ScriptedModel, Server
 
@@ -230,3 +230,49 @@ def forget_events(server: Server, response_id: str) -> None:
 
     with redis.Redis.from_url(url) as r:
         assert r.delete(f"{server.env['ASSISTD_REDIS_NAMESPACE']}:events:{response_id}") == 1
+
+
+def test_a_streaming_client_that_hangs_up_cancels_it(client: OpenAI) -> None:
+    with client.responses.create(model="slow:5000", input="hang up", stream=True) as stream:
+        first = next(iter(stream))
+        assert first.type == "response.created"
+        response_id = first.response.id
+    deadline = time.time() + 10  # the relay notices the closed connection, and cancels
+    while client.responses.retrieve(response_id).status != "cancelled" and time.time() < deadline:
+        time.sleep(0.1)
+    assert client.responses.retrieve(response_id).status == "cancelled"
+
+
+def test_a_plain_client_that_hangs_up_cancels_it(server: Server) -> None:
+    tag = uuid.uuid4().hex[:8]
+    client = server.client(timeout=1.0, max_retries=0)
+    with pytest.raises(APITimeoutError):
+        client.responses.create(model="slow:5000", input=f"gone {tag}")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        status = status_of_input(server, f"gone {tag}")
+        if status == "cancelled":
+            break
+        time.sleep(0.2)
+    assert status == "cancelled"
+
+
+def status_of_input(server: Server, text: str) -> str | None:
+    """The status of the response whose input is `text`, read from the database (a plain create
+    whose client left has no id the client saw)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy import text as sql
+
+    url = server.env["ASSISTD_DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://")
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(
+                sql(
+                    "SELECT r.status FROM responses r JOIN items i ON i.response_id = r.id "
+                    "WHERE i.output = false AND CAST(i.data AS TEXT) LIKE :pattern"
+                ),
+                {"pattern": f"%{text}%"},
+            ).scalar()
+    finally:
+        engine.dispose()
