@@ -40,6 +40,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +289,7 @@ def measured(kind: str, server: Server, model: str, seconds: int, connections: i
     """One load of runs or responses, with the CPU it cost per completion."""
     before = cpu_now(server)
     load = throughput_wrk if kind == "runs" else responses_wrk
-    result = dict(load(server, model, seconds, connections))
+    result: dict[str, Any] = dict(load(server, model, seconds, connections))
     result["cpu"] = per_item(before, cpu_now(server), int(result["completed"]))
     result["load"] = os.getloadavg()[0]
     return result
@@ -344,7 +345,7 @@ def burst(server: Server, count: int) -> dict[str, Any]:
     sent_s = time.time() - started
     times = wait_tagged(server, "burst", tag, 600)
     with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
-        stored = dict(
+        stored: dict[str, str] = dict(
             conn.execute(
                 "SELECT metadata->>'n', id FROM responses WHERE metadata->>'burst' = %s", (tag,)
             ).fetchall()
@@ -382,7 +383,7 @@ def at_rest(server: Server, seconds: float) -> dict[str, float]:
 
 def bench(server: Server, model: ScriptedModel, args: argparse.Namespace) -> dict[str, Any]:
     row: dict[str, Any] = {"rest": at_rest(server, 5)}
-    steps = [
+    steps: list[tuple[str, Callable[[], Any]]] = [
         ("plain", lambda: plain(server, model, args.sequential)),
         ("stream", lambda: streamed(server, model, args.sequential, args.words)),
         ("background", lambda: background(server, model, args.sequential)),
@@ -390,11 +391,12 @@ def bench(server: Server, model: ScriptedModel, args: argparse.Namespace) -> dic
         ("loads", lambda: side_by_side(server, args.rounds, args.seconds, args.connections)),
         ("burst", lambda: [burst(server, n) for n in args.burst]),
     ]
-    row["load_at"] = {}
+    began: dict[str, float] = {}
+    row["load_at"] = began
     for name, step in steps:
         if name in args.parts:
-            row["load_at"][name] = os.getloadavg()[0]
-            print(f"{name} (load average {row['load_at'][name]:.2f})", flush=True)
+            began[name] = os.getloadavg()[0]
+            print(f"{name} (load average {began[name]:.2f})", flush=True)
             row[name] = step()
     return row
 
