@@ -48,7 +48,7 @@ async def submit(request: Request, row: dict[str, Any], items: list[dict[str, An
     except Conflict:
         raise BadRequest(LOCKED, param="conversation", code="conversation_locked") from None
     wire = wire_response(_columns(row))
-    if row["stream"] or row["background"]:
+    if row["stream"]:
         events = [event("response.created", 0, response=wire)]
         if row["background"]:
             events.append(event("response.queued", 1, response=wire))

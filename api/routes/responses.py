@@ -74,9 +74,9 @@ async def retrieve_response(
     row = await owned_response(request.app.state.store, response_id, project)
     if not stream:
         return answer(row._mapping)
-    if not row.background:
+    if not (row.background and row.stream):  # as OpenAI: only their events are kept
         raise BadRequest(
-            "Only responses created with background=true can be streamed again; "
+            "Only responses created with background=true and stream=true can be streamed again; "
             "retrieve this one without 'stream'.",
             param="stream",
         )

@@ -68,9 +68,18 @@ def test_stream_sequence_numbers_increase(client: OpenAI) -> None:
     assert len(added) == len(done) == 1 and added[0].item.id == done[0].item.id
 
 
+def background_stream(client: OpenAI, **params: Any) -> Any:
+    """A background response created with `stream: true`, whose stream the client leaves at once
+    (it goes on: only a background response's events can be read again later)."""
+    with client.responses.create(background=True, stream=True, **params) as stream:
+        first = next(iter(stream))
+    assert first.type == "response.created"
+    return first.response
+
+
 def test_background_response_polled_and_replayed(client: OpenAI) -> None:
-    response = client.responses.create(model="slow:300", input="in the background", background=True)
-    assert response.status in ("queued", "in_progress") and response.background is True
+    response = background_stream(client, model="slow:300", input="in the background")
+    assert response.status == "queued" and response.background is True
     deadline = time.time() + 30
     while response.status in ("queued", "in_progress") and time.time() < deadline:
         time.sleep(0.1)
@@ -207,7 +216,7 @@ def test_truncation_auto_drops_the_oldest_items(client: OpenAI, model_server: Sc
 def test_replay_after_the_log_expired(client: OpenAI, server: Server) -> None:
     """A background response replayed after its event log is gone (an hour after it ended) still
     ends the stream, with the end its row tells."""
-    response = client.responses.create(model="echo", input="old news", background=True)
+    response = background_stream(client, model="echo", input="old news")
     deadline = time.time() + 30
     while response.status in ("queued", "in_progress") and time.time() < deadline:
         time.sleep(0.05)

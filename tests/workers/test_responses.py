@@ -281,7 +281,7 @@ def test_a_stream_taken_over_mid_answer_stays_whole(database_url: str, model_ser
 
     async def go() -> None:
         ctx, other = context(database_url, model_server), context(database_url, model_server, "w2")
-        response_id = await submit(ctx, "taken over", background=True)
+        response_id = await submit(ctx, "taken over", background=True, stream=True)
         claimed = await loop.claim(ctx, response_id)
         assert claimed is not None
         output: Output = await loop.start(ctx, claimed.response)

@@ -1,8 +1,10 @@
 """A response's execution: claim it, build the request from its context, call the model, and
 end it with one guarded write (core/store), then announce the end on its event log.
 
-Every response's log gets its terminal event (a plain create waits for it); a streamed or
-background one gets every event, numbered on from the API's own.
+Every response's log gets its terminal event (a plain create waits for it); a streamed one
+(background or not) gets every event, numbered on from the API's own. A background response
+created without `stream` is executed as a plain one: nobody can read its events (OpenAI, too,
+streams a background response again only if it was created with `stream: true`).
 """
 
 from __future__ import annotations
@@ -83,7 +85,7 @@ async def _logged(ctx: Context, response_id: str) -> list[tuple[str, str]]:
 async def start(ctx: Context, r: ResponseRow) -> Output:
     """The response's Output, its `in_progress` announced; after an attempt that was cut off,
     the items that one left open are closed first (as incomplete) and new ones numbered after."""
-    if not (r.stream or r.background):
+    if not r.stream:  # only a streamed response's events are read (live, or replayed later)
         return Output(0, False)
     logged = await _logged(ctx, r.id) if r.attempts > 1 else []
     last = logged[-1] if logged else await ctx.events.last_event(r.id)
@@ -216,6 +218,6 @@ async def _announce_end(ctx: Context, r: ResponseRow, events: list[tuple[str, st
 
 async def crashed(ctx: Context, r: ResponseRow, message: str) -> None:
     """End a response whose execution raised: failed, announced on its log."""
-    announce = r.stream or r.background
+    announce = r.stream
     sequence = await next_sequence(ctx, r.id) if announce else 0
     await fail(ctx, r, Output(sequence, announce), "server_error", message)
