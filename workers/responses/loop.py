@@ -211,7 +211,8 @@ async def _end(
 
 
 async def _announce_end(ctx: Context, r: ResponseRow, events: list[tuple[str, str]]) -> None:
-    await publish(ctx, r.id, events)
+    if r.stream or not r.background:  # a background response's end is polled for, not waited on
+        await publish(ctx, r.id, events)
     if not r.store:
         await ctx.store.forget_response(r.id)
 
