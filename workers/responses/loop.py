@@ -1,10 +1,11 @@
 """A response's execution: claim it, build the request from its context, call the model, and
 end it with one guarded write (core/store), then announce the end on its event log.
 
-Every response's log gets its terminal event (a plain create waits for it); a streamed one
+A plain response's log gets only its terminal event (its create waits for it); a streamed one
 (background or not) gets every event, numbered on from the API's own. A background response
-created without `stream` is executed as a plain one: nobody can read its events (OpenAI, too,
-streams a background response again only if it was created with `stream: true`).
+created without `stream` gets none (its end is polled for) and is executed as a plain one:
+nobody can read its events (OpenAI, too, streams a background response again only if it was
+created with `stream: true`).
 """
 
 from __future__ import annotations
