@@ -269,7 +269,10 @@ def test_long_thread_leaves_room_for_the_answer(client: OpenAI, llama: Proxy) ->
     run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
     (sent,) = llama.of(last)
     assert sent["status"] == 200 and sent["body"]["max_tokens"] == 1024  # a quarter of the window
-    assert run.status == "completed", (run.status, run.incomplete_details, run.last_error)
+    # a 135M model told to answer in one word may still talk until the limit: either way the answer
+    # had its room, and the run ended cleanly
+    ended = (run.status, run.incomplete_details.reason if run.incomplete_details else None)
+    assert ended in (("completed", None), ("incomplete", "max_completion_tokens")), (ended, run.last_error)
     assert run.usage is not None and run.usage.prompt_tokens + 1024 <= 4096  # the room was really there
 
 
