@@ -172,7 +172,10 @@ def test_streamed_run_has_deltas_and_honest_usage(client: OpenAI, llama: Proxy) 
     assistant = client.beta.assistants.create(model=MODEL, instructions=INSTRUCTIONS)
     thread = client.beta.threads.create(messages=[{"role": "user", "content": "Name a colour."}])
     deltas: list[str] = []
-    with client.beta.threads.runs.stream(thread_id=thread.id, assistant_id=assistant.id) as stream:
+    # bounded: a 135M model may talk until its limit, at a few tokens a second on a busy machine
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, max_completion_tokens=128
+    ) as stream:
         for event in stream:
             if event.event == "thread.message.delta":
                 deltas.append(event.data.delta.content[0].text.value)  # type: ignore[union-attr, index]
