@@ -10,12 +10,11 @@ from typing import Any
 
 from fastapi.responses import Response
 from sqlalchemy import ColumnElement
-from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.errors import BadRequest, NotFound
+from api.errors import NotFound
 from api.items import PREFIX, GivenItem, InputItem, ItemReference
-from api.pagination import ListParams
+from api.pagination import ListParams, page_rows
 from api.responses import listing
 from core.ids import new_id, now, seq
 from core.responses import ITEMS, Item
@@ -119,23 +118,5 @@ def count_tokens(instructions: str | None, items: list[dict[str, Any]], tools: l
 
 async def page_items(session: AsyncSession, params: ListParams, *where: ColumnElement[bool]) -> Response:
     """One page of the items matching `where`, ordered by `seq` (api/pagination.py's rules)."""
-    seq_ = col(Item.seq)
-    query = select(Item).where(*where)
-    backwards = False
-    for cursor, name in ((params.after, "after"), (params.before, "before")):
-        if cursor is None:
-            continue
-        cursor_seq = (await session.exec(select(seq_).where(col(Item.id) == cursor, *where))).first()
-        if cursor_seq is None:
-            raise BadRequest(f"Invalid '{name}': no object with id '{cursor}' in this list.", param=name)
-        ascending = (params.order == "asc") == (name == "after")
-        query = query.where(seq_ > cursor_seq if ascending else seq_ < cursor_seq)
-        backwards = backwards or name == "before"
-    ascending = (params.order == "asc") != backwards
-    query = query.order_by(seq_.asc() if ascending else seq_.desc()).limit(params.limit + 1)
-    rows = list((await session.exec(query)).all())
-    has_more = len(rows) > params.limit
-    rows = rows[: params.limit]
-    if backwards:
-        rows.reverse()
+    rows, has_more = await page_rows(session, Item, params, *where)
     return listing([Wired(r.id, r.data) for r in rows], has_more)

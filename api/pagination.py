@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Literal, Protocol, TypeVar
+from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import Query
 from fastapi.responses import Response
@@ -49,6 +49,15 @@ async def page(
     shape: Callable[[W], W] | None = None,
 ) -> Response:
     """One page of `table` rows matching `where`, ordered by creation; `shape` adjusts each wire object."""
+    rows, has_more = await page_rows(session, table, params, *where)
+    items = [r.to_openai() for r in rows]
+    return listing([shape(i) for i in items] if shape else items, has_more)
+
+
+async def page_rows(
+    session: AsyncSession, table: Any, params: ListParams, *where: ColumnElement[bool]
+) -> tuple[list[Any], bool]:
+    """One page of `table` rows matching `where`, in the list's order (`seq`), and whether more follow."""
     seq = col(table.seq)
     query = select(table).where(*where)
     backwards = False
@@ -68,5 +77,4 @@ async def page(
     rows = rows[: params.limit]
     if backwards:
         rows.reverse()
-    items = [r.to_openai() for r in rows]
-    return listing([shape(i) for i in items] if shape else items, has_more)
+    return rows, has_more

@@ -346,16 +346,7 @@ async def stream_turn(
 
     Calls of `builtin` tools stream no argument deltas: their step shows the tool's own input
     once the worker runs it (workers/tools.py). `usage`: ask the endpoint for a usage chunk."""
-    body = request | {"stream": True}
-    if usage:
-        body["stream_options"] = {"include_usage": True}
-    stream = await client.post(
-        "/chat/completions",
-        body=body,
-        cast_to=ChatCompletion,
-        stream=True,
-        stream_cls=AsyncStream[ChatCompletionChunk],
-    )
+    stream = await open_stream(client, request, usage)
     answer, out = _Answer(text=ids.streamed), Coalescer(publish)
     try:
         async for chunk in chunks(stream):
@@ -371,6 +362,22 @@ async def stream_turn(
     if answer.finish is None:  # the server closed the stream early: a part is not the answer
         raise CutShort("the stream closed without a finish_reason")
     return answer.turn()
+
+
+async def open_stream(
+    client: AsyncOpenAI, request: dict[str, Any], usage: bool
+) -> AsyncStream[ChatCompletionChunk]:
+    """The streamed chat completion of `request`; `usage`: ask the endpoint for a usage chunk."""
+    body = request | {"stream": True}
+    if usage:
+        body["stream_options"] = {"include_usage": True}
+    return await client.post(
+        "/chat/completions",
+        body=body,
+        cast_to=ChatCompletion,
+        stream=True,
+        stream_cls=AsyncStream[ChatCompletionChunk],
+    )
 
 
 async def chunks(stream: Any) -> AsyncIterator[ChatCompletionChunk]:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from openai import AsyncOpenAI, AsyncStream
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionChunk
 
 from workers.responses.output import Output
-from workers.streaming import UNKNOWN, Coalescer, CutShort, Publish, Turn, chunks, usage_of
+from workers.streaming import UNKNOWN, Coalescer, CutShort, Publish, Turn, chunks, open_stream, usage_of
 
 
 @dataclass
@@ -45,16 +45,7 @@ async def streamed(
 ) -> Answer:
     """A streamed answer: each chunk's events published as it arrives (batched while a write is
     in flight). CutShort if the stream ends before the answer's finish_reason."""
-    body = request | {"stream": True}
-    if usage:
-        body["stream_options"] = {"include_usage": True}
-    stream = await client.post(
-        "/chat/completions",
-        body=body,
-        cast_to=ChatCompletion,
-        stream=True,
-        stream_cls=AsyncStream[ChatCompletionChunk],
-    )
+    stream = await open_stream(client, request, usage)
     answer, out = Answer(None, dict(UNKNOWN)), Coalescer(publish)
     try:
         async for chunk in chunks(stream):
