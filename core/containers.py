@@ -1,0 +1,88 @@
+"""Tables of the Containers API: a container is a code interpreter session that clients can see.
+
+Its state (variables, files) lives in a sandbox session keyed by the container's id (sandbox/);
+these rows hold what the API shows and what must outlive a sandbox: the container's settings,
+its last activity (it expires `expires_minutes` after it) and its files. A file's bytes are in
+the storage under the container file's id; files added through the API are copied into the
+sandbox at its next execution, files the code writes are copied out after it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from core.ids import new_id, now
+from core.models import _json, _seq, table_of
+
+DEFAULT_MINUTES = 20  # OpenAI's: a container idle for 20 minutes expires
+MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
+DATA_DIR = "/mnt/data"
+
+
+class Container(SQLModel, table=True):
+    __tablename__ = "containers"
+    __table_args__ = (Index("ix_containers_project_seq", "project", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("cntr"), primary_key=True, max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    name: str = Field(max_length=256)
+    expires_minutes: int = DEFAULT_MINUTES  # after last_active_at
+    last_active_at: float = Field(default_factory=now)
+    memory_limit: str = Field(default="1g", max_length=8)
+    file_ids: list[str] | None = _json()  # the files it was created with
+    # the response chain or conversation an `auto` container belongs to (reused by its next response)
+    owner_key: str | None = Field(default=None, max_length=64, index=True)
+
+
+class ContainerFile(SQLModel, table=True):
+    __tablename__ = "container_files"
+    __table_args__ = (Index("ix_container_files_container_seq", "container_id", "seq"),)
+
+    id: str = Field(default_factory=lambda: new_id("cfile"), primary_key=True, max_length=64)
+    container_id: str = Field(max_length=64)
+    project: str = Field(max_length=128)
+    seq: int = _seq()
+    created_at: float = Field(default_factory=now)
+    path: str = Field(max_length=1024)  # /mnt/data/<name>
+    bytes: int = 0
+    source: str = Field(default="user", max_length=16)  # "user" (API), "assistant" (the code wrote it)
+    file_id: str | None = Field(default=None, max_length=64)  # the File it was copied from
+
+
+CONTAINERS, CONTAINER_FILES = table_of(Container), table_of(ContainerFile)
+
+
+def status_of(row: Any, at: float | None = None) -> str:
+    """`running` until `expires_minutes` past its last activity, then `expired`."""
+    t = now() if at is None else at
+    return "expired" if t > row.last_active_at + row.expires_minutes * 60 else "running"
+
+
+def wire_container(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "container",
+        "created_at": int(row.created_at),
+        "name": row.name,
+        "status": status_of(row),
+        "expires_after": {"anchor": "last_active_at", "minutes": row.expires_minutes},
+        "last_active_at": int(row.last_active_at),
+        "memory_limit": row.memory_limit,
+    }
+
+
+def wire_container_file(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "object": "container.file",
+        "bytes": row.bytes,
+        "container_id": row.container_id,
+        "created_at": int(row.created_at),
+        "path": row.path,
+        "source": row.source,
+    }
