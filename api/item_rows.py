@@ -17,7 +17,7 @@ from api.items import PREFIX, GivenItem, InputItem, ItemReference
 from api.pagination import ListParams, page_rows
 from api.responses import listing
 from core.ids import new_id, now, seq
-from core.responses import ITEMS, Item
+from core.responses import ITEMS, Item, shown
 from core.store import RunStore
 
 
@@ -116,7 +116,12 @@ def count_tokens(instructions: str | None, items: list[dict[str, Any]], tools: l
     return tokens
 
 
-async def page_items(session: AsyncSession, params: ListParams, *where: ColumnElement[bool]) -> Response:
-    """One page of the items matching `where`, ordered by `seq` (api/pagination.py's rules)."""
+async def page_items(
+    session: AsyncSession, params: ListParams, include: Sequence[str] | None, *where: ColumnElement[bool]
+) -> Response:
+    """One page of the items matching `where`, ordered by `seq` (api/pagination.py's rules), with
+    what `include` asks for."""
     rows, has_more = await page_rows(session, Item, params, *where)
-    return listing([Wired(r.id, r.data) for r in rows], has_more)
+    return listing(
+        [Wired(r.id, data) for r, data in zip(rows, shown([r.data for r in rows], include))], has_more
+    )

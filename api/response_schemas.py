@@ -12,12 +12,14 @@ from typing import Annotated, Any, Literal, Union, get_args
 
 from fastapi import Query
 from openai.types.responses import ResponseIncludable
-from pydantic import Field, field_validator
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
 from api.body import INT4_MAX, Body, Id, Instructions, ModelName
 from api.errors import BadRequest
 from api.items import InputItem, InputMessage
 from api.schemas import FunctionDescription, _HasMetadata
+from core.containers import MemoryLimit
+from retrieval.filters import parse
 
 ITEMS_PER_INPUT = 2048  # ours: the items of one request's `input`
 ITEMS_PER_REQUEST = 20  # OpenAI: a conversation's items, at creation or added at once
@@ -25,7 +27,9 @@ IDENTIFIER_CHARS = 512  # ours: user, prompt_cache_key (the width of their colum
 SAFETY_IDENTIFIER_CHARS = 128  # OpenAI
 INCLUDABLE: tuple[str, ...] = get_args(ResponseIncludable)
 _NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-BUILT_IN_TOOLS = ("file_search", "code_interpreter")
+TOOL_TYPES = ("function", "file_search", "code_interpreter")
+VECTOR_STORES_PER_TOOL = 16  # ours (OpenAI documents none for the Responses tool)
+FILES_PER_CONTAINER = 100  # ours, for `file_ids` of an `auto` container
 
 Includes = Annotated[list[ResponseIncludable], Field(max_length=len(INCLUDABLE))]
 Include = Query(None, alias="include[]")  # a query's `include[]`: checked, but it shapes nothing yet
@@ -40,7 +44,7 @@ def check_name(name: str) -> str:
 
 
 class FunctionTool(Body):
-    type: str  # first: a tool of another type is refused for its type, not for its fields
+    type: str  # first: a tool of an unknown type is refused for its type, not for its fields
     name: str
     description: FunctionDescription | None = None
     parameters: dict[str, Any] | None = None
@@ -49,12 +53,10 @@ class FunctionTool(Body):
     @field_validator("type")
     @classmethod
     def _function(cls, kind: str) -> str:
-        if kind in BUILT_IN_TOOLS:
-            raise ValueError(
-                f"the '{kind}' tool is not supported by this server yet: it comes with the built-in tools."
-            )
         if kind != "function":
-            raise ValueError(f"the '{kind}' tool is not supported by this server; supported: 'function'.")
+            raise ValueError(
+                f"the '{kind}' tool is not supported by this server; supported: {', '.join(TOOL_TYPES)}."
+            )
         return kind
 
     _name = field_validator("name")(check_name)
@@ -62,6 +64,96 @@ class FunctionTool(Body):
     def stored(self) -> dict[str, Any]:
         tool = {"type": "function", "name": self.name, "parameters": self.parameters, "strict": self.strict}
         return tool | ({"description": self.description} if self.description is not None else {})
+
+
+class HybridSearch(Body):
+    embedding_weight: Annotated[float, Field(ge=0)]
+    text_weight: Annotated[float, Field(ge=0)]
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> HybridSearch:
+        if self.embedding_weight + self.text_weight <= 0:
+            raise ValueError("embedding_weight and text_weight cannot both be 0.")
+        return self
+
+
+class FileSearchRanking(Body):
+    ranker: Literal["auto", "default-2024-11-15"] | None = None
+    score_threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    hybrid_search: HybridSearch | None = None
+
+
+class FileSearchTool(Body):
+    type: Literal["file_search"]
+    vector_store_ids: Annotated[list[Id], Field(max_length=VECTOR_STORES_PER_TOOL)]
+    filters: dict[str, Any] | None = None
+    max_num_results: Annotated[int, Field(ge=1, le=50)] | None = None
+    ranking_options: FileSearchRanking | None = None
+
+    @field_validator("filters")
+    @classmethod
+    def _filters(cls, filters: dict[str, Any] | None) -> dict[str, Any] | None:
+        if filters is not None:
+            parse(filters, "tools.filters")  # a malformed one is a 400 now, not a failed response
+        return filters
+
+    def refs(self) -> list[tuple[str, str]]:
+        return [("vector store", i) for i in self.vector_store_ids]
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+class NetworkPolicy(Body):
+    type: Literal["disabled", "allowlist"]
+    allowed_domains: list[str] | None = None
+
+    @field_validator("type")
+    @classmethod
+    def _disabled(cls, kind: str) -> str:
+        if kind != "disabled":
+            raise ValueError(
+                "code interpreter containers have no network here: only 'disabled' is supported."
+            )
+        return kind
+
+
+class AutoContainer(Body):
+    type: Literal["auto"]
+    file_ids: Annotated[list[Id], Field(max_length=FILES_PER_CONTAINER)] | None = None
+    memory_limit: MemoryLimit | None = None
+    network_policy: NetworkPolicy | None = None
+
+    def refs(self) -> list[tuple[str, str]]:
+        return [("file", i) for i in self.file_ids or []]
+
+
+class CodeInterpreterTool(Body):
+    type: Literal["code_interpreter"]
+    container: AutoContainer | Id  # the object first: its errors name the field
+
+    def refs(self) -> list[tuple[str, str]]:
+        return [("container", self.container)] if isinstance(self.container, str) else []
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+
+def _tool_type(tool: Any) -> str:
+    """The union member that reads a tool: every type not built in goes to FunctionTool, whose
+    `type` check names the field."""
+    kind = tool.get("type") if isinstance(tool, dict) else getattr(tool, "type", None)
+    return kind if kind in ("file_search", "code_interpreter") else "function"
+
+
+Tool = Annotated[
+    Union[
+        Annotated[FunctionTool, Tag("function")],
+        Annotated[FileSearchTool, Tag("file_search")],
+        Annotated[CodeInterpreterTool, Tag("code_interpreter")],
+    ],
+    Discriminator(_tool_type),
+]
 
 
 class ConversationRef(Body):
@@ -73,9 +165,13 @@ class ToolChoiceFunction(Body):
     name: Annotated[str, Field(max_length=64)]
 
 
+class ToolChoiceBuiltIn(Body):
+    type: Literal["file_search", "code_interpreter"]
+
+
 ToolChoice = Union[
-    ToolChoiceFunction, Literal["none", "auto", "required"]
-]  # the object first: its errors name the field
+    ToolChoiceFunction, ToolChoiceBuiltIn, Literal["none", "auto", "required"]
+]  # the objects first: their errors name the field
 
 
 class TextFormatText(Body):
@@ -122,7 +218,7 @@ class ResponseContext(Body):
     instructions: Instructions | None = None
     previous_response_id: Id | None = None
     conversation: ConversationRef | Id | None = None  # the object first: its errors name the field
-    tools: Annotated[list[FunctionTool], Field(max_length=128)] | None = None
+    tools: Annotated[list[Tool], Field(max_length=128)] | None = None
     tool_choice: ToolChoice | None = None
     parallel_tool_calls: bool | None = None
     text: TextConfig | None = None
@@ -131,8 +227,9 @@ class ResponseContext(Body):
 
     @field_validator("tools")
     @classmethod
-    def _distinct_names(cls, tools: list[FunctionTool] | None) -> list[FunctionTool] | None:
-        names = [t.name for t in tools or []]
+    def _distinct_names(cls, tools: list[Tool] | None) -> list[Tool] | None:
+        # a built-in tool is named by its type: the model calls it as a function of that name
+        names = [t.name if isinstance(t, FunctionTool) else t.type for t in tools or []]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
             raise ValueError(f"tool names must be unique; used more than once: {', '.join(twice)}")
@@ -161,7 +258,7 @@ class ResponseContext(Body):
         check_tool_choice(self.tool_choice, self.tools or [])
 
 
-def check_tool_choice(choice: ToolChoice | None, tools: list[FunctionTool]) -> None:
+def check_tool_choice(choice: ToolChoice | None, tools: list[Tool]) -> None:
     """A forced tool must be one of `tools`; `required` needs a tool to call."""
     if choice == "required" and not tools:
         raise BadRequest(
@@ -169,9 +266,17 @@ def check_tool_choice(choice: ToolChoice | None, tools: list[FunctionTool]) -> N
             param="tool_choice",
             code="invalid_value",
         )
-    if isinstance(choice, ToolChoiceFunction) and choice.name not in {t.name for t in tools}:
+    if isinstance(choice, ToolChoiceFunction) and choice.name not in {
+        t.name for t in tools if isinstance(t, FunctionTool)
+    }:
         raise BadRequest(
             f"Invalid value for 'tool_choice': the function '{choice.name}' is not in 'tools'.",
+            param="tool_choice",
+            code="invalid_value",
+        )
+    if isinstance(choice, ToolChoiceBuiltIn) and choice.type not in {t.type for t in tools}:
+        raise BadRequest(
+            f"Invalid value for 'tool_choice': the '{choice.type}' tool is not in 'tools'.",
             param="tool_choice",
             code="invalid_value",
         )

@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from api.body import Body
 from api.errors import NotFound
 from api.schemas import MessageCreate, RunToolResources, ThreadCreate, ToolResources
+from core.containers import CONTAINERS
 from core.models import ACTIVE_RUN_STATUSES, FILES, VECTOR_STORES, Run, new_row, table_of
 from core.store import RunStore
 
@@ -55,7 +56,7 @@ async def owned_row(session: AsyncSession, table: type[SQLModel], object_id: str
     return row
 
 
-REFERENCED = {"file": FILES, "vector store": VECTOR_STORES}
+REFERENCED = {"file": FILES, "vector store": VECTOR_STORES, "container": CONTAINERS}
 
 
 async def check_refs(db: AsyncSession | RunStore, project: str, body: Body) -> None:

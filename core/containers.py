@@ -9,7 +9,7 @@ sandbox at its next execution, files the code writes are copied out after it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
@@ -18,6 +18,7 @@ from core.ids import new_id, now
 from core.models import _json, _seq, table_of
 
 DEFAULT_MINUTES = 20  # OpenAI's: a container idle for 20 minutes expires
+MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 DATA_DIR = "/mnt/data"
 

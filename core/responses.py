@@ -9,6 +9,7 @@ a response's input and output are its items, and a conversation is the items giv
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from openai.types.conversations import Conversation as WireConversation
@@ -98,7 +99,7 @@ def wire_response(r: Any) -> dict[str, Any]:
         "max_tool_calls": r.max_tool_calls,
         "metadata": (r.meta if hasattr(r, "meta") else r.metadata) or {},  # a model, or a Core row
         "model": r.model,
-        "output": r.output or [],
+        "output": shown(r.output or [], r.include),
         "parallel_tool_calls": r.parallel_tool_calls,
         "previous_response_id": r.previous_response_id,
         "prompt_cache_key": r.prompt_cache_key,
@@ -114,6 +115,23 @@ def wire_response(r: Any) -> dict[str, Any]:
         "usage": r.usage,
         "user": r.user,
     }
+
+
+# what an item keeps and shows only when asked to (`include`): a built-in call's full results
+DETAILS = {"code_interpreter_call": "outputs", "file_search_call": "results"}
+
+
+def shown(items: list[dict[str, Any]], include: Sequence[str] | None) -> list[dict[str, Any]]:
+    """Items as a request with this `include` sees them: a code_interpreter_call's outputs and a
+    file_search_call's results are null unless included (they are always stored)."""
+    wanted = set(include or ())
+    out = []
+    for item in items:
+        field = DETAILS.get(item.get("type", ""))
+        if field is not None and f"{item['type']}.{field}" not in wanted:
+            item = item | {field: None}
+        out.append(item)
+    return out
 
 
 class Conversation(SQLModel, table=True):

@@ -64,8 +64,11 @@ class Index:
         scores = self.vectors @ q
         return np.maximum(scores, 0.0, out=scores)
 
-    def scores(self, query: str, query_vector: np.ndarray | None, mode: str) -> np.ndarray:
-        """Dense (n,) scores of every row; -1 marks rows that must not be returned."""
+    def scores(
+        self, query: str, query_vector: np.ndarray | None, mode: str, alpha: float | None = None
+    ) -> np.ndarray:
+        """Dense (n,) scores of every row; -1 marks rows that must not be returned. `alpha`: the
+        embedding's weight in a hybrid score (the keywords' is 1 - alpha); the index's own if None."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}")
         if mode == "vector" or (mode == "hybrid" and query_vector is not None):
@@ -73,8 +76,9 @@ class Index:
                 raise ValueError("vector search needs a query vector")
             scores = self.vector_scores(query_vector)
             if mode == "hybrid":
-                scores *= self.alpha
-                scores += (1.0 - self.alpha) * self.keyword_scores(query)
+                weight = self.alpha if alpha is None else alpha
+                scores *= weight
+                scores += (1.0 - weight) * self.keyword_scores(query)
             return scores
         kw = self.keyword_scores(query)
         return np.where(kw > 0, kw, np.float32(-1.0))
@@ -86,6 +90,7 @@ class Index:
         k: int = 20,
         mode: str = "hybrid",
         allowed: np.ndarray | None = None,
+        alpha: float | None = None,
     ) -> list[tuple[int, float]]:
         """The best `k` rows as (row position, score in [0, 1]), best first.
 
@@ -95,7 +100,7 @@ class Index:
         """
         if k <= 0 or not len(self.ids):
             return []
-        scores = self.scores(query, query_vector, mode)
+        scores = self.scores(query, query_vector, mode, alpha)
         np.nan_to_num(scores, copy=False, nan=-1.0)  # a bad remote vector: never a result, nor a bound
         if allowed is not None:
             mask = np.asarray(allowed, bool)

@@ -156,7 +156,12 @@ def cache(settings: Settings) -> IndexCache:
 
 
 def _search_one(
-    loaded: Loaded, queries: Sequence[str], vectors: np.ndarray, k: int, predicate: Predicate | None
+    loaded: Loaded,
+    queries: Sequence[str],
+    vectors: np.ndarray,
+    k: int,
+    predicate: Predicate | None,
+    alpha: float | None = None,
 ) -> dict[int, float]:
     if not loaded.texts:
         return {}
@@ -168,7 +173,9 @@ def _search_one(
             return {}
     best: dict[int, float] = {}
     for query, vector in zip(queries, vectors):
-        for pos, score in loaded.index.search(query, vector, k=k, mode="hybrid", allowed=allowed):
+        for pos, score in loaded.index.search(
+            query, vector, k=k, mode="hybrid", allowed=allowed, alpha=alpha
+        ):
             best[pos] = max(best.get(pos, 0.0), float(score))
     return best
 
@@ -180,10 +187,11 @@ def _embed_and_search(
     queries: Sequence[str],
     k: int,
     predicate: Predicate | None,
+    alpha: float | None,
 ) -> tuple[np.ndarray, dict[int, float]]:
     if vectors is None:
         vectors = embedder.embed(list(queries), max_tokens=QUERY_PIECES)
-    return vectors, _search_one(loaded, queries, vectors, k, predicate)
+    return vectors, _search_one(loaded, queries, vectors, k, predicate, alpha)
 
 
 async def search(
@@ -194,10 +202,12 @@ async def search(
     k: int,
     predicate: Predicate | None = None,
     score_threshold: float = 0.0,
+    alpha: float | None = None,
 ) -> list[Hit]:
     """The best `k` chunks of these stores for any of `queries`, best first.
 
-    Queries are embedded here, in the calling process, once per embedding model.
+    Queries are embedded here, in the calling process, once per embedding model. `alpha`: the
+    embedding's weight in the hybrid score (file_search's `hybrid_search` weights), else the index's.
     """
     queries = [q[:QUERY_CHARS] for q in queries if q.strip()][:QUERIES]
     if not queries or not stores:
@@ -212,7 +222,7 @@ async def search(
         embedder = embedder_for(settings, *model)
         # one hop to a thread for both the queries' embedding and the search
         vectors[model], best = await asyncio.to_thread(
-            _embed_and_search, embedder, vectors.get(model), loaded, queries, k, predicate
+            _embed_and_search, embedder, vectors.get(model), loaded, queries, k, predicate, alpha
         )
         for pos, score in best.items():
             if score >= score_threshold:

@@ -77,8 +77,9 @@ class Engine:
     def labels(self) -> dict[str, str]:
         return {LABEL: "1", "assistd.namespace": self.config.namespace, "assistd.owner": self.config.owner}
 
-    def _run(self) -> str:
+    def _run(self, memory_bytes: int | None = None) -> str:
         c = self.config
+        memory = memory_bytes or c.memory_bytes
         assert self.client is not None
         container = self.client.containers.create(
             c.image,
@@ -91,8 +92,8 @@ class Engine:
                 "/tmp": "size=64m,mode=1777",
                 DATA_DIR: f"size={c.disk_bytes},uid=1000,gid=1000,mode=0755",
             },
-            mem_limit=c.memory_bytes,
-            memswap_limit=c.memory_bytes,
+            mem_limit=memory,
+            memswap_limit=memory,
             nano_cpus=int(c.cpus * 1e9),
             pids_limit=c.pids,
             cap_drop=["ALL"],
@@ -112,9 +113,9 @@ class Engine:
             raise
         return str(container.id)
 
-    async def run(self) -> str:
-        """A started container whose runner has answered a ping."""
-        creating = asyncio.ensure_future(self.call(self._run))
+    async def run(self, memory_bytes: int | None = None) -> str:
+        """A started container whose runner has answered a ping (memory: the config's, unless given)."""
+        creating = asyncio.ensure_future(self.call(self._run, memory_bytes))
         try:
             cid = await asyncio.shield(creating)
         except asyncio.CancelledError:  # (a clean stop) the thread goes on: remove what it makes

@@ -100,19 +100,26 @@ class Sandboxes:
         return await reap(self.engine, self.registry, set(self.pool.ready) | self.busy)
 
     async def execute(
-        self, session: str, code: str, files: Sequence[InputFile] = (), project: str = ""
+        self,
+        session: str,
+        code: str,
+        files: Sequence[InputFile] = (),
+        project: str = "",
+        memory_bytes: int | None = None,
     ) -> Execution:
         """Run `code` in the session's interpreter; input files appear in /mnt/data (once per session).
 
         A new session counts towards the caps (`max_sessions`, `max_project_sessions` for
-        `project`): past them SandboxLimit. Call close() on the result once its files are read.
+        `project`): past them SandboxLimit. `memory_bytes` other than the config's starts the
+        session in a container of its own size (not a pooled one). Call close() on the result
+        once its files are read.
         """
         reason = await self.unavailable()
         if reason is not None:
             raise SandboxUnavailable(reason)
         try:
             async with self.registry.lock(session, self.config.timeout_seconds + GRACE_SECONDS + 60):
-                return await self._execute(session, code, files, project)
+                return await self._execute(session, code, files, project, memory_bytes)
         except ENGINE_ERRORS as exc:
             await self._check()
             if self.reason is not None:
@@ -143,7 +150,20 @@ class Sandboxes:
             except Exception:
                 log.exception("sandbox heartbeat/reaper failed")
 
-    async def _execute(self, key: str, code: str, files: Sequence[InputFile], project: str) -> Execution:
+    async def forget(self, session: str) -> None:
+        """End a session now (its container removed), as if it had never been: the next
+        execution under this key starts afresh and is not told of a reset."""
+        if await self.unavailable() is not None:
+            return
+        async with self.registry.lock(session, self.config.timeout_seconds + GRACE_SECONDS + 60):
+            found = await self.registry.get(session)
+            await self.registry.drop(session)
+            if found is not None and found.engine == self.engine.id:
+                await self.engine.remove(found.container)
+
+    async def _execute(
+        self, key: str, code: str, files: Sequence[InputFile], project: str, memory_bytes: int | None
+    ) -> Execution:
         old = session = await self.registry.get(key)
         lost = session is None and await self.registry.seen(key)
         if session is not None and session.engine != self.engine.id:
@@ -153,14 +173,15 @@ class Sandboxes:
                 return await self._run(key, session, code, files, lost)
             except Gone:
                 lost = True  # removed or stopped since the last execution
-        session = await self._create(key, project, old)
+        own_size = memory_bytes if memory_bytes not in (None, self.config.memory_bytes) else None
+        session = await self._create(key, project, old, own_size)
         try:
             return await self._run(key, session, code, files, lost)
         except Gone:  # a pooled container that died while waiting: start one now
-            session = Session(await self.engine.run(), self.engine.id, project=project)
+            session = Session(await self.engine.run(own_size), self.engine.id, project=project)
             return await self._run(key, session, code, files, lost)
 
-    async def _create(self, key: str, project: str, old: Session | None) -> Session:
+    async def _create(self, key: str, project: str, old: Session | None, memory_bytes: int | None) -> Session:
         """A new session, registered at once so that the caps count it (one creation at a time,
         across workers: two at once could both pass the count)."""
         async with self.registry.lock(CREATING, 60):
@@ -175,7 +196,8 @@ class Sandboxes:
                     "sessions (a session ends after "
                     f"{self.config.idle_seconds / 60:g} idle minutes)"
                 )
-            session = Session(await self.pool.take(), self.engine.id, project=project)
+            cid = await (self.engine.run(memory_bytes) if memory_bytes else self.pool.take())
+            session = Session(cid, self.engine.id, project=project)
             await self.registry.put(key, session)
             return session
 

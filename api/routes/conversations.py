@@ -23,7 +23,7 @@ from api.response_schemas import ConversationCreate, ConversationItemsCreate, Co
 from api.responses import deleted, listing, wire
 from api.store import check_refs
 from core.models import new_row, wire_of
-from core.responses import ACTIVE_RESPONSE_STATUSES, CONVERSATIONS, ITEMS, Conversation, Item
+from core.responses import ACTIVE_RESPONSE_STATUSES, CONVERSATIONS, ITEMS, Conversation, Item, shown
 from core.responses import Response as ResponseRow
 from core.store import RunStore
 
@@ -112,7 +112,7 @@ async def list_items(
 ) -> Response:
     """List a conversation's items."""
     await owned_conversation(session, conversation_id, project)
-    return await page_items(session, params, col(Item.conversation_id) == conversation_id)
+    return await page_items(session, params, include, col(Item.conversation_id) == conversation_id)
 
 
 @router.get("/{conversation_id}/items/{item_id}")
@@ -125,7 +125,7 @@ async def retrieve_item(
 ) -> Response:
     """Retrieve an item of a conversation."""
     item = await owned_item(session, conversation_id, item_id, project)
-    return JSONResponse(item.data)
+    return JSONResponse(shown([item.data], include)[0])
 
 
 @router.delete("/{conversation_id}/items/{item_id}")

@@ -123,7 +123,7 @@ async def list_input_items(
     """List the input items of a response."""
     await owned_response(request.app.state.store, response_id, project)
     of_response = col(Item.response_id) == response_id, col(Item.output).is_(False)
-    return await page_items(session, params, *of_response)
+    return await page_items(session, params, include, *of_response)
 
 
 async def owned_response(store: RunStore, response_id: str, project: str) -> Any:

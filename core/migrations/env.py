@@ -3,8 +3,8 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import core.models  # noqa: F401  (registers the tables)
 import core.containers  # noqa: F401
+import core.models  # noqa: F401  (registers the tables)
 import core.responses  # noqa: F401
 from core.db import sync_engine
 

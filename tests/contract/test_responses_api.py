@@ -242,15 +242,44 @@ CASES: list[tuple[dict[str, Any], str]] = [
     ({"conversation": 5}, "conversation"),
     ({"conversation": "conv_x", "previous_response_id": "resp_x"}, "conversation"),
     ({"store": False, "background": True}, "store"),
-    ({"tools": [{"type": "file_search", "vector_store_ids": ["vs_1"]}]}, "tools[0].type"),
-    ({"tools": [{"type": "code_interpreter", "container": {"type": "auto"}}]}, "tools[0].type"),
+    ({"tools": [{"type": "file_search"}]}, "tools[0].vector_store_ids"),
+    (
+        {"tools": [{"type": "file_search", "vector_store_ids": [], "max_num_results": 51}]},
+        "tools[0].max_num_results",
+    ),
+    (
+        {"tools": [{"type": "file_search", "vector_store_ids": [], "filters": {"type": "eq"}}]},
+        "tools[0].filters",
+    ),
+    (
+        {"tools": [{"type": "file_search", "vector_store_ids": [], "ranking_options": {"ranker": "best"}}]},
+        "tools[0].ranking_options.ranker",
+    ),
+    ({"tools": [{"type": "code_interpreter"}]}, "tools[0].container"),
+    (
+        {"tools": [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "2g"}}]},
+        "tools[0].container.memory_limit",
+    ),
+    (
+        {
+            "tools": [
+                {
+                    "type": "code_interpreter",
+                    "container": {"type": "auto", "network_policy": {"type": "allowlist"}},
+                }
+            ]
+        },
+        "tools[0].container.network_policy.type",
+    ),
+    ({"tools": [{"type": "code_interpreter", "container": "cntr_1"}] * 2}, "tools"),
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
     ({"tools": [{"type": "function", "name": "bad name"}]}, "tools[0].name"),
     ({"tools": [{"type": "function"}]}, "tools[0].name"),
     ({"tools": [FUNCTION, FUNCTION]}, "tools"),
     ({"tools": [FUNCTION] * 129}, "tools"),
     ({"tool_choice": "sometimes"}, "tool_choice"),
-    ({"tool_choice": {"type": "file_search"}}, "tool_choice.type"),
+    ({"tool_choice": {"type": "file_search"}}, "tool_choice"),
+    ({"tool_choice": {"type": "web_search"}}, "tool_choice.type"),
     ({"tool_choice": {"type": "function", "name": "other"}, "tools": [FUNCTION]}, "tool_choice"),
     ({"tool_choice": "required"}, "tool_choice"),
     ({"parallel_tool_calls": "yes"}, "parallel_tool_calls"),
@@ -289,12 +318,17 @@ def test_each_malformed_parameter_is_a_400_that_names_it_and_writes_nothing(serv
     assert counts(server, "proj_b") == before
 
 
-def test_built_in_tools_say_they_are_coming(client: OpenAI) -> None:
-    for tool in ({"type": "file_search", "vector_store_ids": ["vs_1"]}, {"type": "code_interpreter"}):
-        with pytest.raises(BadRequestError) as info:
-            client.responses.create(model="echo", input="x", tools=[tool])  # type: ignore[list-item]
-        assert "not supported by this server yet" in info.value.body["message"]
-        assert "built-in tools" in info.value.body["message"]
+def test_built_in_tools_name_stored_objects_of_the_project(client: OpenAI) -> None:
+    # a vector store, file or container the tools name must be the caller's: 404 before any write
+    tools: list[Any] = [
+        {"type": "file_search", "vector_store_ids": ["vs_missing"]},
+        {"type": "code_interpreter", "container": "cntr_missing"},
+        {"type": "code_interpreter", "container": {"type": "auto", "file_ids": ["file-missing"]}},
+    ]
+    for tool in tools:
+        with pytest.raises(NotFoundError) as info:
+            client.responses.create(model="echo", input="x", tools=[tool])
+        assert "missing" in info.value.body["message"]
 
 
 def test_another_projects_response_is_404(server: Server) -> None:
@@ -351,8 +385,8 @@ def test_input_tokens(server: Server) -> None:
     assert tokens(input="hi", previous_response_id=first.id) >= short + 200
     conv = client.conversations.create(items=[{"role": "user", "content": "word " * 200}])
     assert tokens(input="hi", conversation=conv.id) >= short + 200
-    with pytest.raises(BadRequestError):
-        count(model="echo", tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])  # type: ignore[list-item]
+    with pytest.raises(NotFoundError):
+        count(model="echo", tools=[{"type": "file_search", "vector_store_ids": ["vs_1"]}])
     with pytest.raises(NotFoundError):
         count(model="echo", conversation="conv_missing")
 

@@ -23,8 +23,9 @@ from core.store import ClaimedResponse, ResponseRow
 from workers import metrics
 from workers.context import Context, log
 from workers.model_client import model_error, with_retries
+from workers.responses import tools
 from workers.responses.answer import Answer, streamed, whole
-from workers.responses.output import Output, orphans
+from workers.responses.output import Events, Output, orphans
 from workers.responses.prompt import (
     ContextTooLong,
     chat_messages,
@@ -35,10 +36,12 @@ from workers.responses.prompt import (
     tools_of,
 )
 from workers.streaming import CutShort
+from workers.tools.code_interpreter import ToolUnavailable
 
 RELEASED = {"owner": None, "lease_until": None}
 ENDS = {"completed": "response.completed", "incomplete": "response.incomplete", "failed": "response.failed"}
 INCOMPLETE = {"length": "max_output_tokens", "content_filter": "content_filter"}  # finish_reason -> reason
+MAX_ROUNDS = 20  # model rounds of one response: a model that never stops calling tools fails it
 
 
 async def claim(ctx: Context, response_id: str) -> ClaimedResponse | None:
@@ -87,12 +90,12 @@ async def start(ctx: Context, r: ResponseRow) -> Output:
     """The response's Output, its `in_progress` announced; after an attempt that was cut off,
     the items that one left open are closed first (as incomplete) and new ones numbered after."""
     if not r.stream:  # only a streamed response's events are read (live, or replayed later)
-        return Output(0, False)
+        return Output(0, False, built_in=frozenset(tools.specs(r)))
     logged = await _logged(ctx, r.id) if r.attempts > 1 else []
     last = logged[-1] if logged else await ctx.events.last_event(r.id)
     sequence = 0 if last is None else int(json.loads(last[1]).get("sequence_number", -1)) + 1
     earlier, left_open = orphans(logged)
-    output = Output(sequence, True, earlier)
+    output = Output(sequence, True, earlier, frozenset(tools.specs(r)))
     events = [
         output.event("response.output_item.done", output_index=index, item=earlier[index])
         for index in left_open
@@ -104,7 +107,6 @@ async def start(ctx: Context, r: ResponseRow) -> Output:
 async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
     r = claimed.response
     output = await start(ctx, r)
-    announce = output.announce
     clients = ctx.clients
     endpoint, limit = clients.endpoint(r.model), clients.answer_limit(r.model, r.max_output_tokens)
     try:
@@ -118,27 +120,90 @@ async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
         log.info("response %s: %s", r.id, exc)
         await fail(ctx, r, output, "invalid_prompt", CONTEXT_TOO_LONG)
         return
-    request = request_for(r, messages, endpoint, limit)
     client = clients.client(r.model)
+    usage: list[dict[str, Any]] = []
+    spent = 0  # built-in tool calls made, against max_tool_calls
 
-    async def send() -> Answer:
-        if announce:
-            return await streamed(
-                client, request, output, lambda ev: publish(ctx, r.id, ev), endpoint.stream_usage
+    async def announce(events: Events) -> None:
+        if output.announce and events:
+            await publish(ctx, r.id, events)
+
+    for round_number in range(MAX_ROUNDS):
+        spare = r.max_tool_calls is None or spent < r.max_tool_calls
+        request = request_for(r, messages, endpoint, limit, round_number == 0, spare)
+        opened = len(output.slots)
+
+        async def send(request: dict[str, Any] = request) -> Answer:
+            if output.announce:
+                return await streamed(client, request, output, announce, endpoint.stream_usage)
+            return await whole(client, request, output)
+
+        started = now()
+        try:
+            answer = await with_retries(
+                send, endpoint, ctx.settings.model_max_retries, lambda: len(output.slots) == opened
             )
-        return await whole(client, request, output)
+        except (openai.APIError, CutShort) as exc:
+            code, message = model_error(exc)
+            log.warning("response %s: model call failed: %s (%r)", r.id, message, exc)
+            metrics.MODEL_ERRORS.labels(metrics.model(r.model), code).inc()
+            await fail(ctx, r, output, code, message)
+            return
+        metrics.MODEL_LATENCY.labels(metrics.model(r.model)).observe(now() - started)
+        usage.append(answer.usage)
+        built_in = [s for s in output.calls.values() if s.item["type"] != "function_call"]
+        if not built_in or answer.finish in INCOMPLETE:
+            await complete(ctx, r, output, Answer(answer.finish, _sum(usage)))
+            return
+        text = "".join(output.message.chunks) if output.message is not None else ""
+        calls, events = output.end_round()
+        await announce(events)
+        said: dict[str, Any] = {
+            "role": "assistant",
+            "content": text or (None if endpoint.null_content else ""),
+        }
+        said["tool_calls"] = [
+            {
+                "id": s.call_id,
+                "type": "function",
+                "function": {"name": s.name, "arguments": "".join(s.chunks)},
+            }
+            for s in calls
+        ]
+        results = []
+        for slot in calls:
+            if slot.item["type"] == "function_call":
+                continue  # the client's to run: the response ends after this round
+            if r.max_tool_calls is not None and spent >= r.max_tool_calls:
+                await announce(output.finish(slot, slot.item | {"status": "incomplete"}))
+                read = f"[Not run: this response may make at most {r.max_tool_calls} built-in tool calls.]"
+            else:
+                spent += 1
+                try:
+                    read = await tools.run(ctx, r, output, slot, claimed.items, announce)
+                except ToolUnavailable as exc:
+                    await fail(ctx, r, output, "server_error", str(exc))
+                    return
+            results.append({"role": "tool", "tool_call_id": slot.call_id, "content": read})
+        messages += [said, *results]
+        if len(results) < len(calls):  # function calls: the client goes on from here
+            await complete(ctx, r, output, Answer(answer.finish, _sum(usage)))
+            return
+    await fail(
+        ctx,
+        r,
+        output,
+        "server_error",
+        f"The model made more than {MAX_ROUNDS} rounds of built-in tool calls.",
+    )
 
-    started = now()
-    try:
-        answer = await with_retries(send, endpoint, ctx.settings.model_max_retries, lambda: not output.slots)
-    except (openai.APIError, CutShort) as exc:
-        code, message = model_error(exc)
-        log.warning("response %s: model call failed: %s (%r)", r.id, message, exc)
-        metrics.MODEL_ERRORS.labels(metrics.model(r.model), code).inc()
-        await fail(ctx, r, output, code, message)
-        return
-    metrics.MODEL_LATENCY.labels(metrics.model(r.model)).observe(now() - started)
-    await complete(ctx, r, output, answer)
+
+def _sum(usage: list[dict[str, Any]]) -> dict[str, Any]:
+    """The rounds' token counts added up (all None if any round's are unknown)."""
+    keys = ("prompt_tokens", "completion_tokens", "total_tokens")
+    if any(u.get(k) is None for u in usage for k in keys):
+        return dict.fromkeys(keys)
+    return {k: sum(u[k] for u in usage) for k in keys}
 
 
 def _usage(answer: Answer) -> dict[str, Any] | None:

@@ -1,11 +1,15 @@
-"""A response's output as the model's answer arrives: its items (reasoning, the message, function
-calls) and, for a response whose events are published, the events that announce them.
+"""A response's output as the model's answer arrives: its items (reasoning, messages, function
+calls, built-in tool calls) and, for a response whose events are published, the events that
+announce them.
 
 Items get their output_index in the order they first appear; each is announced once
-(`output_item.added`), filled by deltas, and closed (`output_item.done`) when the answer ends,
-so the stored output and the announced items match one for one. An attempt that follows one
-cut off (its worker died, or handed the response back) first closes the items the earlier
-attempt left open, and numbers its own after them (`orphans`).
+(`output_item.added`), filled by deltas, and closed (`output_item.done`) when its round or the
+answer ends, so the stored output and the announced items match one for one. A call of a
+built-in tool (the model calls `code_interpreter` or `file_search` as a function) becomes a
+`code_interpreter_call` or `file_search_call` item, closed by the tool that runs it
+(workers/responses/tools.py). An attempt that follows one cut off (its worker died, or handed
+the response back) first closes the items the earlier attempt left open, and numbers its own
+after them (`orphans`).
 """
 
 from __future__ import annotations
@@ -15,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.ids import new_id
+from workers.responses.citations import Citations
 
 Events = list[tuple[str, str]]
+BUILT_IN = {"code_interpreter": ("code_interpreter_call", "ci"), "file_search": ("file_search_call", "fs")}
 
 
 @dataclass
@@ -25,18 +31,31 @@ class Slot:
 
     item: dict[str, Any]
     chunks: list[str] = field(default_factory=list)  # its text, reasoning or arguments so far
+    call_id: str = ""  # a call's id in the chat-completions exchange
+    name: str = ""  # a call's function name (a built-in tool's type)
+    done: bool = False
+    pending: str = ""  # a message's text held back: it may be the start of a citation marker
+    annotations: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Output:
-    def __init__(self, sequence: int, announce: bool, earlier: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        sequence: int,
+        announce: bool,
+        earlier: list[dict[str, Any]] | None = None,
+        built_in: frozenset[str] = frozenset(),
+    ) -> None:
         self.sequence = sequence  # the next event's sequence_number
         self.announce = announce  # make events (a streamed or background response)
         self.earlier = earlier or []  # an earlier attempt's items, which keep their output_index
         self.first_index = len(self.earlier)
+        self.built_in = built_in  # the built-in tools' function names the model may call
+        self.citations = Citations()  # what the answer's text may cite: search results, files written
         self.slots: list[Slot] = []
         self.reasoning: Slot | None = None
         self.message: Slot | None = None
-        self.calls: dict[int, Slot] = {}  # by the call's index in the model's answer
+        self.calls: dict[int, Slot] = {}  # by the call's index in the model's answer, this round
 
     def event(self, kind: str, **fields: Any) -> tuple[str, str]:
         data = {"type": kind, "sequence_number": self.sequence} | fields
@@ -96,39 +115,79 @@ class Output:
             self.message, events = self._open(
                 item, ("response.content_part.added", {"item_id": item_id, "content_index": 0, "part": part})
             )
-        self.message.chunks.append(delta)
-        if self.announce:
-            events.append(
-                self.event(
-                    "response.output_text.delta",
-                    item_id=self.message.item["id"],
-                    output_index=self._index(self.message),
-                    content_index=0,
-                    delta=delta,
-                    logprobs=[],
-                )
-            )
+        slot = self.message
+        # a file_search result's marker (【0:1†notes.md】) becomes a file_citation where it stood
+        text, slot.pending = self.citations.hold(slot.pending + delta)
+        return events + self._emit_text(slot, text)
+
+    def _emit_text(self, slot: Slot, text: str) -> Events:
+        events: Events = []
+        for piece, annotation in self.citations.split(text, sum(map(len, slot.chunks))):
+            if piece:
+                slot.chunks.append(piece)
+                if self.announce:
+                    events.append(
+                        self.event(
+                            "response.output_text.delta",
+                            item_id=slot.item["id"],
+                            output_index=self._index(slot),
+                            content_index=0,
+                            delta=piece,
+                            logprobs=[],
+                        )
+                    )
+            if annotation is not None:
+                events += self._annotate(slot, annotation)
         return events
+
+    def _annotate(self, slot: Slot, annotation: dict[str, Any]) -> Events:
+        slot.annotations.append(annotation)
+        if not self.announce:
+            return []
+        return [
+            self.event(
+                "response.output_text.annotation.added",
+                item_id=slot.item["id"],
+                output_index=self._index(slot),
+                content_index=0,
+                annotation_index=len(slot.annotations) - 1,
+                annotation=annotation,
+            )
+        ]
 
     def call_delta(self, index: int, call_id: str | None, name: str | None, arguments: str) -> Events:
         events: Events = []
         slot = self.calls.get(index)
         if slot is None:
-            item = {
-                "id": new_id("fc"),
-                "type": "function_call",
-                "status": "in_progress",
-                "call_id": call_id or new_id("call"),  # an endpoint that sends none: the client needs one
-                "name": name or "",
-                "arguments": "",
-            }
-            slot, events = self._open(item)
+            chat_id = call_id or new_id("call")  # an endpoint that sends none: the client needs one
+            if name in self.built_in:
+                kind, prefix = BUILT_IN[name]
+                item: dict[str, Any] = {"id": new_id(prefix), "type": kind, "status": "in_progress"}
+                if kind == "code_interpreter_call":
+                    item |= {"code": "", "container_id": "", "outputs": None}
+                else:
+                    item |= {"queries": [], "results": None}
+                more = [(f"response.{kind}.in_progress", {"item_id": item["id"]})]
+            else:
+                item = {
+                    "id": new_id("fc"),
+                    "type": "function_call",
+                    "status": "in_progress",
+                    "call_id": chat_id,
+                    "name": name or "",
+                    "arguments": "",
+                }
+                more = []
+            slot, events = self._open(item, *more)
+            slot.call_id, slot.name = chat_id, name or ""
             self.calls[index] = slot
         # some servers repeat the id and name in every chunk of a call: the first ones stand
-        slot.item["name"] = slot.item["name"] or name or ""
+        slot.name = slot.name or name or ""
+        if slot.item["type"] == "function_call":
+            slot.item["name"] = slot.name
         if arguments:
             slot.chunks.append(arguments)
-            if self.announce:
+            if self.announce and slot.item["type"] == "function_call":
                 events.append(
                     self.event(
                         "response.function_call_arguments.delta",
@@ -139,18 +198,49 @@ class Output:
                 )
         return events
 
+    def end_round(self) -> tuple[list[Slot], Events]:
+        """The round's calls, in the model's order, and the events that close its reasoning and
+        message; the next round's text opens new items."""
+        calls = [self.calls[i] for i in sorted(self.calls)]
+        events = self._close_slots([s for s in (self.reasoning, self.message) if s is not None], "completed")
+        self.reasoning, self.message, self.calls = None, None, {}
+        return calls, events
+
+    def at(self, slot: Slot, kind: str, **fields: Any) -> Events:
+        """An event about `slot`'s item (a built-in call's progress)."""
+        if not self.announce:
+            return []
+        return [self.event(kind, item_id=slot.item["id"], output_index=self._index(slot), **fields)]
+
+    def finish(self, slot: Slot, item: dict[str, Any]) -> Events:
+        """Close a built-in call's item as its tool left it."""
+        slot.item, slot.done = item, True
+        if not self.announce:
+            return []
+        return [self.event("response.output_item.done", output_index=self._index(slot), item=item)]
+
     def close(self, incomplete: bool) -> tuple[list[dict[str, Any]], Events]:
-        """This attempt's finished output items, and the events that close them. An answer cut
+        """This attempt's output items, and the events that close those still open. An answer cut
         short by the token limit leaves its message and its function calls (whose arguments may
         be cut) `incomplete`. The response's output is `earlier` followed by these."""
-        items: list[dict[str, Any]] = []
+        events = self._close_slots(
+            [s for s in self.slots if not s.done], "incomplete" if incomplete else "completed"
+        )
+        return [slot.item for slot in self.slots], events
+
+    def _close_slots(self, slots: list[Slot], status: str) -> Events:
         events: Events = []
-        status = "incomplete" if incomplete else "completed"
-        for slot in self.slots:
+        for slot in slots:
+            if slot.pending:  # held back for a marker that never closed: it was text
+                events += self._emit_text(slot, slot.pending)
+                slot.pending = ""
             index, text = self._index(slot), "".join(slot.chunks)
             item, kind = dict(slot.item), slot.item["type"]
+            slot.done = True
             if kind == "message":
-                part = {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+                for annotation in self.citations.file_links(text):  # links to files the code wrote
+                    events += self._annotate(slot, annotation)
+                part = {"type": "output_text", "text": text, "annotations": slot.annotations, "logprobs": []}
                 item |= {"status": status, "content": [part]}
                 events += self._done_text(item["id"], index, text, part)
             elif kind == "reasoning":
@@ -158,7 +248,7 @@ class Output:
                 if self.announce:
                     at = {"item_id": item["id"], "output_index": index, "content_index": 0}
                     events.append(self.event("response.reasoning_text.done", **at, text=text))
-            else:
+            elif kind == "function_call":
                 item |= {"status": status, "arguments": text}
                 if self.announce:
                     at = {"item_id": item["id"], "output_index": index}
@@ -167,10 +257,12 @@ class Output:
                             "response.function_call_arguments.done", **at, name=item["name"], arguments=text
                         )
                     )
+            else:  # a built-in call its tool never ran (the response failed, or was cut short)
+                item |= {"status": "incomplete"}
+            slot.item = item
             if self.announce:
                 events.append(self.event("response.output_item.done", output_index=index, item=item))
-            items.append(item)
-        return items, events
+        return events
 
     def _done_text(self, item_id: str, index: int, text: str, part: dict[str, Any]) -> Events:
         if not self.announce:
@@ -218,4 +310,6 @@ def _cut(item: dict[str, Any], text: str) -> dict[str, Any]:
         }
     if item["type"] == "reasoning":
         return item | {"status": "incomplete", "content": [{"type": "reasoning_text", "text": text}]}
-    return item | {"status": "incomplete", "arguments": text}
+    if item["type"] == "function_call":
+        return item | {"status": "incomplete", "arguments": text}
+    return item | {"status": "incomplete"}

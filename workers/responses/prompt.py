@@ -8,6 +8,8 @@ from typing import Any
 
 from core.config import ModelEndpoint
 from core.store import ResponseRow
+from workers.responses.tools import definitions
+from workers.tools.file_search import excerpts
 
 ROLES = {"developer": "system"}  # the chat role of an input role (not every server knows "developer")
 
@@ -66,6 +68,17 @@ def chat_messages(items: list[dict[str, Any]], null_content: bool = False) -> li
                 messages.append(
                     {"role": "assistant", "content": None if null_content else "", "tool_calls": [call]}
                 )
+        elif kind in BUILT_IN_ITEMS:  # a call the worker ran: the model's call, then what it read
+            name, arguments, result = _built_in(item)
+            call = {"id": item["id"], "type": "function", "function": {"name": name, "arguments": arguments}}
+            last = messages[-1] if messages else None
+            if last is not None and last["role"] == "assistant" and "tool_calls" in last:
+                last["tool_calls"].append(call)
+            else:
+                messages.append(
+                    {"role": "assistant", "content": None if null_content else "", "tool_calls": [call]}
+                )
+            messages.append({"role": "tool", "tool_call_id": item["id"], "content": result})
         elif kind == "function_call_output":
             output = item.get("output")
             messages.append(
@@ -77,6 +90,24 @@ def chat_messages(items: list[dict[str, Any]], null_content: bool = False) -> li
             )
         # reasoning items (and anything else) are the model's own notes: not replayed
     return messages
+
+
+BUILT_IN_ITEMS = ("code_interpreter_call", "file_search_call")
+
+
+def _built_in(item: dict[str, Any]) -> tuple[str, str, str]:
+    """(function name, arguments, result) of a recorded built-in call, as the model saw it (the
+    search's results without citation markers: nothing in a later response resolves them)."""
+    if item["type"] == "code_interpreter_call":
+        outputs = item.get("outputs") or []
+        logs = "\n".join(o.get("logs") or "" for o in outputs if o.get("type") == "logs")
+        logs += "".join("\n[image shown to the user]" for o in outputs if o.get("type") == "image")
+        return "code_interpreter", json.dumps({"code": item.get("code") or ""}), logs or "(no output)"
+    results = item.get("results") or []
+    found = [(r.get("filename") or "", r.get("score") or 0.0, r.get("text") or "") for r in results]
+    queries = item.get("queries") or []
+    arguments = json.dumps({"query": queries[0] if queries else "", "queries": queries[1:]})
+    return "file_search", arguments, excerpts(found, None)
 
 
 IMAGE_TOKENS = 85  # an image part, whatever its URL's length (a data: URL is not text)
@@ -112,8 +143,9 @@ def fit(messages: list[dict[str, Any]], budget: int, truncation: str) -> list[di
     return out
 
 
-def tools_of(response: ResponseRow) -> list[dict[str, Any]]:
-    """Chat-completions `tools` for the response's function tools."""
+def tools_of(response: ResponseRow, built_in: bool = True) -> list[dict[str, Any]]:
+    """Chat-completions `tools`: the response's function tools, then its built-in ones (unless
+    `built_in` is false: its max_tool_calls are spent)."""
     out = []
     for tool in response.tools or []:
         if tool.get("type") == "function":
@@ -121,13 +153,20 @@ def tools_of(response: ResponseRow) -> list[dict[str, Any]]:
                 k: tool[k] for k in ("name", "description", "parameters", "strict") if tool.get(k) is not None
             }
             out.append({"type": "function", "function": function})
-    return out
+    return out + (definitions(response) if built_in else [])
 
 
 def request_for(
-    response: ResponseRow, messages: list[dict[str, Any]], endpoint: ModelEndpoint, limit: int
+    response: ResponseRow,
+    messages: list[dict[str, Any]],
+    endpoint: ModelEndpoint,
+    limit: int,
+    first_round: bool = True,
+    built_in: bool = True,
 ) -> dict[str, Any]:
-    """The chat-completions request: the messages and the response's settings."""
+    """The chat-completions request: the messages and the response's settings. A forced tool is
+    forced in the first round only (after its result the model answers freely), and the built-in
+    tools are left out once `built_in` is false."""
     req: dict[str, Any] = {"model": response.model, "messages": messages, endpoint.token_limit_field: limit}
     if response.temperature is not None:
         req["temperature"] = response.temperature
@@ -141,12 +180,12 @@ def request_for(
         req["response_format"] = {"type": "json_schema", "json_schema": schema}
     if effort := (response.reasoning or {}).get("effort"):
         req["reasoning_effort"] = effort
-    tools = tools_of(response)
+    tools = tools_of(response, built_in)
     if tools:
         req["tools"] = tools
-        choice = response.tool_choice or "auto"
-        if isinstance(choice, dict):
-            choice = {"type": "function", "function": {"name": choice.get("name")}}
+        choice = (response.tool_choice or "auto") if first_round else "auto"
+        if isinstance(choice, dict):  # a function by name, or a built-in tool by its type
+            choice = {"type": "function", "function": {"name": choice.get("name") or choice.get("type")}}
         req["tool_choice"] = choice
         if response.parallel_tool_calls is False:
             req["parallel_tool_calls"] = False

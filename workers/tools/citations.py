@@ -26,7 +26,7 @@ def _calls(steps: list[Any]) -> list[list[dict[str, Any]]]:
     return out
 
 
-def _resolve(calls: list[list[dict[str, Any]]], i: int, j: int, name: str) -> str | None:
+def resolve(calls: list[list[dict[str, Any]]], i: int, j: int, name: str) -> str | None:
     exact = calls[i][j] if i < len(calls) and j < len(calls[i]) else None
     if exact is not None and exact.get("file_name") == name:
         return str(exact["file_id"])
@@ -46,7 +46,7 @@ def annotate(text: str, steps: list[Any]) -> list[dict[str, Any]]:
         return []
     out = []
     for m in MARKER.finditer(text):
-        file_id = _resolve(calls, int(m.group(1)), int(m.group(2)), m.group(3).strip())
+        file_id = resolve(calls, int(m.group(1)), int(m.group(2)), m.group(3).strip())
         if file_id is not None:
             out.append(
                 {

@@ -111,7 +111,7 @@ async def _stores(engine: AsyncEngine, run: RunRow) -> list[Any]:
     return [r for r in rows if r.expires_at is None or r.expires_at > t]
 
 
-async def _ready(engine: AsyncEngine, stores: list[Any]) -> None:
+async def ready(engine: AsyncEngine, stores: list[Any]) -> None:
     """Wait (a bounded while) for files still being ingested: a message's attachments are added
     to the thread's store as the run starts, and OpenAI's runs likewise wait for them."""
     deadline = now() + READY_WAIT_SECONDS
@@ -136,12 +136,25 @@ async def _ready(engine: AsyncEngine, stores: list[Any]) -> None:
 def model_output(call: dict[str, Any], ordinal: int = 0) -> str:
     """What the model reads back from a recorded file_search call: its results, with markers."""
     results = (call.get("file_search") or {}).get("results") or []
+    found = [
+        (r["file_name"], r["score"], "\n".join(c.get("text") or "" for c in r.get("content") or []))
+        for r in results
+    ]
+    return excerpts(found, ordinal)
+
+
+def excerpts(results: list[tuple[str, float, str]], ordinal: int | None) -> str:
+    """Search results as the model reads them: (file name, score, text) each, best first, under
+    the markers of search call `ordinal` (no markers if None: nothing could resolve them)."""
     if not results:
         return "No relevant passages were found in the attached files."
+    if ordinal is None:
+        parts = ["Excerpts from the attached files, best first.\n"]
+        parts += [f"(from {name}, score {score:.2f})\n{text}\n" for name, score, text in results]
+        return "\n".join(parts)
     parts = ["Excerpts from the attached files, best first. Cite one by copying its marker.\n"]
-    for j, r in enumerate(results):
-        text = "\n".join(c.get("text") or "" for c in r.get("content") or [])
-        parts.append(f"{marker(ordinal, j, r['file_name'])} (score {r['score']:.2f})\n{text}\n")
+    for j, (name, score, text) in enumerate(results):
+        parts.append(f"{marker(ordinal, j, name)} (score {score:.2f})\n{text}\n")
     return "\n".join(parts)
 
 
@@ -168,7 +181,7 @@ async def file_search(
     queries = [q[:limit] for q in queries]
     stores = await _stores(engine, run) if queries else []
     if stores:
-        await _ready(engine, stores)
+        await ready(engine, stores)
     hits = await search(engine, settings, stores, queries, k, score_threshold=threshold) if stores else []
     if stores:
         async with engine.begin() as conn:
