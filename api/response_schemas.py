@@ -32,7 +32,7 @@ VECTOR_STORES_PER_TOOL = 16  # ours (OpenAI documents none for the Responses too
 FILES_PER_CONTAINER = 100  # ours, for `file_ids` of an `auto` container
 
 Includes = Annotated[list[ResponseIncludable], Field(max_length=len(INCLUDABLE))]
-Include = Query(None, alias="include[]")  # a query's `include[]`: checked, but it shapes nothing yet
+Include = Query(None, alias="include[]")  # a query's `include[]`: what a read shows of built-in calls
 Input = Annotated[list[InputItem], Field(max_length=ITEMS_PER_INPUT)] | str
 Identifier = Annotated[str, Field(max_length=IDENTIFIER_CHARS)]
 

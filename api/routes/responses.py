@@ -73,7 +73,7 @@ async def retrieve_response(
     """Retrieve a response, or (`stream=true`) replay a background response's events and follow it."""
     row = await owned_response(request.app.state.store, response_id, project)
     if not stream:
-        return answer(row._mapping)
+        return answer(dict(row._mapping) | {"include": include})  # what this request asks to see
     if not (row.background and row.stream):  # as OpenAI: only their events are kept
         raise BadRequest(
             "Only responses created with background=true and stream=true can be streamed again; "
