@@ -110,6 +110,9 @@ class Settings(BaseSettings):
     # sandbox_cpus) in the deployment, and per project; past either, the model is told so
     sandbox_max_sessions: int = 32
     sandbox_max_project_sessions: int = 8
+    # the largest `memory_limit` a container (POST /v1/containers) may ask for: a container's
+    # session gets that much memory on the workers' Docker engine, so the operator sets the ceiling
+    container_max_memory: Literal["1g", "4g", "16g", "64g"] = "1g"
 
     # retrieval: vector stores and the file_search tool
     # the embedding model of new vector stores ("all-MiniLM-L6-v2" runs locally on the CPU); a store

@@ -9,6 +9,8 @@ sandbox at its next execution, files the code writes are copied out after it.
 
 from __future__ import annotations
 
+import posixpath
+import tempfile
 from typing import Any, Literal
 
 from sqlalchemy import Index
@@ -16,11 +18,13 @@ from sqlmodel import Field, SQLModel
 
 from core.ids import new_id, now
 from core.models import _json, _seq, table_of
+from core.storage import CHUNK, Storage
 
 DEFAULT_MINUTES = 20  # OpenAI's: a container idle for 20 minutes expires
 MemoryLimit = Literal["1g", "4g", "16g", "64g"]
 MEMORY_LIMITS = {"1g": 1 << 30, "4g": 4 << 30, "16g": 16 << 30, "64g": 64 << 30}
 DATA_DIR = "/mnt/data"
+NAME_BYTES = 255  # NAME_MAX on Linux: the longest file name /mnt/data in a sandbox can hold
 
 
 class Container(SQLModel, table=True):
@@ -87,3 +91,23 @@ def wire_container_file(row: Any) -> dict[str, Any]:
         "path": row.path,
         "source": row.source,
     }
+
+
+def data_path(filename: str) -> str | None:
+    """Where a file of this name goes in a container: /mnt/data/<the name's last part>. None when
+    that part cannot name a file there (empty, `.`, `..`, longer than NAME_BYTES in UTF-8): a
+    name like `../x` must not reach outside /mnt/data when the file is copied into the sandbox."""
+    name = posixpath.basename(filename.replace("\\", "/"))  # a Windows client's path too
+    if name in ("", ".", "..") or len(name.encode()) > NAME_BYTES:
+        return None
+    return f"{DATA_DIR}/{name}"
+
+
+def copy_bytes(store: Storage, source: str, target: str, limit: int) -> int:
+    """Copy the bytes stored under `source` to `target`; their size. Through a spooled temporary
+    file, in chunks: S3's upload needs a seekable source, and a file may be hundreds of MB."""
+    with tempfile.SpooledTemporaryFile(max_size=8 * CHUNK) as spool:
+        for chunk in store.open(source):
+            spool.write(chunk)
+        spool.seek(0)
+        return store.save(target, spool, limit)
