@@ -32,10 +32,21 @@ class _CutOff(HTTPException):
         super().__init__(status_code=413)
 
 
+def is_multipart(headers: Headers) -> bool:
+    return headers.get("content-type", "").lower().startswith("multipart/form-data")
+
+
 def _is_upload(scope: Scope) -> bool:
+    """A file's bytes: POST /v1/files, or POST /v1/containers/{id}/files as multipart (the same
+    route takes `{"file_id": ...}` as JSON, which is capped as any other body)."""
     method: str = scope["method"]
-    path: str = scope["path"]
-    return method == "POST" and path.rstrip("/") == "/v1/files"
+    parts = str(scope["path"]).rstrip("/").split("/")
+    if method != "POST":
+        return False
+    if parts == ["", "v1", "files"]:
+        return True
+    container_file = len(parts) == 5 and parts[:3] == ["", "v1", "containers"] and parts[4] == "files"
+    return container_file and is_multipart(Headers(scope=scope))
 
 
 def _declared(headers: Headers) -> int | None:

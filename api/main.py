@@ -13,6 +13,7 @@ from sqlalchemy import text
 from api import errors, limits, metrics
 from api.routes import (
     assistants,
+    containers,
     conversations,
     files,
     messages,
@@ -67,7 +68,18 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     v1 = APIRouter(prefix="/v1")
     # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
-    routers = (runs, steps, messages, threads, assistants, files, vector_stores, responses, conversations)
+    routers = (
+        runs,
+        steps,
+        messages,
+        threads,
+        assistants,
+        files,
+        vector_stores,
+        responses,
+        conversations,
+        containers,
+    )
     for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)

@@ -47,6 +47,15 @@ def _expiry(anchor: str | None, seconds: int | None) -> float | None:
     return now() + seconds
 
 
+def upload_name(filename: str | None) -> str:
+    """An upload's file name, or a 400 before any byte is kept (container files' uploads too)."""
+    filename = filename or "upload"
+    if (problem := scan(filename)) is not None or len(filename) > FILENAME_CHARS:
+        why = problem[1] if problem else f"it is longer than {FILENAME_CHARS} characters"
+        raise BadRequest(f"Invalid file name: {why}.", param="file", code="invalid_value")
+    return filename
+
+
 @router.post("")
 async def create_file(
     request: Request,
@@ -63,10 +72,7 @@ async def create_file(
             f"Invalid value for 'purpose': '{purpose}'. Expected one of {', '.join(PURPOSES)}.",
             param="purpose",
         )
-    filename = file.filename or "upload"
-    if (problem := scan(filename)) is not None or len(filename) > FILENAME_CHARS:
-        why = problem[1] if problem else f"it is longer than {FILENAME_CHARS} characters"
-        raise BadRequest(f"Invalid file name: {why}.", param="file", code="invalid_value")
+    filename = upload_name(file.filename)
     row = FileRow(project=project, filename=filename, purpose=purpose, expires_at=_expiry(anchor, seconds))
     # past the limit the storage raises TooLarge, a 413 (the Gate cut off anything larger than the file and its form fields)
     limit = request.app.state.settings.max_file_bytes
