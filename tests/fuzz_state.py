@@ -27,6 +27,8 @@ COUNTS = {
     "vector_store_file_batches": "",
     "messages": " AND run_id IS NULL",
     "files": " AND run_id IS NULL",
+    "containers": "",
+    "container_files": " AND source = 'user'",  # a container's code writes files of its own
 }
 COUNT_SQL = "SELECT " + ", ".join(
     f"(SELECT count(*) FROM {table} WHERE project = {{p}}{extra})" for table, extra in COUNTS.items()
@@ -125,6 +127,8 @@ class Seeds:
                 "id"
             ]
         self.wait(vs, lambda o: o["file_counts"]["in_progress"] == 0)
+        if "container_id" not in i or not self.exists(f"/v1/containers/{i['container_id']}"):
+            i["container_id"] = self.make("POST", "/v1/containers", json={"name": "fuzz"})["id"]
         self.heal_thread()
 
     def heal_thread(self) -> None:

@@ -180,8 +180,9 @@ def use_seeds(fz: Fuzzer, case: Case, data: st.DataObject) -> None:
 
 def mutate(kw: dict[str, Any], case: Case, m: Mutation) -> None:
     """Apply a mutation to the request arguments schemathesis made for `case`."""
-    if m.body is not None:
+    if m.body is not None:  # the spoilt body replaces the whole of it, a multipart one too
         kw.pop("json", None)
+        kw.pop("files", None)
         kw["data"] = m.body
         kw["headers"]["Content-Type"] = m.content_type
     if m.query is not None:

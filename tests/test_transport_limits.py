@@ -206,6 +206,27 @@ def test_the_sdk_gets_a_413_for_a_file_over_the_limit(limited: Server, size: int
     client.files.delete(file_rows(limited)[0].id)
 
 
+def test_a_container_files_upload_has_the_file_limit_and_its_json_the_body_limit(limited: Server) -> None:
+    client = limited.client(max_retries=0)
+    made = client.containers.create(name="uploads")
+    size = 2 * REQUEST_LIMIT  # past a JSON body's cap, within a file's
+    added = client.containers.files.create(made.id, file=("mid.bin", io.BytesIO(b"z" * size)))
+    assert added.bytes == size
+    with pytest.raises(openai.APIStatusError) as caught:
+        client.containers.files.create(made.id, file=("big.bin", io.BytesIO(b"z" * (FILE_LIMIT + 1))))
+    assert caught.value.status_code == 413 and caught.value.body["param"] == "file"  # type: ignore[index]
+    padded = json.dumps({"file_id": "file-x", "pad": " " * size})
+    answer = httpx.post(
+        f"{limited.url}/v1/containers/{made.id}/files",
+        content=padded,
+        headers={"Authorization": f"Bearer {KEY_A}", "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413 and str(REQUEST_LIMIT) in answer.json()["error"]["message"]
+    assert [f.id for f in client.containers.files.list(made.id)] == [added.id]
+    client.containers.delete(made.id)
+    assert list(files_dir(limited).iterdir()) == []  # the bytes went with the container
+
+
 # -- half-sent requests (finding 11) --
 
 
