@@ -251,12 +251,20 @@ async def finish(
     continuing = status == "in_progress"  # a round of built-in tool calls: the run goes on with us
     if not continuing:
         values |= RELEASED | {"expires_at": values.get("expires_at")}
-    if not await ctx.store.finish(RUNS, run.id, ctx.owner, {"status": status} | values, inserts or []):
+        # Marked before the write, not after: housekeeping may see the end committed before this
+        # task resumes from the write, and a task it stopped there would never announce the end.
+        ctx.ended.add(run.id)
+    written = False
+    try:
+        written = await ctx.store.finish(RUNS, run.id, ctx.owner, {"status": status} | values, inserts or [])
+    finally:
+        if not written:
+            ctx.ended.discard(run.id)
+    if not written:
         log.info("run %s: no longer ours, dropping this attempt's result", run.id)
         await stop(ctx, run.id)  # cancelled meanwhile: finish the cancel ourselves
         return False
     if not continuing:
-        ctx.ended.add(run.id)
         metrics.RUNS_FINISHED.labels(metrics.model(run.model), status).inc()
     if status not in ("requires_action", "in_progress"):
         metrics.RUN_DURATION.labels(metrics.model(run.model)).observe(max(0.0, now() - run.created_at))
@@ -277,11 +285,14 @@ async def fail(ctx: Context, run: RunRow, code: str, message: str) -> None:
 
 async def stop(ctx: Context, run_id: str) -> None:
     """After our task was cancelled: a cancelling run becomes cancelled; anything else is left alone."""
-    row = await ctx.store.stop(
-        RUNS, run_id, ctx.owner, {"status": "cancelled", "cancelled_at": now(), "expires_at": None} | RELEASED
-    )
-    if row is not None:
-        ctx.ended.add(run_id)  # housekeeping must not interrupt the announcement below
+    values = {"status": "cancelled", "cancelled_at": now(), "expires_at": None} | RELEASED
+    ctx.ended.add(run_id)  # before the write (see finish): housekeeping must not interrupt the announcement
+    row = None
+    try:
+        row = await ctx.store.stop(RUNS, run_id, ctx.owner, values)
+    finally:
+        if row is None:
+            ctx.ended.discard(run_id)
     if row is not None and row.stream:
         await publish(ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
 

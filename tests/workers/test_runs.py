@@ -17,7 +17,7 @@ from core.ids import now
 from core.models import MESSAGES, STEPS, Message, Run, RunStep, new_row
 from core.store import open_store
 from tests.conftest import fresh_pg_database
-from tests.procs import TEST_NAMESPACE
+from tests.procs import TEST_NAMESPACE, ScriptedModel
 from tests.utils import rows
 from workers import run_loop as runs
 from workers.model_client import ModelClients
@@ -266,6 +266,55 @@ def test_housekeeping_stops_only_runs_taken_from_their_task(database_url: str) -
         for task in tasks.values():
             task.cancel()
         runner.tasks.clear()
+        await runner.close()
+
+    asyncio.run(go())
+
+
+def test_housekeeping_between_a_runs_end_and_its_announcement_spares_the_run(
+    database_url: str, model_server: ScriptedModel
+) -> None:
+    """Housekeeping's look at the runs can see a run's end committed before the run's own task
+    has resumed from that commit (both answers wait on the loop, under load): the task must not be
+    cancelled there, or the end is stored but never announced and the run's stream hangs (seen:
+    streamed runs in distributed mode hanging until the test timeout, now and then)."""
+
+    async def go() -> None:
+        settings = Settings(
+            database_url=database_url,
+            sandbox_pool_size=0,
+            redis_namespace=TEST_NAMESPACE + "announce",
+            openai_base_url=f"{model_server.url}/v1",
+            openai_api_key="sk-scripted",
+        )
+        runner = Runner(settings, lambda _: None)
+        ctx = runner.ctx
+        ctx.events = log = MemoryEventLog()
+        committed = ctx.store.finish
+
+        async def finish(*args: Any, **kw: Any) -> bool:
+            done = await committed(*args, **kw)
+            # the commit is visible: housekeeping's query answers before this task resumes
+            looked = asyncio.Event()
+
+            async def housekeeping() -> None:
+                await runner._check_cancelled()
+                looked.set()
+
+            checking = asyncio.create_task(housekeeping())
+            await looked.wait()
+            await checking
+            return done
+
+        ctx.store.finish = finish  # type: ignore[method-assign]
+        run = await rows.run(ctx.engine, stream=True)
+        await runner.start(run.id)
+        task = runner.tasks[run.id]
+        await asyncio.wait_for(asyncio.gather(task, return_exceptions=True), 30)
+        async with sessions(ctx) as s:
+            assert (await s.get(Run, run.id)).status == "completed"
+        last = await log.last_event(run.id)
+        assert last is not None and last[0] == "thread.run.completed", last
         await runner.close()
 
     asyncio.run(go())

@@ -265,10 +265,18 @@ async def _end(
 ) -> None:
     for row in rows:
         row["seq"] = seq()
-    if not await ctx.store.finish_response(r.id, ctx.owner, values, rows, r.conversation_id):
+    # marked before the write: housekeeping may see the end before this task resumes from it
+    # (see workers/run_loop.finish)
+    ctx.ended.add(r.id)
+    written = False
+    try:
+        written = await ctx.store.finish_response(r.id, ctx.owner, values, rows, r.conversation_id)
+    finally:
+        if not written:
+            ctx.ended.discard(r.id)
+    if not written:
         log.info("response %s: no longer ours (cancelled, or taken over), dropping this attempt", r.id)
         return
-    ctx.ended.add(r.id)
     metrics.RUNS_FINISHED.labels(metrics.model(r.model), values["status"]).inc()
     events.append(output.event(ENDS[values["status"]], response=wire(r, values)))
     # shielded: the response is stored; its waiters must hear so, and a `store: false` one must
