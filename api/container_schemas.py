@@ -9,9 +9,9 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError, field_validator
 
 from api.body import Body, Id, Name
-from api.errors import validation_error
+from api.errors import BadRequest, validation_error
 from api.pagination import ListParams
-from core.containers import MemoryLimit
+from core.containers import MEMORY_LIMITS, MemoryLimit
 
 MAX_FILES = 100  # ours: file_ids of one container (each file's bytes are copied while the request waits)
 NO_NETWORK = 'the sandbox has no network: only {"type": "disabled"} is supported'
@@ -85,3 +85,13 @@ def parse_json(model: type[B], raw: bytes) -> B:
     except ValidationError as exc:
         errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
         raise validation_error(RequestValidationError(errors, body=data)) from None
+
+
+def check_memory(limit: str, ceiling: str, param: str) -> None:
+    """A container's memory_limit is at most the operator's ceiling (ASSISTD_CONTAINER_MAX_MEMORY)."""
+    if MEMORY_LIMITS[limit] > MEMORY_LIMITS[ceiling]:
+        raise BadRequest(
+            f"Invalid 'memory_limit': '{limit}' is above this server's ceiling of '{ceiling}'.",
+            param=param,
+            code="invalid_value",
+        )

@@ -210,6 +210,10 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
         # no warm sandbox containers in every test server: code interpreter tests pay a cold start
         "ASSISTD_SANDBOX_POOL_SIZE": "0",
         "ASSISTD_SANDBOX_TIMEOUT_SECONDS": "20",
+        # one project runs every contract test on a session's server, and each response with an
+        # `auto` container outside a chain starts a session (they end after 20 idle minutes)
+        "ASSISTD_SANDBOX_MAX_PROJECT_SESSIONS": "48",
+        "ASSISTD_SANDBOX_MAX_SESSIONS": "64",
     }
 
 

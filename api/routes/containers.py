@@ -15,9 +15,8 @@ from sqlalchemy import delete
 from sqlmodel import col, select
 
 from api.container_rows import container_of, delete_bytes, files_of, new_bytes, path_of
-from api.container_schemas import ContainerCreate, ContainerListParams
+from api.container_schemas import ContainerCreate, ContainerListParams, check_memory
 from api.deps import Project, Session
-from api.errors import BadRequest
 from api.item_rows import Wired
 from api.pagination import page_rows
 from api.params import Checked
@@ -27,7 +26,6 @@ from core.containers import (
     CONTAINER_FILES,
     CONTAINERS,
     DEFAULT_MINUTES,
-    MEMORY_LIMITS,
     Container,
     ContainerFile,
     copy_bytes,
@@ -43,13 +41,7 @@ async def create_container(
     request: Request, body: ContainerCreate, project: Project, session: Session
 ) -> Response:
     """Create a container; its file_ids are copied in (later changes to those Files do not reach it)."""
-    ceiling = request.app.state.settings.container_max_memory
-    if MEMORY_LIMITS[body.memory_limit] > MEMORY_LIMITS[ceiling]:
-        raise BadRequest(
-            f"Invalid 'memory_limit': '{body.memory_limit}' is above this server's ceiling of '{ceiling}'.",
-            param="memory_limit",
-            code="invalid_value",
-        )
+    check_memory(body.memory_limit, request.app.state.settings.container_max_memory, "memory_limit")
     file_ids = list(dict.fromkeys(body.file_ids or []))
     sources = await files_of(session, project, file_ids)
     row = Container(

@@ -18,12 +18,20 @@ from sqlmodel import col, delete, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import response_jobs
+from api.container_schemas import check_memory
 from api.deps import Project, Session
 from api.errors import BadRequest, NotFound
 from api.item_rows import count_tokens, item_rows, page_items, wire_items
 from api.pagination import Listing
 from api.params import Checked
-from api.response_schemas import Include, InputTokensCount, ResponseContext, ResponseCreate
+from api.response_schemas import (
+    AutoContainer,
+    CodeInterpreterTool,
+    Include,
+    InputTokensCount,
+    ResponseContext,
+    ResponseCreate,
+)
 from api.store import check_refs, dumped_one
 from core.ids import now
 from core.models import new_row
@@ -39,6 +47,10 @@ async def create_response(request: Request, body: ResponseCreate, project: Proje
     """Create a model response."""
     store: RunStore = request.app.state.store
     body.check()
+    for n, tool in enumerate(body.tools or []):
+        if isinstance(tool, CodeInterpreterTool) and isinstance(tool.container, AutoContainer):
+            limit, ceiling = tool.container.memory_limit, request.app.state.settings.container_max_memory
+            check_memory(limit or "1g", ceiling, f"tools[{n}].container.memory_limit")
     wired = await wire_items(store, project, body.items(), "input")
     conversation_id = await check_context(store, project, body)
     row = response_row(request, project, body, conversation_id)

@@ -272,6 +272,10 @@ CASES: list[tuple[dict[str, Any], str]] = [
         "tools[0].container.network_policy.type",
     ),
     ({"tools": [{"type": "code_interpreter", "container": "cntr_1"}] * 2}, "tools"),
+    (
+        {"tools": [{"type": "code_interpreter", "container": {"type": "auto", "memory_limit": "4g"}}]},
+        "tools[0].container.memory_limit",
+    ),
     ({"tools": [{"type": "web_search"}]}, "tools[0].type"),
     ({"tools": [{"type": "function", "name": "bad name"}]}, "tools[0].name"),
     ({"tools": [{"type": "function"}]}, "tools[0].name"),

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import io
 import logging
 import posixpath
 from dataclasses import dataclass, field
@@ -21,7 +20,15 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.containers import CONTAINER_FILES, CONTAINERS, DATA_DIR, MEMORY_LIMITS, status_of
+from core.containers import (
+    CONTAINER_FILES,
+    CONTAINERS,
+    DATA_DIR,
+    MEMORY_LIMITS,
+    copy_bytes,
+    data_path,
+    status_of,
+)
 from core.ids import new_id, now, seq
 from core.models import FILES
 from core.storage import Storage
@@ -90,12 +97,12 @@ async def _copy_files(
             )
         )
     ).all()
-    assert ctx.storage is not None
+    storage = ctx.storage
+    assert storage is not None
     for file in rows:
         cfile = new_id("cfile")
-        data = await asyncio.to_thread(_read, ctx.storage, file.id)
-        await asyncio.to_thread(ctx.storage.save, cfile, io.BytesIO(data), len(data) + 1)
-        name = posixpath.basename(file.filename.replace("\\", "/")) or file.id
+        size = await asyncio.to_thread(copy_bytes, storage, file.id, cfile, file.bytes + 1)
+        path = data_path(file.filename) or f"{DATA_DIR}/{file.id}"
         await conn.execute(
             insert(CONTAINER_FILES),
             {
@@ -104,8 +111,8 @@ async def _copy_files(
                 "project": project,
                 "seq": seq(),
                 "created_at": now(),
-                "path": f"{DATA_DIR}/{name}",
-                "bytes": len(data),
+                "path": path,
+                "bytes": size,
                 "source": "user",
                 "file_id": file.id,
             },
