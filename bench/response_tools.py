@@ -233,7 +233,7 @@ def main() -> None:
                 },
                 args.n,
                 50,
-                "warm exec added",
+                "the execution",
             )
         if "search" in args.parts:
             t0 = time.perf_counter()
@@ -259,7 +259,7 @@ def main() -> None:
                 },
                 args.n,
                 25,
-                "search added",
+                "the search",
             )
     finally:
         client.close()

@@ -219,6 +219,9 @@ async def run_code(
         raise ToolUnavailable("Code interpreter is not available on this worker.")
     code = code_of(arguments)
     row, note = await resolve(ctx, r, spec, context)
+    gone = spec if isinstance(spec, str) else last_container(context)
+    if (row is None or row.id != gone) and gone is not None:
+        await ctx.sandboxes.forget(gone)  # an expired or deleted container's session ends now
     if row is None:
         container_id = spec if isinstance(spec, str) else ""
         return Ran(container_id, "failed", [{"type": "logs", "logs": note}], note)
