@@ -328,11 +328,15 @@ class Kernel:
             self.buffer += chunk
 
     def running_threads(self) -> bool:
-        """Whether a thread besides the kernel's main one is on a CPU (checked over ~50 ms)."""
+        """Whether a thread besides the kernel's main one is on a CPU (checked over ~10 ms; at
+        once when the kernel has no other thread, the usual case: this is on every execution's
+        path, and a thread that is asleep now is frozen with the kernel until the next one)."""
         for _ in range(5):
             try:
                 tids = [t for t in os.listdir(f"/proc/{self.pid}/task") if t != str(self.pid)]
             except OSError:
+                return False
+            if not tids:
                 return False
             for tid in tids:
                 try:
@@ -342,7 +346,7 @@ class Kernel:
                     continue
                 if state == "R":
                     return True
-            time.sleep(0.01)
+            time.sleep(0.002)
         return False
 
 
