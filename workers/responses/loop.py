@@ -95,7 +95,7 @@ async def start(ctx: Context, r: ResponseRow) -> Output:
     last = logged[-1] if logged else await ctx.events.last_event(r.id)
     sequence = 0 if last is None else int(json.loads(last[1]).get("sequence_number", -1)) + 1
     earlier, left_open = orphans(logged)
-    output = Output(sequence, True, earlier, frozenset(tools.specs(r)))
+    output = Output(sequence, True, earlier, frozenset(tools.specs(r)), r.include)
     events = [
         output.event("response.output_item.done", output_index=index, item=earlier[index])
         for index in left_open

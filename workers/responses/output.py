@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.ids import new_id
+from core.responses import shown
 from workers.responses.citations import Citations
 
 Events = list[tuple[str, str]]
@@ -45,12 +46,14 @@ class Output:
         announce: bool,
         earlier: list[dict[str, Any]] | None = None,
         built_in: frozenset[str] = frozenset(),
+        include: list[str] | None = None,
     ) -> None:
         self.sequence = sequence  # the next event's sequence_number
         self.announce = announce  # make events (a streamed or background response)
         self.earlier = earlier or []  # an earlier attempt's items, which keep their output_index
         self.first_index = len(self.earlier)
         self.built_in = built_in  # the built-in tools' function names the model may call
+        self.include = include  # what the client asked to see of built-in calls (events as reads)
         self.citations = Citations()  # what the answer's text may cite: search results, files written
         self.slots: list[Slot] = []
         self.reasoning: Slot | None = None
@@ -217,7 +220,8 @@ class Output:
         slot.item, slot.done = item, True
         if not self.announce:
             return []
-        return [self.event("response.output_item.done", output_index=self._index(slot), item=item)]
+        shown_item = shown([item], self.include)[0]  # results the client did not ask for stay home
+        return [self.event("response.output_item.done", output_index=self._index(slot), item=shown_item)]
 
     def close(self, incomplete: bool) -> tuple[list[dict[str, Any]], Events]:
         """This attempt's output items, and the events that close those still open. An answer cut
