@@ -88,6 +88,9 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = 2.0
     cancel_check_seconds: float = 0.5
     poll_after_ms: int = 25
+    # a poll helper's retrieve of a run still going (X-Stainless-Poll-Helper) is answered when
+    # the run ends or needs the client, waiting at most this long; 0 answers at once
+    poll_wait_seconds: float = 10.0
 
     # workers
     worker_concurrency: int = 500

@@ -275,6 +275,8 @@ async def finish(
             events.append((f"thread.run.{status}", wire_of(Run, final).model_dump_json()))
         # shielded: the run is committed; its stream must hear so even if this task is cancelled now
         await asyncio.shield(publish(ctx, run, events))
+    elif not continuing:  # a poll waiting on the run (api/polls.py) hears of the end at once
+        await asyncio.shield(publish(ctx, run, [(f"thread.run.{status}", "{}")]))
     return True
 
 
@@ -293,8 +295,9 @@ async def stop(ctx: Context, run_id: str) -> None:
     finally:
         if row is None:
             ctx.ended.discard(run_id)
-    if row is not None and row.stream:
-        await publish(ctx, row, [("thread.run.cancelled", wire_of(Run, row._mapping).model_dump_json())])
+    if row is not None:  # the stream's last event, or a waiting poll's signal
+        data = wire_of(Run, row._mapping).model_dump_json() if row.stream else "{}"
+        await publish(ctx, row, [("thread.run.cancelled", data)])
 
 
 async def release(ctx: Context, run_id: str) -> bool:

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select, update
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api import streams
+from api import polls, streams
 from api.deps import Project, Session
 from api.errors import BadRequest, NotFound
 from api.pagination import Listing, page
@@ -40,6 +40,7 @@ from api.store import (
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send, thread_resources
 from core.ids import now
 from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, table_of, wire_of
+from core.store import RunStore
 
 router = APIRouter(tags=["runs"], dependencies=[Checked])
 ASSISTANTS, THREADS = table_of(Assistant), table_of(Thread)
@@ -228,8 +229,20 @@ async def list_runs(thread_id: str, params: Listing, project: Project, session: 
 async def retrieve_run(
     request: Request, thread_id: str, run_id: str, project: Project, session: Session
 ) -> Response:
-    """Retrieve a run."""
+    """Retrieve a run (a poll helper's retrieve of a run still going: once it changes)."""
     run = await owned(session, Run, run_id, project, thread_id=thread_id)
+    if polls.wants_wait(request, run.status):
+        await session.rollback()  # no pooled connection is held while the poll waits
+        store: RunStore = request.app.state.store
+
+        async def still_going() -> bool:
+            row = await store.owned(RUNS, run_id, project)
+            return row is not None and row.status in polls.GOING
+
+        await polls.until_changed(request, run_id, still_going)
+        row = await store.owned(RUNS, run_id, project)
+        if row is not None:  # (deleted with its thread meanwhile: as it was)
+            return run_response(wire_of(Run, row._mapping), request.app.state.settings.poll_after_ms)
     return run_response(run.to_openai(), request.app.state.settings.poll_after_ms)
 
 

@@ -214,3 +214,41 @@ def test_many_runs_each_one_message(client: OpenAI, assistant: Any) -> None:
         assert done.status == "completed"
         msgs = client.beta.threads.messages.list(thread_id=run.thread_id)
         assert [m.role for m in msgs.data] == ["assistant", "user"]
+
+
+POLL_HELPER = {"X-Stainless-Poll-Helper": "true"}
+
+
+def test_a_poll_helpers_retrieve_is_answered_when_the_run_ends(client: OpenAI) -> None:
+    assistant = client.beta.assistants.create(model="slow:800")
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "hello"}])
+    run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id)
+    # a plain retrieve answers at once
+    assert client.beta.threads.runs.retrieve(run.id, thread_id=thread.id).status in ("queued", "in_progress")
+    started = time.monotonic()
+    polled = client.beta.threads.runs.retrieve(run.id, thread_id=thread.id, extra_headers=POLL_HELPER)
+    assert polled.status == "completed" and time.monotonic() - started >= 0.4
+    # create_and_poll: one poll, answered as the run ends
+    began = time.monotonic()
+    done = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert done.status == "completed" and 0.75 <= time.monotonic() - began < 2.5
+
+
+def test_a_poll_helper_hears_of_requires_action_and_a_cancel(
+    client: OpenAI, model_server: ScriptedModel
+) -> None:
+    call = {"id": "call_poll", "name": "lookup", "arguments": "{}"}
+    model = model_server.script(str(uuid.uuid4()), [{"tool_calls": [call]}])
+    tool: Any = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
+    assistant = client.beta.assistants.create(model=model, tools=[tool])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "look it up"}])
+    run = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert run.status == "requires_action"
+    slow = client.beta.assistants.create(model="slow:3000")
+    other = client.beta.threads.create(messages=[{"role": "user", "content": "wait"}])
+    going = client.beta.threads.runs.create(thread_id=other.id, assistant_id=slow.id)
+    time.sleep(0.3)
+    client.beta.threads.runs.cancel(going.id, thread_id=other.id)
+    started = time.monotonic()
+    polled = client.beta.threads.runs.retrieve(going.id, thread_id=other.id, extra_headers=POLL_HELPER)
+    assert polled.status == "cancelled" and time.monotonic() - started < 2.5

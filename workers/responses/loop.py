@@ -158,44 +158,22 @@ async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
         text = "".join(output.message.chunks) if output.message is not None else ""
         calls, events = output.end_round()
         await announce(events)
-        said: dict[str, Any] = {
+        try:
+            results, spent = await tools.run_round(ctx, r, output, calls, claimed.items, announce, spent)
+        except ToolUnavailable as exc:
+            await fail(ctx, r, output, "server_error", str(exc))
+            return
+        said = {
             "role": "assistant",
             "content": text or (None if endpoint.null_content else ""),
+            "tool_calls": [tools.chat_call(s) for s in calls],
         }
-        said["tool_calls"] = [
-            {
-                "id": s.call_id,
-                "type": "function",
-                "function": {"name": s.name, "arguments": "".join(s.chunks)},
-            }
-            for s in calls
-        ]
-        results = []
-        for slot in calls:
-            if slot.item["type"] == "function_call":
-                continue  # the client's to run: the response ends after this round
-            if r.max_tool_calls is not None and spent >= r.max_tool_calls:
-                await announce(output.finish(slot, slot.item | {"status": "incomplete"}))
-                read = f"[Not run: this response may make at most {r.max_tool_calls} built-in tool calls.]"
-            else:
-                spent += 1
-                try:
-                    read = await tools.run(ctx, r, output, slot, claimed.items, announce)
-                except ToolUnavailable as exc:
-                    await fail(ctx, r, output, "server_error", str(exc))
-                    return
-            results.append({"role": "tool", "tool_call_id": slot.call_id, "content": read})
         messages += [said, *results]
         if len(results) < len(calls):  # function calls: the client goes on from here
             await complete(ctx, r, output, Answer(answer.finish, _sum(usage)))
             return
-    await fail(
-        ctx,
-        r,
-        output,
-        "server_error",
-        f"The model made more than {MAX_ROUNDS} rounds of built-in tool calls.",
-    )
+    too_many = f"The model made more than {MAX_ROUNDS} rounds of built-in tool calls."
+    await fail(ctx, r, output, "server_error", too_many)
 
 
 def _sum(usage: list[dict[str, Any]]) -> dict[str, Any]:

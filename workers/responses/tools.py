@@ -78,6 +78,38 @@ async def run(
     return ran.text
 
 
+async def run_round(
+    ctx: Context,
+    r: ResponseRow,
+    output: Output,
+    calls: list[Slot],
+    context: list[dict[str, Any]],
+    publish: Publish,
+    spent: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Run a round's built-in calls, in the model's order: the `tool` messages the model reads
+    next, and how many built-in calls the response has made. Calls past max_tool_calls are
+    closed `incomplete` and the model is told; function calls are left to the client."""
+    results = []
+    for slot in calls:
+        if slot.item["type"] == "function_call":
+            continue
+        if r.max_tool_calls is not None and spent >= r.max_tool_calls:
+            await publish(output.finish(slot, slot.item | {"status": "incomplete"}))
+            read = f"[Not run: this response may make at most {r.max_tool_calls} built-in tool calls.]"
+        else:
+            spent += 1
+            read = await run(ctx, r, output, slot, context, publish)
+        results.append({"role": "tool", "tool_call_id": slot.call_id, "content": read})
+    return results, spent
+
+
+def chat_call(slot: Slot) -> dict[str, Any]:
+    """A call of the round as the chat-completions exchange replays it."""
+    arguments = "".join(slot.chunks)
+    return {"id": slot.call_id, "type": "function", "function": {"name": slot.name, "arguments": arguments}}
+
+
 def output_items(output: Output) -> list[dict[str, Any]]:
     """This response's items so far (an earlier call's container is reused by the next)."""
     return output.earlier + [s.item for s in output.slots]
