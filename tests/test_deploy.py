@@ -124,3 +124,26 @@ def test_dockerfile_installs_the_product() -> None:
     for package in ("assistd", "core", "api", "workers"):
         assert f"COPY {package} ./{package}" in text
     assert "USER assistd" in text
+
+
+def test_dockerfile_health_check() -> None:
+    text = (DEPLOY / "Dockerfile").read_text()
+    check = re.search(r"^HEALTHCHECK .*?\n(?:\s.*\n)*", text, re.M)
+    assert check, "the Dockerfile has no HEALTHCHECK"
+    # the default command's liveness endpoint on its port, with what the slim image has (no curl)
+    assert "http://127.0.0.1:8000/healthz" in check.group(0) and "urllib" in check.group(0)
+    assert "curl" not in check.group(0)
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]
+    # the image's other commands: their own check, or none
+    assert "9191/healthz" in " ".join(compose["worker"]["healthcheck"]["test"])
+    assert compose["migrate"]["healthcheck"] == {"disable": True}
+
+
+def test_dockerfile_copies_what_the_build_reads() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    copied = re.search(r"^COPY (.*) \./$", (DEPLOY / "Dockerfile").read_text(), re.M)
+    assert copied, "the Dockerfile copies no project files"
+    for name in [project["readme"], *project["license-files"]]:
+        assert name in copied.group(1).split(), f"the image's build needs {name}"
