@@ -5,24 +5,44 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import socket
 import sys
 import threading
+from importlib.metadata import version
 
 from core.config import Settings, get_settings
 from core.db import check_migrated, migrate
 from core.errors import NotMigrated
 
 log = logging.getLogger("assistd")
+VERSION = version("assistd")
+# uvicorn's exit status when the server never started (its STARTUP_FAILURE)
+STARTUP_FAILURE = 3
 
 
-def _listen(args: argparse.Namespace, settings: Settings) -> None:
-    """Serve the API on --host/--port until interrupted."""
+def _bind(args: argparse.Namespace) -> socket.socket:
+    """The API's socket, bound before anything else starts. Left to uvicorn, a taken port showed
+    only after migrating and starting the worker, as a log line, a traceback and seconds of
+    shutting down again."""
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((args.host, args.port))
+    except OSError as exc:
+        sock.close()
+        sys.exit(f"assistd: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
+    return sock
+
+
+def _listen(sock: socket.socket, args: argparse.Namespace, settings: Settings, mode: str) -> None:
+    """Serve the API on the bound socket until interrupted."""
     import uvicorn
 
     from api.main import create_app
     from assistd.protocol import protocol
 
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=args.host,
         port=args.port,
@@ -32,10 +52,17 @@ def _listen(args: argparse.Namespace, settings: Settings) -> None:
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
     )
+    server = uvicorn.Server(config)
+    host = f"[{args.host}]" if sock.family == socket.AF_INET6 else args.host
+    log.info("assistd %s (%s mode) listening on http://%s:%d", VERSION, mode, host, sock.getsockname()[1])
+    server.run(sockets=[sock])
+    if not server.started:  # the app's start-up failed; uvicorn has logged why
+        sys.exit(STARTUP_FAILURE)
 
 
 def _serve(args: argparse.Namespace) -> int:
     """Embedded mode: migrate, then API and worker in this one process."""
+    sock = _bind(args)
     settings = get_settings()
     migrate(settings.database_url)
     if not settings.keys():
@@ -55,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
     # runs back and remove its sandbox containers.
     signal.signal(signal.SIGTERM, lambda *_: None)
     try:
-        _listen(args, settings)
+        _listen(sock, args, settings, "embedded")
     finally:
         worker.stop()
     return 0
@@ -78,7 +105,7 @@ def _require_distributed(need_keys: bool) -> None:
 def _api(args: argparse.Namespace) -> int:
     """Distributed mode: the HTTP API only; runs go to the workers through Redis."""
     _require_distributed(need_keys=True)
-    _listen(args, get_settings())
+    _listen(_bind(args), args, get_settings(), "distributed")
     return 0
 
 
@@ -91,7 +118,7 @@ def _worker(args: argparse.Namespace) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     worker = start_worker(get_settings())
-    log.info("worker started")
+    log.info("assistd %s worker started", VERSION)
     # Wake up now and then: a signal the kernel hands to another thread does not interrupt an
     # untimed wait, and Python runs its handler only once the main thread runs again (seen: a
     # SIGTERM handled 15 s late, when a second one came).
@@ -111,6 +138,7 @@ def _migrate(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="assistd", description="A self-hosted OpenAI Assistants API server.")
+    p.add_argument("--version", action="version", version=f"assistd {VERSION}")
     sub = p.add_subparsers(dest="command", required=True)
     for name, fn, helptext, listens in (
         ("serve", _serve, "embedded mode: API, worker, SQLite and queue in one process", True),
