@@ -17,6 +17,7 @@ from api.routes import (
     conversations,
     files,
     messages,
+    models,
     playground,
     responses,
     runs,
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         responses,
         conversations,
         containers,
+        models,
     )
     for module in routers:
         v1.include_router(module.router)

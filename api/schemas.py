@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal, Union
 
+from openai.types.shared import ReasoningEffort
 from pydantic import Field, ValidationInfo, field_validator
 
 from api.body import MESSAGE_CHARS, Body, Description, Id, Instructions, MessageText, ModelName, Name, Tokens
@@ -310,7 +311,8 @@ class _Sampling(_HasMetadata):
     temperature: Annotated[float, Field(ge=0, le=2)] | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
     response_format: ResponseFormat | None = None
-    reasoning_effort: Literal["none", "minimal", "low", "medium", "high", "xhigh"] | None = None
+    # the installed SDK's own type: every value it declares is accepted, a new one as it ships
+    reasoning_effort: ReasoningEffort = None
 
 
 class AssistantCreate(_Sampling):

@@ -31,6 +31,8 @@ POST /v1/embeddings answers at once with deterministic vectors: each lower-cased
 into one of `dimensions` (default 64) buckets, and the counts are L2-normalised, so texts that
 share words are close; an input containing `[slow-embedding N ms]` makes the answer wait N ms
 (a worker can then be killed mid-ingestion). Embedding requests are not listed by /_requests.
+GET /v1/models lists one model, "echo", as a server that loaded one would (the names above
+are scripts it answers to, not models it has).
 GET /_requests lists what was received (body, received_at, done_at); DELETE /_requests clears it.
 """
 
@@ -52,6 +54,7 @@ LOG: deque[dict[str, Any]] = deque(maxlen=20_000)
 QUEUES: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
 FLAKY: dict[str, int] = defaultdict(int)
 LATENCY_MS = 0.0
+STARTED = int(time.time())
 
 
 def _last_user_text(body: dict[str, Any]) -> str:
@@ -253,6 +256,9 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if delay:
             await asyncio.sleep(delay / 1000)
         return await send_json(send, 200, embeddings(body))
+    if path.endswith("/models") and method == "GET":
+        listed = {"id": "echo", "object": "model", "created": STARTED, "owned_by": "scripted"}
+        return await send_json(send, 200, {"object": "list", "data": [listed]})
     if not path.endswith("/chat/completions"):
         return await send_json(
             send, 404, {"error": {"message": f"no route {path}", "type": "invalid_request_error"}}

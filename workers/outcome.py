@@ -13,7 +13,7 @@ from core.ids import now
 from core.models import MESSAGES, STEPS, Message, RunStep, wire_of
 from core.store import RunRow
 from workers.rows import message_row, step_row
-from workers.streaming import Turn, TurnIds, abandoned, message_start, tools_start
+from workers.streaming import Turn, TurnIds, abandoned, annotations_delta, message_start, tools_start
 
 Rows = list[tuple[Any, dict[str, Any]]]
 Extras = dict[str, list[dict[str, Any]]]  # a message's image parts and text annotations
@@ -155,6 +155,9 @@ class Outcome:
             recorded.add(row["id"])
             if table is MESSAGES:
                 events += message_start(run, ids, started)
+                text = row["content"][-1]["text"]  # the text part follows the image parts
+                if text["annotations"]:
+                    events.append(annotations_delta(row["id"], len(row["content"]) - 1, text["annotations"]))
                 name = (
                     "thread.message.completed"
                     if row["status"] == "completed"

@@ -265,6 +265,18 @@ def _text_delta(ids: TurnIds, text: str) -> str:
     )
 
 
+def annotations_delta(message_id: str, part: int, annotations: list[dict[str, Any]]) -> tuple[str, str]:
+    """The text's annotations, once the answer is whole (a citation is known only then), as one
+    more delta before the message completes, as OpenAI sends them: each with its `index` in the
+    text's annotations, and an empty `value`, which adds nothing to the text a client has."""
+    indexed = [{"index": i} | a for i, a in enumerate(annotations)]
+    text = {"value": "", "annotations": indexed}
+    delta = {"content": [{"index": part, "type": "text", "text": text}]}
+    return "thread.message.delta", json.dumps(
+        {"id": message_id, "object": "thread.message.delta", "delta": delta}
+    )
+
+
 def builtin_delta(step_id: str, index: int, call: dict[str, Any]) -> tuple[str, str]:
     """A step delta for a built-in tool call (`call` holds its id, type and what changed)."""
     delta = {"step_details": {"type": "tool_calls", "tool_calls": [{"index": index} | call]}}

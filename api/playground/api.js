@@ -159,6 +159,16 @@ export async function check() {
   }
 }
 
+/** The model ids GET /v1/models lists; none when it cannot say (the pickers take any name anyway). */
+export async function modelIds() {
+  try {
+    return (await api.get("/models")).data.map((m) => m.id);
+  } catch (error) {
+    console.warn("models could not be listed", error);
+    return [];
+  }
+}
+
 /** True when the server has no such endpoint (as opposed to no such object). */
 export function missingEndpoint(error) {
   return error instanceof ApiError && (error.status === 404 || error.status === 405) &&

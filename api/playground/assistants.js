@@ -1,6 +1,6 @@
 // Assistants: list, create, edit, delete; tools with a JSON schema editor that validates.
 
-import { api } from "./api.js";
+import { api, modelIds } from "./api.js";
 import { attempt, clear, field, h, note } from "./dom.js";
 import { vectorStores } from "./files.js";
 import { record, store } from "./state.js";
@@ -12,17 +12,18 @@ let flash = ""; // "Created asst_..." survives the move to the new assistant's p
 const EXAMPLE = { type: "object", properties: { location: { type: "string", description: "City name" } }, required: ["location"] };
 
 export async function show(main, [id]) {
-  const [assistants, files, stores] = await Promise.all([
+  const [assistants, files, stores, listed] = await Promise.all([
     attempt(() => api.all("/assistants?order=desc")),
     attempt(() => api.all("/files?purpose=assistants")),
     vectorStores(),
+    modelIds(),
   ]);
   if (!assistants) return;
   const chosen = assistants.find((a) => a.id === id) || (id === "new" || !assistants.length ? null : assistants[0]);
   const list = h("ul.item-list", {}, h("li", {}, h("a", { href: "#/assistants/new", "aria-current": chosen ? null : "page" }, "+ New assistant")),
     assistants.map((a) => h("li", {}, h("a", { href: `#/assistants/${a.id}`, "aria-current": a === chosen ? "page" : null },
       a.name || "Untitled", h("small", {}, `${a.model} · ${a.id}`)))));
-  const models = new Set([...store.models, ...assistants.map((a) => a.model)]);
+  const models = new Set([...store.models, ...listed, ...assistants.map((a) => a.model)]);
   main.append(h("div.split", {}, h("aside.sidebar", { "aria-label": "Assistants" }, h("h2", {}, "Assistants"), list),
     h("section.panel", {}, editor(chosen, { models, files: files || [], stores }))));
 }
@@ -167,7 +168,7 @@ function editor(assistant, { models, files, stores }) {
   return clear(form,
     h("h2", {}, assistant ? assistant.name || "Untitled assistant" : "New assistant"),
     assistant ? h("p.meta", {}, assistant.id) : null,
-    h("div.grid", {}, field("Name", name), field("Model", model, "Any model name the server routes; recent ones are suggested."), datalist),
+    h("div.grid", {}, field("Name", name), field("Model", model, "Any model name the server routes; recent and listed ones are suggested."), datalist),
     field("Description", description),
     field("Instructions", instructions),
     h("div.grid", {}, field("Temperature", temperature, "0 to 2"), field("Top P", topP, "0 to 1")),

@@ -1,7 +1,7 @@
 // Responses: chat with a model and function tools, each turn naming the previous response or all
 // turns in one conversation; the streamed answer, the output items, function outputs.
 
-import { api } from "./api.js";
+import { api, modelIds } from "./api.js";
 import { functionEditor } from "./assistants.js";
 import { attempt, clear, field, h, note, showError } from "./dom.js";
 import { itemSummary, renderInput, ResponseView } from "./outputs.js";
@@ -10,16 +10,18 @@ import { record, store } from "./state.js";
 let view = null; // the chat outlives a visit to another tab
 
 export async function show(main) {
-  view ||= new ResponsesView(await defaultModel());
+  const listed = await modelIds();
+  view ||= new ResponsesView(await defaultModel(listed));
+  view.suggest(listed);
   main.append(view.el);
 }
 
-/** The model last used here or in Assistants, else the current assistant's. */
-async function defaultModel() {
+/** The model last used here or in Assistants, else the current assistant's, else the first listed. */
+async function defaultModel(listed) {
   if (store.models.length) return store.models[0];
   const page = await attempt(() => api.get("/assistants?order=desc&limit=20"));
   const assistants = page?.data || [];
-  return (assistants.find((a) => a.id === store.assistant) || assistants[0])?.model || "";
+  return (assistants.find((a) => a.id === store.assistant) || assistants[0])?.model || listed[0] || "";
 }
 
 class ResponsesView {
@@ -49,12 +51,17 @@ class ResponsesView {
     return h("aside.sidebar", { "aria-label": "Response settings" },
       this.newButton = h("button.primary", { type: "button", onclick: () => this.reset() }, "New chat"),
       field("Model", this.model, "Any model name the server routes."),
-      h("datalist", { id: "response-models" }, store.models.map((m) => h("option", { value: m }))),
+      this.modelList = h("datalist", { id: "response-models" }),
       field("Instructions", this.instructions),
       h("div.field", {}, h("label.check", {}, this.useConversation, " Use a conversation"),
         h("small.hint", { id: "conversation-hint" }, "On: a new conversation holds every turn. Off: each turn names the previous response.")),
       h("fieldset", {}, h("legend", {}, "Function tools"), fnList, h("button", { type: "button", onclick: add }, "Add function")),
       this.itemsSection);
+  }
+
+  /** The model picker's suggestions: the recently used models, then the server's. */
+  suggest(listed) {
+    this.modelList.replaceChildren(...[...new Set([...store.models, ...listed])].map((m) => h("option", { value: m })));
   }
 
   composer() {

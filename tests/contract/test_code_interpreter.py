@@ -15,6 +15,7 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import ScriptedModel, Server, spawn, start_distributed, start_embedded, stop, unavailable
+from tests.contract.test_streaming import TextSnapshots, streamed_annotations
 from tests.contract.test_tools import strict_steps
 
 IMAGE = "assistd-sandbox:1"
@@ -187,6 +188,27 @@ def test_streamed_code_interpreter_run(server: Server, client: OpenAI, model_ser
     assert done[0].step_details.tool_calls[0].code_interpreter.outputs[0].logs.strip() == "45"
     text = [e.data.content[0].text.value for e in events if e.event == "thread.message.completed"]
     assert text == ["45 it is."]
+
+
+def test_streamed_answer_links_its_file_in_a_delta(
+    server: Server, client: OpenAI, model_server: ScriptedModel
+) -> None:
+    source = "open('/mnt/data/out.txt', 'w').write('saved')"
+    reply = "Saved to [out.txt](sandbox:/mnt/data/out.txt)."
+    assistant = tutor(client, model_server, [code("call_out", source), {"content": reply}])
+    thread = client.beta.threads.create(messages=[{"role": "user", "content": "Save a file."}])
+    with client.beta.threads.runs.stream(
+        thread_id=thread.id, assistant_id=assistant.id, event_handler=TextSnapshots()
+    ) as stream:
+        stream.until_done()
+        (message,) = stream.get_final_messages()
+    text = message.content[-1].text
+    assert text.value == reply
+    (link,) = streamed_annotations(stream, text)
+    assert (
+        link.type == "file_path" and reply[link.start_index : link.end_index] == "sandbox:/mnt/data/out.txt"
+    )
+    assert client.files.retrieve(link.file_path.file_id).filename == "/mnt/data/out.txt"
 
 
 def test_forcing_code_interpreter(server: Server, client: OpenAI, model_server: ScriptedModel) -> None:

@@ -2,10 +2,11 @@
 
 import time
 import uuid
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
+from openai.types.shared import ReasoningEffort
 
 from tests.conftest import KEY_B, ScriptedModel, Server
 
@@ -252,3 +253,22 @@ def test_a_poll_helper_hears_of_requires_action_and_a_cancel(
     started = time.monotonic()
     polled = client.beta.threads.runs.retrieve(going.id, thread_id=other.id, extra_headers=POLL_HELPER)
     assert polled.status == "cancelled" and time.monotonic() - started < 2.5
+
+
+def test_every_reasoning_effort_the_sdk_declares_reaches_the_model(
+    client: OpenAI, model_server: ScriptedModel
+) -> None:
+    # the assistant's effort, then a run's own, "max" the newest of the SDK's values
+    model = f"text:effort-{uuid.uuid4().hex[:8]}"
+    assistant = client.beta.assistants.create(model=model, reasoning_effort="max")
+    thread = _thread(client, "think hard")
+    first = client.beta.threads.runs.create_and_poll(thread_id=thread.id, assistant_id=assistant.id)
+    assert first.status == "completed"
+    assert [r["body"]["reasoning_effort"] for r in model_server.requests(model)] == ["max"]
+    efforts = [e for e in get_args(get_args(ReasoningEffort)[0]) if e != "max"]
+    for effort in efforts:
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, reasoning_effort=effort
+        )
+        assert run.status == "completed"
+    assert [r["body"]["reasoning_effort"] for r in model_server.requests(model)] == ["max", *efforts]

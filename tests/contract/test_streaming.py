@@ -43,6 +43,37 @@ class Recorder(AssistantEventHandler):
             self.arguments += [c.function.arguments or "" for c in event.data.delta.step_details.tool_calls]
 
 
+class TextSnapshots(AssistantEventHandler):
+    """Each text delta as sent, and the text as the SDK's accumulation made it after the last."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.deltas: list[Any] = []
+        self.snapshot: Any = None
+
+    @override
+    def on_text_delta(self, delta: Any, snapshot: Any) -> None:
+        self.deltas.append(delta)
+        self.snapshot = snapshot
+
+
+def _shape(annotation: Any) -> tuple[Any, ...]:
+    cited = annotation.file_citation if annotation.type == "file_citation" else annotation.file_path
+    return annotation.type, annotation.text, annotation.start_index, annotation.end_index, cited.file_id
+
+
+def streamed_annotations(handler: TextSnapshots, final: Any) -> list[Any]:
+    """The annotation deltas of a streamed message whose completed text is `final`, checked: the
+    deltas add up to its text, no more, and the SDK's accumulated text ends with its annotations."""
+    assert "".join(d.value or "" for d in handler.deltas) == final.value
+    sent = [a for d in handler.deltas for a in d.annotations or []]
+    assert [a.index for a in sent] == list(range(len(final.annotations)))
+    assert [_shape(a) for a in sent] == [_shape(a) for a in final.annotations]
+    assert handler.snapshot.value == final.value
+    assert [_shape(a) for a in handler.snapshot.annotations] == [_shape(a) for a in final.annotations]
+    return sent
+
+
 def squash(names: list[str]) -> list[str]:
     """Event names with runs of deltas collapsed to one."""
     return [n for i, n in enumerate(names) if not (n.endswith(".delta") and i and names[i - 1] == n)]

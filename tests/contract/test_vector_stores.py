@@ -24,6 +24,7 @@ from core.config import Settings
 from core.db import async_engine, sync_engine
 from core.models import FILE_CHUNKS, VECTOR_STORE_FILES, VECTOR_STORES
 from tests.conftest import KEY_A, KEY_B, ScriptedModel, Server, start_distributed, start_embedded, stop
+from tests.contract.test_streaming import TextSnapshots, streamed_annotations
 from workers.tools.citations import annotate
 from workers.tools.file_search import file_search
 
@@ -552,6 +553,34 @@ def test_run_with_file_search_cites_the_file(
     (cite,) = text.annotations
     assert cite.type == "file_citation" and cite.file_citation.file_id == ids["paris.txt"]
     assert text.value[cite.start_index : cite.end_index] == cite.text == "【0:0†paris.txt】"
+
+
+def test_streamed_run_carries_its_citation_in_a_delta(
+    server: Server, client: OpenAI, model_server: ScriptedModel
+) -> None:
+    """The citation reaches a streaming client in a thread.message.delta, not only in the
+    completed message, and the SDK's accumulated text ends up annotated, its text not repeated."""
+    store, ids = ready_store(client)
+    answer = "It is 330 metres tall【0:0†paris.txt】."
+    search = {"id": "call_fs", "name": "file_search", "arguments": '{"query": "Eiffel Tower height"}'}
+    model = model_server.script(f"fs-stream-{time.time()}", [{"tool_calls": [search]}, {"content": answer}])
+    assistant = client.beta.assistants.create(
+        model=model,
+        tools=[{"type": "file_search"}],
+        tool_resources={"file_search": {"vector_store_ids": [store.id]}},
+    )
+    with client.beta.threads.create_and_run_stream(
+        assistant_id=assistant.id,
+        thread={"messages": [{"role": "user", "content": "How tall is the Eiffel Tower?"}]},
+        event_handler=TextSnapshots(),
+    ) as stream:
+        stream.until_done()
+        (message,) = stream.get_final_messages()
+    text = message.content[0].text
+    assert text.value == answer
+    (cite,) = streamed_annotations(stream, text)
+    assert cite.type == "file_citation" and cite.file_citation.file_id == ids["paris.txt"]
+    assert answer[cite.start_index : cite.end_index] == cite.text == "【0:0†paris.txt】"
 
 
 def test_message_attachment_for_file_search(

@@ -49,6 +49,7 @@ const scenarios = {
     await page.waitForSelector("#key-dialog", { state: "hidden" });
     await page.getByRole("link", { name: "Assistants" }).click();
     await page.getByRole("link", { name: "+ New assistant" }).click();
+    const suggested = await page.locator("#model-list option").evaluateAll((options) => options.map((o) => o.value));
     await page.getByLabel("Name", { exact: true }).first().fill("Weather bot");
     await page.getByLabel("Model").fill("toolonce:get_weather");
     await page.getByLabel("Instructions").fill("Answer questions about the weather; call get_weather.");
@@ -92,7 +93,7 @@ const scenarios = {
     await page.waitForSelector("table[aria-label=Runs] tbody tr", { timeout: TIMEOUT });
     const runs = await page.locator("table[aria-label=Runs] tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.status));
     await shot(page, "runs");
-    return { invalidVerdict, missingVerdict, validVerdict, listed, assistantCode, legend, status, answer, call, usage, submitCode, runs };
+    return { suggested, invalidVerdict, missingVerdict, validVerdict, listed, assistantCode, legend, status, answer, call, usage, submitCode, runs };
   },
 
   /** The answer appears word by word; a second run is cancelled mid-answer; a phone-sized screen. */

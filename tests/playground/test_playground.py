@@ -41,6 +41,7 @@ def scenario(node: str, server: Server, name: str, expected: str = "404", **env:
 
 def test_function_call_round_trip(browser: str, embedded: Server) -> None:
     out = scenario(browser, embedded, "chat")
+    assert {"echo", "echo@small"} <= set(out["suggested"])  # the model picker offers GET /v1/models
     assert out["invalidVerdict"].startswith("Not valid JSON")
     assert out["missingVerdict"] == 'parameters: "town" is required but not in properties.'
     assert out["validVerdict"] == "Valid schema."
