@@ -40,6 +40,7 @@ from tests.procs import KEY_A, Server, start_distributed, start_model, stop  # n
 PEER_FLOWS_PER_S = (7.5, 14.6)
 PEER_CPU_MS = (127.0, 144.0)
 STEPS = ("threads.create", "messages.create", "runs.create_and_poll", "messages.list")
+CPU_KEYS = ("api", "workers", "postgres", "redis", "client")
 
 
 def cpu_seconds(server: Server) -> dict[str, float]:
@@ -126,14 +127,20 @@ async def burst(server: Server, flows: int, concurrency: int) -> dict[str, Any]:
 
 
 async def sequential(server: Server, model: str, n: int) -> dict[str, list[float]]:
+    """Per step's times; under "cpu", the CPU per flow of each process (ms)."""
     times: dict[str, list[float]] = defaultdict(list)
     async with AsyncOpenAI(base_url=f"{server.url}/v1", api_key=KEY_A, max_retries=0, timeout=600) as client:
         await prepare(client, [model])
         for i in range(n + 3):
+            if i == 3:  # the first three warm the connections
+                times.clear()
+                before = cpu_seconds(server)
             started = time.perf_counter()
             await flow(client, model, times, i)
             times["flow"].append((time.perf_counter() - started) * 1000)
-    return {k: v[3:] for k, v in times.items()}  # the first three warm the connections
+        after = cpu_seconds(server)
+    times["cpu"] = [(after[k] - before[k]) * 1000 / n for k in CPU_KEYS]
+    return dict(times)
 
 
 def ms(values: list[float]) -> str:
@@ -168,6 +175,7 @@ def main() -> None:
     print(f"sequential, 0 ms model ({args.sequential} flows):")
     for step in STEPS:
         print(f"  {step:<22} {ms(quick[step])}")
+    print("  CPU per flow: " + ", ".join(f"{k} {v:.2f} ms" for k, v in zip(CPU_KEYS, quick["cpu"])))
     cp = pct(quick["runs.create_and_poll"], 50)
     print(f"  create_and_poll p50 {cp:.1f} ms: target <= 15 ms {'met' if cp <= 15 else 'NOT met'}")
     added = [t - 1000 for t in slow["flow"]]
