@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -79,6 +80,22 @@ def context() -> dict[str, Any]:
     return out
 
 
+class TextFormatter(logging.Formatter):
+    """TEXT, with the time's seconds formatted once a second rather than once a line (an access
+    line is written per request: its cost is the API's)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT)
+        self._second, self._text = -1, ""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        second = int(record.created)
+        if second != self._second:  # a race between threads only formats the same second twice
+            self._text = time.strftime(self.default_time_format, self.converter(second))
+            self._second = second
+        return f"{self._text},{int(record.msecs):03d}"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message, the context above, the fields a line
     passes as `extra={"fields": {...}}`, and a traceback as `error`."""
@@ -105,5 +122,11 @@ class JsonFormatter(logging.Formatter):
 def configure(level: str, fmt: str) -> None:
     """The root logger's one handler on stderr, in `fmt` ("text" or "json")."""
     handler = logging.StreamHandler()
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT))
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     logging.basicConfig(level=level.upper(), handlers=[handler])
+    # What no line shows is not gathered (the logging documentation's "Optimization"): the
+    # caller's file and line (a walk up the stack per line), the thread, the process.
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
+    # Python's warnings are printed as text otherwise: in JSON, every line must parse
+    logging.captureWarnings(fmt == "json")
