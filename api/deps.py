@@ -10,8 +10,9 @@ from fastapi import Depends, Request
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.errors import Unauthorized
+from core import logs
 
-PROJECT_SCOPE_KEY = "assistd.project"  # where the Gate leaves the project of a checked key
+PROJECT_SCOPE_KEY = logs.PROJECT_KEY  # where the Gate leaves the project of a checked key
 
 
 def bearer(header: str) -> str | None:

@@ -27,6 +27,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core import logs
 from core.errors import TooLarge
 from retrieval.errors import FilterError
 
@@ -254,5 +255,6 @@ class CatchAll:
         except Exception:
             if started:
                 raise
-            log.exception("unhandled error")
+            # the id lets an operator find this trace from the answer the client got
+            log.exception("unhandled error (request %s)", scope.get(logs.REQUEST_ID_KEY))
             await crashed()(scope, receive, send)

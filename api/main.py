@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from api import errors, limits, metrics
+from api import errors, limits, metrics, observe
 from api.routes import (
     assistants,
     containers,
@@ -61,10 +61,11 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         enqueue = BackgroundSender()
     app.state.enqueue = enqueue
     errors.install(app)
-    # outermost last: metrics see every answer, CatchAll every error, the Gate runs before a body is read
+    # outermost last: Observe names, counts and logs every answer, CatchAll catches every error,
+    # the Gate runs before a body is read
     app.add_middleware(limits.Gate, settings=settings, keys=app.state.api_keys)
     app.add_middleware(errors.CatchAll)
-    app.add_middleware(metrics.MetricsMiddleware)
+    app.add_middleware(observe.Observe, access_log=settings.access_log)
     app.add_route("/metrics", metrics.exposition, include_in_schema=False)
 
     v1 = APIRouter(prefix="/v1")

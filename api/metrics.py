@@ -1,4 +1,5 @@
-"""Prometheus metrics of the API: requests by route template, in-flight requests, queue depth.
+"""Prometheus metrics of the API: requests by route template, in-flight requests, queue depth
+(api/observe.py counts and times the requests).
 
 With several API processes on one host, set PROMETHEUS_MULTIPROC_DIR (prometheus_client's own
 variable) to a directory shared by them; `/metrics` then sums every process.
@@ -8,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -22,7 +22,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import Unauthorized
 from core.metrics import allowed, render
@@ -46,46 +45,6 @@ RUNS_BY_STATUS = Gauge(
     ["status"],
     multiprocess_mode="max",
 )
-
-
-def route_template(scope: Scope) -> str:
-    """`/v1/threads/{thread_id}` for `/v1/threads/thread_abc`: the path with its parameters named."""
-    path: str = scope["path"]
-    if path.startswith("/playground"):  # its static files, under one label
-        return "/playground"
-    if scope.get("route") is None:
-        return "unmatched"
-    for name, value in scope.get("path_params", {}).items():
-        path = path.replace(f"/{value}", f"/{{{name}}}", 1)
-    return path
-
-
-class MetricsMiddleware:
-    """Counts and times every request under its route template (`/v1/threads/{thread_id}`), never
-    the raw path, so the number of series stays bounded."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started, status = time.perf_counter(), 500
-
-        async def sending(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                LATENCY.labels(scope["method"], route_template(scope)).observe(time.perf_counter() - started)
-            await send(message)
-
-        IN_FLIGHT.inc()
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            IN_FLIGHT.dec()
-            REQUESTS.labels(scope["method"], route_template(scope), str(status)).inc()
 
 
 async def refresh_queue_depth(sessions: async_sessionmaker[AsyncSession], every: float = 5.0) -> None:

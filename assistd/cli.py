@@ -10,6 +10,7 @@ import sys
 import threading
 from importlib.metadata import version
 
+from core import logs
 from core.config import Settings, get_settings
 from core.db import check_migrated, migrate
 from core.errors import NotMigrated
@@ -38,6 +39,7 @@ def _bind(args: argparse.Namespace) -> socket.socket:
 def _listen(sock: socket.socket, args: argparse.Namespace, settings: Settings, mode: str) -> None:
     """Serve the API on the bound socket until interrupted."""
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from api.main import create_app
     from assistd.protocol import protocol
@@ -46,8 +48,10 @@ def _listen(sock: socket.socket, args: argparse.Namespace, settings: Settings, m
         create_app(settings),
         host=args.host,
         port=args.port,
-        access_log=False,
+        access_log=False,  # api/observe.py writes the access log (ASSISTD_ACCESS_LOG)
         log_level="warning",
+        # uvicorn's own handlers write text: in JSON, its lines go to the root logger's instead
+        log_config=None if settings.log_format == "json" else LOGGING_CONFIG,
         http=protocol(settings.header_timeout_seconds, settings.max_header_bytes),
         timeout_keep_alive=settings.keep_alive_seconds,
         limit_concurrency=settings.max_connections,
@@ -156,9 +160,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(
-        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    settings = get_settings()
+    logs.configure(settings.log_level, settings.log_format)
     for noisy in ("alembic", "httpx", "httpx2", "dramatiq"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return int(args.fn(args))

@@ -142,6 +142,9 @@ class Settings(BaseSettings):
 
     # metrics and logs
     log_level: str = "INFO"
+    # "json": one JSON object a line, with the request's or the run's ids (core/logs.py)
+    log_format: Literal["text", "json"] = "text"
+    access_log: bool = True  # one line per HTTP request (logger assistd.access, at INFO)
     # prometheus_client's own variable: a directory shared by the processes of one host
     prometheus_multiproc_dir: str | None = Field(
         None, validation_alias=AliasChoices("PROMETHEUS_MULTIPROC_DIR")

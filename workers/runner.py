@@ -20,6 +20,7 @@ import dramatiq
 from sqlalchemy import Row, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core import logs
 from core.config import Settings
 from core.db import async_engine
 from core.events import event_log
@@ -105,6 +106,14 @@ class Runner:
         it is ours (or not ours to run)."""
         if self.stopping:  # leave it to another worker
             raise dramatiq.Retry(delay=100)
+        # the claim's lines carry the id; the task below starts with a copy of this context
+        token = logs.JOB.set(logs.job(run_id))
+        try:
+            await self._start(run_id)
+        finally:
+            logs.JOB.reset(token)
+
+    async def _start(self, run_id: str) -> None:
         await self.slots.acquire()
         try:
             driving = await self._claim(run_id)
@@ -137,6 +146,8 @@ class Runner:
 
     async def _drive_response(self, claimed: ClaimedResponse) -> None:
         response = claimed.response
+        # the task's own context: set for the task's lifetime, nothing to reset
+        logs.JOB.set(logs.job(response.id, response.project))
         try:
             await response_loop.execute(self.ctx, claimed)
         except asyncio.CancelledError:
@@ -154,6 +165,7 @@ class Runner:
 
     async def _drive(self, claimed: Claimed) -> None:
         run = claimed.run
+        logs.JOB.set(logs.job(run.id, run.project))  # the task's own context: nothing to reset
         try:
             await runs.execute(self.ctx, claimed)
         except asyncio.CancelledError:
