@@ -109,8 +109,17 @@ def _require_distributed(need_keys: bool) -> None:
 def _api(args: argparse.Namespace) -> int:
     """Distributed mode: the HTTP API only; runs go to the workers through Redis."""
     _require_distributed(need_keys=True)
-    _listen(_bind(args), args, get_settings(), "distributed")
-    return 0
+    sock = _bind(args)
+    if args.workers <= 1:
+        _listen(sock, args, get_settings(), "distributed")
+        return 0
+    from assistd import processes
+
+    def serve() -> None:
+        get_settings.cache_clear()  # it reads PROMETHEUS_MULTIPROC_DIR, set for the children
+        _listen(sock, args, get_settings(), "distributed")
+
+    return processes.run(args.workers, sock, serve)
 
 
 def _worker(args: argparse.Namespace) -> int:
@@ -154,6 +163,13 @@ def parser() -> argparse.ArgumentParser:
         if listens:
             cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
+        if name == "api":
+            cmd.add_argument(
+                "--workers",
+                type=int,
+                default=1,
+                help="API processes sharing the port (default 1; see docs/operations.md for sizing)",
+            )
         cmd.set_defaults(fn=fn)
     return p
 

@@ -236,6 +236,7 @@ def start_distributed(
     workers: int = 2,
     extra: dict[str, str] | None = None,
     redis_url: str = REDIS_URL,
+    api_workers: int = 1,
 ) -> Server:
     if not redis_available(redis_url):
         raise ServiceMissing("Redis")
@@ -256,7 +257,8 @@ def start_distributed(
         capture_output=True,
     )
     port = free_port()
-    procs = [spawn([sys.executable, "-m", "assistd", "api", "--port", str(port)], env, tmp / "api.log")]
+    api = [sys.executable, "-m", "assistd", "api", "--port", str(port), "--workers", str(api_workers)]
+    procs = [spawn(api, env, tmp / "api.log")]
     ports = [free_port() for _ in range(workers)]
     procs += [
         spawn(

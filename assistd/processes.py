@@ -1,0 +1,130 @@
+"""Several API processes on one port (`assistd api --workers N`): forked children that share the
+listening socket (the kernel hands each connection to one of them), watched by this process.
+
+Metrics still add up: the children write prometheus_client's multiprocess files into one
+directory (PROMETHEUS_MULTIPROC_DIR; a temporary one when unset), which any child's /metrics
+sums. A child that dies is replaced (after a pause if it dies at once: a broken start-up must
+not spin); SIGTERM or SIGINT stops them all.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+
+log = logging.getLogger("assistd")
+RESTART_PAUSE = 1.0  # before replacing a child that lived less than this
+STOP_GRACE = 30.0  # for the children to finish their requests before they are killed
+
+
+def shared_metrics_dir() -> str | None:
+    """Point prometheus_client at a directory every child shares, before it is imported; the
+    directory this process made (and removes at the end), if it made one."""
+    if "prometheus_client" in sys.modules:  # its value class is fixed at import
+        raise RuntimeError("prometheus_client was imported before the metrics directory was set")
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
+        for name in os.listdir(path):  # a previous run's counts would be summed in
+            if name.endswith(".db"):
+                os.unlink(os.path.join(path, name))
+        return None
+    made = tempfile.mkdtemp(prefix="assistd-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = made
+    return made
+
+
+def _fork(serve: Callable[[], None]) -> int:
+    pid = os.fork()
+    if pid == 0:  # the child: serve until stopped, never return into the parent's code
+        code = 0
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            serve()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        except BaseException:
+            log.exception("API process failed")
+            code = 1
+        finally:
+            logging.shutdown()
+            os._exit(code)
+    return pid
+
+
+def run(count: int, sock: socket.socket, serve: Callable[[], None]) -> int:
+    """Fork `count` processes running `serve()` on `sock`; watch them until a stop signal."""
+    made = shared_metrics_dir()
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    children = {_fork(serve): time.monotonic() for _ in range(count)}
+    log.info("%d API processes: %s", count, " ".join(map(str, children)))
+    try:
+        while not stopping:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                break
+            if pid == 0:
+                time.sleep(0.2)
+                continue
+            started = children.pop(pid, time.monotonic())
+            _dead(pid)
+            if stopping:
+                break
+            log.warning("API process %d exited (status %d): starting another", pid, status)
+            if time.monotonic() - started < RESTART_PAUSE:
+                time.sleep(RESTART_PAUSE)
+            children[_fork(serve)] = time.monotonic()
+    finally:
+        _stop_all(children)
+        sock.close()
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+    return 0
+
+
+def _stop_all(children: dict[int, float]) -> None:
+    for pid in children:
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + STOP_GRACE
+    while children and time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid:
+            children.pop(pid, None)
+            _dead(pid)
+        else:
+            time.sleep(0.1)
+    for pid in children:  # past the grace: they go now
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _dead(pid: int) -> None:
+    """Drop a dead child's live gauges from the shared metrics (its counters stay summed)."""
+    if "prometheus_client" in sys.modules:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
