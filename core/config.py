@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///./data/assistd.db", validation_alias=AliasChoices("ASSISTD_DATABASE_URL", "DATABASE_URL")
     )
+    # "pgbouncer": database_url is a pooler in transaction mode (PgBouncer, or one that works like
+    # it), so no statement stays prepared from one transaction to the next (docs/operations.md)
+    database_pooler: Literal["none", "pgbouncer"] = "none"
     redis_url: str | None = Field(None, validation_alias=AliasChoices("ASSISTD_REDIS_URL", "REDIS_URL"))
     redis_namespace: str = "assistd"
     files_dir: str = "./data/files"
