@@ -59,8 +59,8 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cur.close()
 
 
-def async_engine(url: str, pool_size: int = 20, pooler: str = "none") -> AsyncEngine:
-    """The service's engine: up to 2 x `pool_size` connections; `pooler` is database_pooler."""
+def async_engine(url: str, pool_size: int = 10, pooler: str = "none") -> AsyncEngine:
+    """The service's engine: up to `pool_size` connections; `pooler` is database_pooler."""
     if is_sqlite(url):
         engine = create_async_engine(_driver_url(url, sync=False))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -70,7 +70,9 @@ def async_engine(url: str, pool_size: int = 20, pooler: str = "none") -> AsyncEn
     return create_async_engine(
         _driver_url(url, sync=False),
         pool_size=pool_size,
-        max_overflow=pool_size,
+        # no overflow: a connection opened past pool_size is closed as soon as it is returned,
+        # so bursts would pay a connection (and a PgBouncer login) per statement
+        max_overflow=0,
         pool_recycle=1800,
         connect_args=ASYNCPG_UNPREPARED if pooler == "pgbouncer" else {},
     )

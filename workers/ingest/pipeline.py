@@ -90,8 +90,7 @@ class Ingestor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # a connection per slot, the group writer and the lease keeper: a pool smaller than that
-        # opens and closes a connection per statement (and prepares every statement again)
+        # a connection per slot, the group writer and the lease keeper
         self.engine = async_engine(
             settings.database_url, pool_size=settings.ingest_concurrency + 2, pooler=settings.database_pooler
         )
