@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install (only where missing) and start the services the tests talk to:
-# Redis on 127.0.0.1:6379 and PostgreSQL on 127.0.0.1:5432 (user/password assistd); Node.js
-# and npm for the JavaScript SDK's test.
+# Redis on 127.0.0.1:6379, PostgreSQL on 127.0.0.1:5432 (user/password assistd) and PgBouncer on
+# 127.0.0.1:6432 in front of it (transaction pooling); Node.js and npm for the JavaScript SDK's test.
 set -euo pipefail
 
 need=()
@@ -36,6 +36,7 @@ psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_roles WHERE rolname='assist
 psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='assistd'" | grep -q 1 ||
   psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE assistd OWNER assistd"
 echo "services: redis 127.0.0.1:6379, postgresql 127.0.0.1:5432 ready"
+bash .ci/pgbouncer.sh  # needs the assistd role above
 
 # the Docker engine and sandbox image (code interpreter), the browser (playground tests), a real
 # inference server (llama.cpp's, tests/contract/test_llama_server.py)

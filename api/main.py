@@ -40,10 +40,11 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = async_engine(settings.database_url)
+        size, pooler = settings.database_pool_size, settings.database_pooler
+        engine = async_engine(settings.database_url, pool_size=size, pooler=pooler)
         app.state.sessions = sessionmaker(engine)
         # a run's creation, without an ORM session (on PostgreSQL, without SQLAlchemy: core/store/pg.py)
-        app.state.store = open_store(settings.database_url, engine, size=20)
+        app.state.store = open_store(settings.database_url, engine, size=size, pooler=pooler)
         depth = asyncio.create_task(metrics.refresh_queue_depth(app.state.sessions))
         yield
         depth.cancel()

@@ -37,6 +37,12 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "sqlite:///./data/assistd.db", validation_alias=AliasChoices("ASSISTD_DATABASE_URL", "DATABASE_URL")
     )
+    # "pgbouncer": database_url is a pooler in transaction mode (PgBouncer, or one that works like
+    # it), so no statement stays prepared from one transaction to the next (docs/operations.md)
+    database_pooler: Literal["none", "pgbouncer"] = "none"
+    # connections of each of a process's two pools (SQLAlchemy's, the run store's): a statement
+    # holds one for a round trip, so a few serve hundreds of runs (docs/operations.md, "Sizing")
+    database_pool_size: int = Field(10, ge=1)
     redis_url: str | None = Field(None, validation_alias=AliasChoices("ASSISTD_REDIS_URL", "REDIS_URL"))
     redis_namespace: str = "assistd"
     files_dir: str = "./data/files"

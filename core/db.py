@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine, make_url
@@ -20,6 +20,17 @@ if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+# Through a pooler in transaction mode each transaction may run on another server connection: a
+# statement prepared by name in one is missing in the next, or is another client's of the same
+# name. So asyncpg caches no statement and prepares each one unnamed right before running it
+# (Parse and Bind reach the same server connection: asyncpg sends no Sync between them).
+ASYNCPG_UNPREPARED: dict[str, Any] = {
+    "statement_cache_size": 0,  # asyncpg's own cache (its queries for types and codecs)
+    "prepared_statement_cache_size": 0,  # SQLAlchemy's, per connection
+    "prepared_statement_name_func": lambda: "",  # "": the unnamed statement
+}
 
 
 def _driver_url(url: str, *, sync: bool) -> str:
@@ -48,7 +59,8 @@ def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -
     cur.close()
 
 
-def async_engine(url: str, pool_size: int = 20) -> AsyncEngine:
+def async_engine(url: str, pool_size: int = 10, pooler: str = "none") -> AsyncEngine:
+    """The service's engine: up to `pool_size` connections; `pooler` is database_pooler."""
     if is_sqlite(url):
         engine = create_async_engine(_driver_url(url, sync=False))
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -56,7 +68,13 @@ def async_engine(url: str, pool_size: int = 20) -> AsyncEngine:
     # No pre-ping: it would add a round trip to every transaction on the hot path; a connection
     # broken by a database restart is invalidated on first use and the pool reconnects.
     return create_async_engine(
-        _driver_url(url, sync=False), pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800
+        _driver_url(url, sync=False),
+        pool_size=pool_size,
+        # no overflow: a connection opened past pool_size is closed as soon as it is returned,
+        # so bursts would pay a connection (and a PgBouncer login) per statement
+        max_overflow=0,
+        pool_recycle=1800,
+        connect_args=ASYNCPG_UNPREPARED if pooler == "pgbouncer" else {},
     )
 
 
@@ -65,10 +83,14 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 def sync_engine(url: str) -> Engine:
-    engine = create_engine(_driver_url(url, sync=True))
+    """An engine for migrations and checks, never on a hot path."""
     if is_sqlite(url):
+        engine = create_engine(_driver_url(url, sync=True))
         event.listen(engine, "connect", _sqlite_pragmas)
-    return engine
+        return engine
+    # psycopg prepares a statement it has run 5 times (a readiness check's SELECT 1): a named
+    # statement that a pooler in transaction mode loses. These paths gain nothing from it.
+    return create_engine(_driver_url(url, sync=True), connect_args={"prepare_threshold": None})
 
 
 def _alembic_config(url: str) -> Config:

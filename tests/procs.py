@@ -18,12 +18,16 @@ from openai import OpenAI
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_URL = os.environ.get("ASSISTD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 PG_URL = os.environ.get("ASSISTD_TEST_PG_URL", "postgresql://assistd:assistd@127.0.0.1:5432/assistd")
+# PgBouncer in transaction pooling mode in front of PG_URL's server, passing any database name on
+PGBOUNCER_URL = os.environ.get(
+    "ASSISTD_TEST_PGBOUNCER_URL", "postgresql://assistd:assistd@127.0.0.1:6432/assistd"
+)
 KEY_A, KEY_B = "sk-test-project-a", "sk-test-project-b"
 API_KEYS = f"{KEY_A}=proj_a,{KEY_B}=proj_b"
 
 
 class ServiceMissing(RuntimeError):
-    """Redis or PostgreSQL is not reachable."""
+    """Redis, PostgreSQL or PgBouncer is not reachable."""
 
 
 def free_port() -> int:
@@ -119,6 +123,18 @@ def fresh_pg_database() -> str:
     except psycopg.OperationalError as exc:
         raise ServiceMissing("PostgreSQL") from exc
     return PG_URL.rsplit("/", 1)[0] + "/" + name
+
+
+def through_pgbouncer(url: str) -> str:
+    """The database of `url` reached through PgBouncer instead."""
+    import psycopg
+
+    try:
+        with psycopg.connect(PGBOUNCER_URL, connect_timeout=3) as c:
+            c.execute("SELECT 1")
+    except psycopg.OperationalError as exc:
+        raise ServiceMissing("PgBouncer") from exc
+    return PGBOUNCER_URL.rsplit("/", 1)[0] + "/" + url.rsplit("/", 1)[1]
 
 
 SERVERS: list[Server] = []
@@ -237,13 +253,22 @@ def start_distributed(
     extra: dict[str, str] | None = None,
     redis_url: str = REDIS_URL,
     api_workers: int = 1,
+    pgbouncer: bool = False,
 ) -> Server:
+    """API + `workers` workers on a fresh database, reached through PgBouncer if `pgbouncer`
+    (migrations included)."""
     if not redis_available(redis_url):
         raise ServiceMissing("Redis")
+    database: dict[str, str] = {"ASSISTD_DATABASE_URL": fresh_pg_database()}
+    if pgbouncer:
+        database = {
+            "ASSISTD_DATABASE_URL": through_pgbouncer(database["ASSISTD_DATABASE_URL"]),
+            "ASSISTD_DATABASE_POOLER": "pgbouncer",
+        }
     env = (
         base_env(model)
+        | database
         | {
-            "ASSISTD_DATABASE_URL": fresh_pg_database(),
             "ASSISTD_REDIS_URL": redis_url,
             "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
         }

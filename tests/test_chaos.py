@@ -1,6 +1,7 @@
 """Chaos: 500 runs (plain and with a function call) and 100 background responses while workers
 are SIGKILLed at random and restarted and Redis is restarted once. Every run and response must
-end `completed`, executed exactly once."""
+end `completed`, executed exactly once. Run on PostgreSQL directly, and through PgBouncer in
+transaction pooling mode: a killed worker's server connections go back to PgBouncer's pool."""
 
 from __future__ import annotations
 
@@ -111,7 +112,8 @@ def stored_outputs(server: Server, response_ids: list[str]) -> dict[str, int]:
     return {r[0]: r[1] for r in rows}
 
 
-def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
+@pytest.mark.parametrize("pgbouncer", [False, True], ids=["direct", "pgbouncer"])
+def test_chaos(model_server: ScriptedModel, tmp_path: Path, pgbouncer: bool) -> None:
     if shutil.which("redis-server") is None:
         unavailable("redis-server")
     port = free_port()
@@ -123,6 +125,7 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path) -> None:
         workers=3,
         redis_url=f"redis://127.0.0.1:{port}/0",
         extra={"ASSISTD_REQUIRES_ACTION_EXPIRY_SECONDS": "600"},
+        pgbouncer=pgbouncer,
     )
     chaos = Chaos(server, redis, port, tmp_path)
     try:

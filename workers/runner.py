@@ -82,8 +82,9 @@ class Runner:
         self.backlog = backlog
         # The run store serves the claims and rounds (on PostgreSQL with a pool of its own:
         # core/store/pg.py); SQLAlchemy's engine serves the rest: tools, housekeeping.
-        self.engine = async_engine(settings.database_url, pool_size=40)
-        store = open_store(settings.database_url, self.engine, size=40)
+        size, pooler = settings.database_pool_size, settings.database_pooler
+        self.engine = async_engine(settings.database_url, pool_size=size, pooler=pooler)
+        store = open_store(settings.database_url, self.engine, size=size, pooler=pooler)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.ctx = Context(
             settings,

@@ -371,6 +371,9 @@ async def submit_tool_outputs(
         raise BadRequest(f"Run {run_id} is no longer waiting for tool outputs.")
     await session.commit()
     await session.refresh(run)
+    # ends the refresh's transaction: the session closes only after a streamed answer, and would
+    # hold its connection (through PgBouncer, a server connection) idle in it to the run's end
+    await session.commit()
     if not run.stream:
         request.app.state.enqueue(run_id)
         return run_response(run.to_openai(), settings.poll_after_ms)

@@ -52,12 +52,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str, engine: AsyncEngine, size: int) -> RunStore:
-    """PgStore (its own pool of `size` connections) on PostgreSQL, else SqlStore on `engine`."""
+def open_store(url: str, engine: AsyncEngine, size: int, pooler: str = "none") -> RunStore:
+    """PgStore (its own pool of `size` connections) on PostgreSQL, else SqlStore on `engine`;
+    `pooler` is database_pooler."""
     if is_sqlite(url):
         from core.store.sql import SqlStore
 
         return SqlStore(engine)
     from core.store.pg import PgStore
 
-    return PgStore(url, size)
+    return PgStore(url, size, pooler)

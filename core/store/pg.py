@@ -154,9 +154,11 @@ OWN_ITEMS = "SELECT data FROM items WHERE response_id = $1 AND output = false OR
 class PgStore:
     """The run store on a pool of asyncpg connections, opened on first use."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, pooler: str = "none") -> None:
         self._dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         self._size = size
+        # through a pooler in transaction mode, nothing prepared is kept (core/db.py)
+        self._cache = 0 if pooler == "pgbouncer" else 100  # asyncpg's default
         self._pool: asyncpg.Pool | None = None
         self._opening = asyncio.Lock()
 
@@ -166,7 +168,12 @@ class PgStore:
                 if self._pool is None:
                     # statements are prepared once per connection and reused (asyncpg's cache)
                     self._pool = await asyncpg.create_pool(
-                        self._dsn, min_size=1, max_size=self._size, init=_codecs, reset=_reset
+                        self._dsn,
+                        min_size=1,
+                        max_size=self._size,
+                        init=_codecs,
+                        reset=_reset,
+                        statement_cache_size=self._cache,
                     )
         return self._pool
 

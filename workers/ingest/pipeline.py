@@ -90,9 +90,10 @@ class Ingestor:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        # a connection per slot, the group writer and the lease keeper: a pool smaller than that
-        # opens and closes a connection per statement (and prepares every statement again)
-        self.engine = async_engine(settings.database_url, pool_size=settings.ingest_concurrency + 2)
+        # a connection per slot, the group writer and the lease keeper
+        self.engine = async_engine(
+            settings.database_url, pool_size=settings.ingest_concurrency + 2, pooler=settings.database_pooler
+        )
         # single statements need no BEGIN / COMMIT (or ROLLBACK after a read): a third of the round trips
         self.single = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.storage = storage(settings)
