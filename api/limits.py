@@ -81,8 +81,8 @@ async def _answer(send: Send, error: APIError, *, close: bool) -> None:
 
 class Gate:
     """Answers 401 for a missing or wrong key on /v1 and 413 for a body past its cap (the file
-    limit plus FORM_BYTES for an upload, PART_BYTES plus FORM_BYTES for a part of one,
-    `max_request_bytes` for anything else), before the route reads the body."""
+    limit plus FORM_BYTES for an upload, `max_request_bytes` for anything else), before the
+    route reads the body."""
 
     def __init__(self, app: ASGIApp, settings: Settings, keys: dict[str, str]) -> None:
         self.app, self.settings, self.keys = app, settings, keys
