@@ -19,6 +19,7 @@ from api.deps import PROJECT_SCOPE_KEY, authenticate
 from api.errors import APIError, Unauthorized, api_error
 from core.config import Settings
 from core.errors import TooLarge
+from core.uploads import PART_BYTES
 
 # an upload's multipart framing and form fields (purpose, expires_after) around the file's bytes
 FORM_BYTES = 64 * 1024
@@ -47,6 +48,17 @@ def _is_upload(scope: Scope) -> bool:
         return True
     container_file = len(parts) == 5 and parts[:3] == ["", "v1", "containers"] and parts[4] == "files"
     return container_file and is_multipart(Headers(scope=scope))
+
+
+def _is_part(scope: Scope) -> bool:
+    """A part of an upload: POST /v1/uploads/{id}/parts, multipart, up to PART_BYTES of data."""
+    parts = str(scope["path"]).rstrip("/").split("/")
+    return (
+        scope["method"] == "POST"
+        and len(parts) == 5
+        and parts[:3] == ["", "v1", "uploads"]
+        and parts[4] == "parts"
+    )
 
 
 def _declared(headers: Headers) -> int | None:
@@ -78,6 +90,8 @@ class Gate:
     def _too_large(self, scope: Scope) -> APIError:
         if _is_upload(scope):
             return api_error(TooLarge("File", self.settings.max_file_bytes, param="file"))
+        if _is_part(scope):
+            return api_error(TooLarge("Part", PART_BYTES, param="data"))
         return api_error(TooLarge("Request body", self.settings.max_request_bytes))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -93,8 +107,11 @@ class Gate:
             except Unauthorized as exc:
                 await _answer(send, exc, close=unread)
                 return
-        upload = _is_upload(scope)
-        cap = self.settings.max_file_bytes + FORM_BYTES if upload else self.settings.max_request_bytes
+        cap = self.settings.max_request_bytes
+        if _is_upload(scope):
+            cap = self.settings.max_file_bytes + FORM_BYTES
+        elif _is_part(scope):
+            cap = PART_BYTES + FORM_BYTES
         if declared is not None and declared > cap:
             await _answer(send, self._too_large(scope), close=True)
             return

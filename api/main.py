@@ -23,6 +23,7 @@ from api.routes import (
     runs,
     steps,
     threads,
+    uploads,
     vector_stores,
 )
 from core.config import Settings, get_settings
@@ -78,6 +79,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         threads,
         assistants,
         files,
+        uploads,
         vector_stores,
         responses,
         conversations,

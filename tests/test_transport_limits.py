@@ -227,6 +227,29 @@ def test_a_container_files_upload_has_the_file_limit_and_its_json_the_body_limit
     assert list(files_dir(limited).iterdir()) == []  # the bytes went with the container
 
 
+def test_an_upload_part_has_the_part_limit(limited: Server) -> None:
+    """A part of an upload (POST /v1/uploads/{id}/parts) may be up to 64 MB, past a JSON body's cap."""
+    client = limited.client(max_retries=0)
+    size = 2 * REQUEST_LIMIT
+    upload = client.uploads.create(
+        bytes=size, filename="p.bin", mime_type="application/octet-stream", purpose="assistants"
+    )
+    part = client.uploads.parts.create(upload_id=upload.id, data=b"p" * size)
+    headers = {
+        "Content-Type": "multipart/form-data; boundary=b",
+        "Content-Length": str(65 << 20),  # past 64 MiB and the form's framing
+        "Authorization": f"Bearer {KEY_A}",
+    }
+    with connect(limited, timeout=3) as sock:
+        sock.sendall(head("POST", f"/v1/uploads/{upload.id}/parts", headers))
+        status, _, body = read_response(sock)
+    assert status == 413 and error_of(body)["param"] == "data"
+    done = client.uploads.complete(upload_id=upload.id, part_ids=[part.id])
+    assert done.file is not None and done.file.bytes == size
+    client.files.delete(done.file.id)
+    assert list(files_dir(limited).iterdir()) == []
+
+
 # -- half-sent requests (finding 11) --
 
 

@@ -6,6 +6,7 @@ from sqlmodel import SQLModel
 import core.containers  # noqa: F401
 import core.models  # noqa: F401  (registers the tables)
 import core.responses  # noqa: F401
+import core.uploads  # noqa: F401
 from core.db import sync_engine
 
 config = context.config
