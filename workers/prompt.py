@@ -13,6 +13,7 @@ from typing import Any
 
 from core.config import ModelEndpoint
 from core.store import MessageRow, RunRow, StepRow
+from core.tokens import tokens
 from workers.tools import dispatch as tools
 
 
@@ -20,12 +21,11 @@ class PromptTooLong(Exception):
     """Even the newest message does not fit the prompt budget."""
 
 
-def estimate_tokens(text: str) -> int:
-    # about four characters a token for English; no tokenizer download is possible here
-    return len(text) // 4 + 1
+MESSAGE_TOKENS = 4  # a message's role and separators, beside its content
+IMAGE_TOKENS = 85  # an image at low detail, as OpenAI counts it
 
 
-def _content(role: str, content: list[dict[str, Any]] | None) -> tuple[Any, int]:
+def _content(role: str, content: list[dict[str, Any]] | None, model: str = "") -> tuple[Any, int]:
     parts: list[dict[str, Any]] = []
     texts: list[str] = []
     for part in content or []:
@@ -34,10 +34,10 @@ def _content(role: str, content: list[dict[str, Any]] | None) -> tuple[Any, int]
             parts.append({"type": "text", "text": part["text"]["value"]})
         elif part.get("type") == "image_url" and role == "user":
             parts.append({"type": "image_url", "image_url": part["image_url"]})
-    tokens = sum(estimate_tokens(t) for t in texts) + 4 + 85 * (len(parts) - len(texts))
+    used = sum(tokens(t, model) for t in texts) + MESSAGE_TOKENS + IMAGE_TOKENS * (len(parts) - len(texts))
     if len(parts) == len(texts):
-        return "\n".join(texts), tokens
-    return parts, tokens
+        return "\n".join(texts), used
+    return parts, used
 
 
 def _replayed(call: dict[str, Any], ordinal: int) -> dict[str, str]:
@@ -111,10 +111,11 @@ def build_prompt(
     definitions the request carries."""
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     rounds = run_rounds(run.id, thread, steps, null_content)
-    used = estimate_tokens(run.instructions) + 4 if run.instructions else 0
-    used += sum(estimate_tokens(json.dumps(r)) for r in rounds)
+    # counted in the model's own tokens where they are known (core/tokens.py)
+    used = tokens(run.instructions, run.model) + MESSAGE_TOKENS if run.instructions else 0
+    used += sum(tokens(json.dumps(r), run.model) for r in rounds)
     definitions = tools.tool_definitions(run)
-    used += estimate_tokens(json.dumps(definitions)) if definitions else 0
+    used += tokens(json.dumps(definitions), run.model) if definitions else 0
     history = [m for m in thread if m.run_id != run.id]
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
@@ -122,11 +123,11 @@ def build_prompt(
     budget = min(context_window - answer_limit, run.max_prompt_tokens or context_window)
     kept: list[dict[str, Any]] = []
     for message in reversed(history):
-        content, tokens = _content(message.role, message.content)
-        if used + tokens > budget:
+        content, size = _content(message.role, message.content, run.model)
+        if used + size > budget:
             break
         kept.append({"role": message.role, "content": content})
-        used += tokens
+        used += size
     if history and not kept:
         raise PromptTooLong(f"the newest message does not fit in {budget} prompt tokens")
     kept.reverse()
