@@ -40,7 +40,9 @@ def _content(content: Any) -> Any:
     out: list[dict[str, Any]] = []
     for part in content:
         if part.get("type") == "input_image" and part.get("image_url"):
-            out.append({"type": "image_url", "image_url": {"url": part["image_url"]}})
+            # a file_id's image arrives here as a data: URL (workers/images.py, before the loop)
+            detail = {"detail": part["detail"]} if part.get("detail") else {}
+            out.append({"type": "image_url", "image_url": {"url": part["image_url"]} | detail})
         elif part.get("type") != "input_image":
             out.append({"type": "text", "text": _text([part])})
     return out
@@ -118,11 +120,11 @@ def size(message: dict[str, Any], model: str = "") -> int:
     """The message's tokens as its JSON, in the model's encoding where it is known, else about
     four characters a token (core/tokens.py)."""
     content = message.get("content")
-    if isinstance(content, list):
+    images = 0
+    if isinstance(content, list):  # an image counts as one at low detail, whatever its URL's length
         images = sum(1 for p in content if p.get("type") == "image_url")
-        text = [p for p in content if p.get("type") != "image_url"]
-        return size(message | {"content": text}, model) + IMAGE_TOKENS * images
-    return tokens(json.dumps(message, ensure_ascii=False), model) + 4
+        message = message | {"content": [p for p in content if p.get("type") != "image_url"]}
+    return tokens(json.dumps(message, ensure_ascii=False), model) + 4 + IMAGE_TOKENS * images
 
 
 def fit(
