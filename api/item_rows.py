@@ -19,6 +19,7 @@ from api.responses import listing
 from core.ids import new_id, now, seq
 from core.responses import ITEMS, Item, shown
 from core.store import RunStore
+from core.tokens import tokens
 
 
 async def wire_items(
@@ -93,27 +94,22 @@ def listed(rows: Sequence[dict[str, Any]]) -> list[Wired]:
     return [Wired(r["id"], r["data"]) for r in rows]
 
 
-def estimate_tokens(text: str) -> int:
-    """workers/prompt.py's rule: about four characters a token (no tokenizer is at hand)."""
-    return len(text) // 4 + 1
-
-
-def count_tokens(instructions: str | None, items: list[dict[str, Any]], tools: list[dict[str, Any]]) -> int:
-    """The input tokens of a prompt, estimated as a run's prompt is (workers/prompt.py): a
-    message's text, 4 per message and 85 per image or file; other items and the tool definitions
-    by their JSON."""
-    tokens = estimate_tokens(instructions) + 4 if instructions else 0
-    tokens += estimate_tokens(json.dumps(tools)) if tools else 0
+def count_tokens(
+    instructions: str | None, items: list[dict[str, Any]], tools: list[dict[str, Any]], model: str
+) -> int:
+    """The input tokens of a prompt, counted as a run's prompt is (workers/prompt.py), in the
+    model's own tokens where they are known (core/tokens.py): a message's text, 4 per message
+    and 85 per image or file; other items and the tool definitions by their JSON."""
+    used = tokens(instructions, model) + 4 if instructions else 0
+    used += tokens(json.dumps(tools), model) if tools else 0
     for item in items:
         if item.get("type") != "message":
-            tokens += estimate_tokens(
-                json.dumps({k: v for k, v in item.items() if k not in ("id", "status")})
-            )
+            used += tokens(json.dumps({k: v for k, v in item.items() if k not in ("id", "status")}), model)
             continue
         content = item.get("content") or []
         texts = [p.get("text") or p.get("refusal") or "" for p in content if "text" in p or "refusal" in p]
-        tokens += sum(estimate_tokens(t) for t in texts) + 4 + 85 * (len(content) - len(texts))
-    return tokens
+        used += sum(tokens(t, model) for t in texts) + 4 + 85 * (len(content) - len(texts))
+    return used
 
 
 async def page_items(

@@ -28,6 +28,9 @@ class ModelEndpoint(BaseModel):
     null_content: bool = False
     # a request that timed out may still be generating on the server: a retry only queues behind it
     retry_timeouts: bool = False
+    # the model reads images (chat-completions image_url parts); false: each image becomes a
+    # text note "[image: name]", since a text-only server refuses image parts
+    vision: bool = True
 
 
 class Settings(BaseSettings):

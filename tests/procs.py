@@ -212,12 +212,16 @@ def remove_test_sandboxes() -> None:
 # An endpoint like a small llama.cpp server: a 4,096-token window, and "max_tokens" (the one
 # token limit it reads). tests/contract/test_inference_quirks.py runs against it.
 SMALL_MODEL = "echo@small"
+# An endpoint that reads no images (ModelEndpoint.vision false), like most llama.cpp models
+TEXT_ONLY_MODEL = "echo@text-only"
 
 
 def base_env(model: ScriptedModel) -> dict[str, str]:
     small = {"base_url": f"{model.url}/v1", "context_window": 4096, "token_limit_field": "max_tokens"}
     return {
-        "ASSISTD_MODEL_ENDPOINTS": json.dumps({SMALL_MODEL: small}),
+        "ASSISTD_MODEL_ENDPOINTS": json.dumps(
+            {SMALL_MODEL: small, TEXT_ONLY_MODEL: {"base_url": f"{model.url}/v1", "vision": False}}
+        ),
         "ASSISTD_METRICS_MODELS": "echo",
         "OPENAI_BASE_URL": f"{model.url}/v1",
         "OPENAI_API_KEY": "sk-scripted",

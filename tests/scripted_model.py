@@ -49,6 +49,8 @@ import time
 from collections import defaultdict, deque
 from typing import Any
 
+from core.tokens import tokens
+
 _ids = itertools.count(1)
 LOG: deque[dict[str, Any]] = deque(maxlen=20_000)
 QUEUES: dict[str, deque[dict[str, Any]]] = defaultdict(deque)
@@ -77,8 +79,10 @@ def _tool_results(body: dict[str, Any]) -> list[list[str]]:
     return out[::-1]
 
 
-def _tokens(text: str) -> int:
-    return len(text) // 4 + 1
+def _tokens(text: str, model: str = "") -> int:
+    """As the model would count: OpenAI's encoding for an OpenAI model name ("gpt-4o"), else about
+    four characters a token."""
+    return tokens(text, model.partition("@")[0])
 
 
 def quirks(body: dict[str, Any]) -> set[str]:
@@ -142,7 +146,8 @@ def plan(body: dict[str, Any]) -> dict[str, Any]:
 
 
 def completion(body: dict[str, Any], step: dict[str, Any]) -> dict[str, Any]:
-    prompt_tokens = sum(_tokens(json.dumps(m.get("content"))) for m in body.get("messages", []))
+    model = str(body.get("model", ""))
+    prompt_tokens = sum(_tokens(json.dumps(m.get("content")), model) for m in body.get("messages", []))
     message: dict[str, Any] = {"role": "assistant", "content": step.get("content")}
     finish = step.get("finish", "stop")
     if step.get("tool_calls"):

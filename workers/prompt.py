@@ -9,10 +9,13 @@ followed by one `tool` message per submitted output, in call order.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from core.config import ModelEndpoint
 from core.store import MessageRow, RunRow, StepRow
+from core.tokens import tokens
+from workers.images import Image, note, url_name
 from workers.tools import dispatch as tools
 
 
@@ -20,24 +23,47 @@ class PromptTooLong(Exception):
     """Even the newest message does not fit the prompt budget."""
 
 
-def estimate_tokens(text: str) -> int:
-    # about four characters a token for English; no tokenizer download is possible here
-    return len(text) // 4 + 1
+MESSAGE_TOKENS = 4  # a message's role and separators, beside its content
+IMAGE_TOKENS = 85  # an image at low detail, as OpenAI counts it
 
 
-def _content(role: str, content: list[dict[str, Any]] | None) -> tuple[Any, int]:
+def _content(
+    role: str,
+    content: list[dict[str, Any]] | None,
+    model: str = "",
+    images: Mapping[str, Image] | None = None,
+    vision: bool = True,
+) -> tuple[Any, int]:
+    """A message's chat content and its tokens. A user's images go as image_url parts (an
+    uploaded file inline, from `images`), or as a text note to an endpoint without `vision`."""
     parts: list[dict[str, Any]] = []
     texts: list[str] = []
+
+    def text(value: str) -> None:
+        texts.append(value)
+        parts.append({"type": "text", "text": value})
+
     for part in content or []:
-        if part.get("type") == "text":
-            texts.append(part["text"]["value"])
-            parts.append({"type": "text", "text": part["text"]["value"]})
-        elif part.get("type") == "image_url" and role == "user":
-            parts.append({"type": "image_url", "image_url": part["image_url"]})
-    tokens = sum(estimate_tokens(t) for t in texts) + 4 + 85 * (len(parts) - len(texts))
+        kind = part.get("type")
+        if kind == "text":
+            text(part["text"]["value"])
+        elif kind == "image_url" and role == "user":
+            if vision:
+                parts.append({"type": "image_url", "image_url": part["image_url"]})
+            else:
+                text(note(url_name(part["image_url"].get("url") or "")))
+        elif kind == "image_file" and role == "user":
+            ref = part["image_file"]
+            image = (images or {}).get(ref["file_id"])
+            if vision and image is not None and image.url is not None:
+                shown = {"url": image.url} | ({"detail": ref["detail"]} if ref.get("detail") else {})
+                parts.append({"type": "image_url", "image_url": shown})
+            else:  # no vision, or a file deleted since: the model is told an image was there
+                text(note(image.name if image is not None else ref["file_id"]))
+    used = sum(tokens(t, model) for t in texts) + MESSAGE_TOKENS + IMAGE_TOKENS * (len(parts) - len(texts))
     if len(parts) == len(texts):
-        return "\n".join(texts), tokens
-    return parts, tokens
+        return "\n".join(texts), used
+    return parts, used
 
 
 def _replayed(call: dict[str, Any], ordinal: int) -> dict[str, str]:
@@ -105,16 +131,20 @@ def build_prompt(
     context_window: int,
     answer_limit: int,
     null_content: bool = False,
+    images: Mapping[str, Image] | None = None,
+    vision: bool = True,
 ) -> list[dict[str, Any]]:
     """System instructions, the thread's newest messages that fit, then this run's rounds. The
     prompt leaves `answer_limit` tokens of the window for the answer, and counts the tool
-    definitions the request carries."""
+    definitions the request carries. `images`: the uploaded images the messages show
+    (workers/images.py), for an endpoint with `vision`."""
     system = [{"role": "system", "content": run.instructions}] if run.instructions else []
     rounds = run_rounds(run.id, thread, steps, null_content)
-    used = estimate_tokens(run.instructions) + 4 if run.instructions else 0
-    used += sum(estimate_tokens(json.dumps(r)) for r in rounds)
+    # counted in the model's own tokens where they are known (core/tokens.py)
+    used = tokens(run.instructions, run.model) + MESSAGE_TOKENS if run.instructions else 0
+    used += sum(tokens(json.dumps(r), run.model) for r in rounds)
     definitions = tools.tool_definitions(run)
-    used += estimate_tokens(json.dumps(definitions)) if definitions else 0
+    used += tokens(json.dumps(definitions), run.model) if definitions else 0
     history = [m for m in thread if m.run_id != run.id]
     strategy = run.truncation_strategy or {"type": "auto"}
     if strategy.get("type") == "last_messages" and strategy.get("last_messages"):
@@ -122,11 +152,11 @@ def build_prompt(
     budget = min(context_window - answer_limit, run.max_prompt_tokens or context_window)
     kept: list[dict[str, Any]] = []
     for message in reversed(history):
-        content, tokens = _content(message.role, message.content)
-        if used + tokens > budget:
+        content, size = _content(message.role, message.content, run.model, images, vision)
+        if used + size > budget:
             break
         kept.append({"role": message.role, "content": content})
-        used += tokens
+        used += size
     if history and not kept:
         raise PromptTooLong(f"the newest message does not fit in {budget} prompt tokens")
     kept.reverse()

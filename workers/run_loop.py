@@ -17,7 +17,7 @@ import openai
 from core.ids import now
 from core.models import RUNS, Run, wire_of
 from core.store import Claimed, Inserts, RunRow
-from workers import metrics
+from workers import images, metrics
 from workers.context import CANCELLED, Context, log, publish
 from workers.model_client import model_error, with_retries
 from workers.outcome import Outcome
@@ -97,6 +97,8 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
     run = claimed.run
     clients = ctx.clients
     limit = clients.answer_limit(run.model, run.max_completion_tokens)
+    endpoint = clients.endpoint(run.model)
+    shown = await images.for_thread(ctx, run.project, claimed.thread, endpoint.vision)
     try:
         prompt = build_prompt(
             run,
@@ -104,7 +106,9 @@ async def model_round(ctx: Context, claimed: Claimed) -> Claimed | None:
             claimed.steps,
             clients.context_window(run.model),
             limit,
-            null_content=clients.endpoint(run.model).null_content,
+            null_content=endpoint.null_content,
+            images=shown,
+            vision=endpoint.vision,
         )
     except PromptTooLong as exc:
         if run.max_prompt_tokens:

@@ -29,7 +29,7 @@ from core.models import RUNS, STEPS, Run, RunStep, wire_of
 from core.responses import RESPONSES
 from core.storage import storage
 from core.store import Claimed, ClaimedResponse, open_store
-from workers import metrics
+from workers import images, metrics
 from workers import run_loop as runs
 from workers.context import Context, publish
 from workers.ingest.pipeline import sweep_ingestion
@@ -150,6 +150,10 @@ class Runner:
         # the task's own context: set for the task's lifetime, nothing to reset
         logs.JOB.set(logs.job(response.id, response.project))
         try:
+            # uploaded images inline (or as notes): the response loop builds its prompt from the items
+            claimed = await images.for_response(
+                self.ctx, claimed, self.ctx.clients.endpoint(response.model).vision
+            )
             await response_loop.execute(self.ctx, claimed)
         except asyncio.CancelledError:
             log.info(

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from openai.types.responses import ResponseIncludable
 from sqlalchemy import ColumnElement
@@ -61,14 +62,19 @@ async def create_response(request: Request, body: ResponseCreate, project: Proje
 async def count_input_tokens(
     request: Request, body: InputTokensCount, project: Project, session: Session
 ) -> Response:
-    """Estimate the input tokens a response with this input would have (about 4 characters each)."""
+    """The input tokens a response with this input would have: counted in the model's encoding
+    for OpenAI's model names, about 4 characters each for others (core/tokens.py)."""
     store: RunStore = request.app.state.store
     body.check()
     wired = await wire_items(store, project, body.items(), "input")
     conversation_id = await check_context(store, project, body, creating=False)
     earlier = await history(session, body.previous_response_id, conversation_id)
     tools = [t.stored() for t in body.tools or []]
-    tokens = count_tokens(body.instructions, earlier + wired, tools)
+    # in the thread pool: a long input takes milliseconds to count, and the first count in the
+    # process loads the encoding (0.1-0.2 s)
+    tokens = await run_in_threadpool(
+        count_tokens, body.instructions, earlier + wired, tools, body.model or ""
+    )
     return JSONResponse({"object": "response.input_tokens", "input_tokens": tokens})
 
 

@@ -378,6 +378,8 @@ def test_input_tokens(server: Server) -> None:
         return answer.input_tokens
 
     short, long = tokens(input="hi"), tokens(input="hi " * 400)
+    # gpt-4o's own encoding (o200k_base): 401 tokens of text and 4 for the message
+    assert count(model="gpt-4o", input="word " * 400).input_tokens == 405
     assert 0 < short < long and long >= 300
     assert tokens(input="hi", instructions="x" * 400) >= short + 100
     assert tokens(input="hi", tools=[FUNCTION]) > short

@@ -179,6 +179,17 @@ def test_prompt_token_limit_makes_run_incomplete(client: OpenAI, assistant: Any)
     assert run.status == "incomplete" and run.incomplete_details.reason == "max_prompt_tokens"
 
 
+def test_prompt_budget_counts_the_models_tokens(client: OpenAI, assistant: Any) -> None:
+    """'word ' * 400 is 401 tokens in o200k_base (gpt-4o's encoding) and about 501 by the
+    four-characters estimate: a budget of 470 holds it for gpt-4o only."""
+    for model, status in (("gpt-4o", "completed"), ("echo", "incomplete")):
+        thread = _thread(client, "word " * 400)
+        run = client.beta.threads.runs.create_and_poll(
+            thread_id=thread.id, assistant_id=assistant.id, model=model, max_prompt_tokens=470
+        )
+        assert (model, run.status) == (model, status)
+
+
 def test_cancel_in_progress_run(client: OpenAI, assistant: Any) -> None:
     thread = _thread(client, "cancel me")
     run = client.beta.threads.runs.create(thread_id=thread.id, assistant_id=assistant.id, model="slow:20000")

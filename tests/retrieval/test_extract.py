@@ -5,7 +5,9 @@ import json
 import zipfile
 
 import docx
+import pptx
 import pytest
+from pptx.util import Inches
 
 from retrieval.errors import InvalidFile, UnsupportedFile
 from retrieval.extract import extract_text
@@ -13,7 +15,12 @@ from retrieval.extract import extract_text
 
 def make_pdf(text: str) -> bytes:
     """A one-page PDF with `text` in Helvetica, xref offsets computed by hand."""
-    stream = f"BT /F1 18 Tf 72 720 Td ({text}) Tj ET".encode()
+    return made_pdf([(72, 720, text)])
+
+
+def made_pdf(lines: list[tuple[int, int, str]]) -> bytes:
+    """A one-page PDF drawing each (x, y, text) in the order given."""
+    stream = "".join(f"BT /F1 18 Tf {x} {y} Td ({t}) Tj ET\n" for x, y, t in lines).encode()
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
         b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
@@ -49,14 +56,18 @@ def make_docx() -> bytes:
 
 
 def make_pptx() -> bytes:
-    slide = (
-        '<p:sld xmlns:a="http://schemas.openxmlformats.org/drawingml/2006/main" '
-        'xmlns:p="http://schemas.openxmlformats.org/presentationml/2006/main"><p:cSld><p:spTree>'
-        "<a:p><a:r><a:t>Roadmap &amp; goals</a:t></a:r></a:p></p:spTree></p:cSld></p:sld>"
-    )
+    """Two slides, built as PowerPoint would: a title, a bullet, a table, and speaker notes."""
+    deck = pptx.Presentation()
+    first = deck.slides.add_slide(deck.slide_layouts[1])  # title and content
+    first.shapes.title.text = "Roadmap & goals"
+    first.placeholders[1].text = "Ship the beta"
+    first.notes_slide.notes_text_frame.text = "Mention the hiring plan"
+    second = deck.slides.add_slide(deck.slide_layouts[5])  # title only
+    second.shapes.title.text = "Budget"
+    table = second.shapes.add_table(1, 2, Inches(1), Inches(2), Inches(4), Inches(1)).table
+    table.cell(0, 0).text, table.cell(0, 1).text = "travel", "12k"
     buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as zf:
-        zf.writestr("ppt/slides/slide1.xml", slide)
+    deck.save(buf)
     return buf.getvalue()
 
 
@@ -102,13 +113,35 @@ def test_pdf() -> None:
     assert "Hello PDF world" in extract_text("doc.pdf", make_pdf("Hello PDF world"))
 
 
+def test_pdf_pieces_in_reading_order() -> None:
+    """A line drawn right half first reads left to right (pdfium orders by position)."""
+    assert extract_text("doc.pdf", made_pdf([(200, 720, "brown fox"), (72, 720, "Heading:")])) == (
+        "Heading: brown fox"
+    )
+
+
 def test_docx() -> None:
     text = extract_text("report.docx", make_docx())
     assert "Quarterly report" in text and "twelve percent" in text and "Europe" in text
 
 
-def test_pptx() -> None:
-    assert "Roadmap & goals" in extract_text("deck.pptx", make_pptx())
+def test_docx_keeps_tables_where_they_are() -> None:
+    doc = docx.Document()
+    doc.add_paragraph("Before the table.")
+    table = doc.add_table(rows=2, cols=2)
+    for r, row in enumerate([("region", "revenue"), ("Europe", "12")]):
+        for c, value in enumerate(row):
+            table.cell(r, c).text = value
+    doc.add_paragraph("After the table.")
+    buf = io.BytesIO()
+    doc.save(buf)
+    text = extract_text("report.docx", buf.getvalue())
+    assert text == "Before the table.\nregion\trevenue\nEurope\t12\nAfter the table."
+
+
+def test_pptx_slides_in_order_with_notes() -> None:
+    text = extract_text("deck.pptx", make_pptx())
+    assert text == "Roadmap & goals\nShip the beta\nNotes:\nMention the hiring plan\n\nBudget\ntravel\t12k"
 
 
 @pytest.mark.parametrize("name", ["image.png", "archive.zip", "movie.mp4", "noextension"])

@@ -8,6 +8,7 @@ from typing import Any
 
 from core.config import ModelEndpoint
 from core.store import ResponseRow
+from core.tokens import tokens
 from workers.responses.tools import definitions
 from workers.tools.file_search import excerpts
 
@@ -39,7 +40,9 @@ def _content(content: Any) -> Any:
     out: list[dict[str, Any]] = []
     for part in content:
         if part.get("type") == "input_image" and part.get("image_url"):
-            out.append({"type": "image_url", "image_url": {"url": part["image_url"]}})
+            # a file_id's image arrives here as a data: URL (workers/images.py, before the loop)
+            detail = {"detail": part["detail"]} if part.get("detail") else {}
+            out.append({"type": "image_url", "image_url": {"url": part["image_url"]} | detail})
         elif part.get("type") != "input_image":
             out.append({"type": "text", "text": _text([part])})
     return out
@@ -113,20 +116,23 @@ def _built_in(item: dict[str, Any]) -> tuple[str, str, str]:
 IMAGE_TOKENS = 85  # an image part, whatever its URL's length (a data: URL is not text)
 
 
-def size(message: dict[str, Any]) -> int:
-    """About four characters a token, as the run's prompt counts (workers/prompt.py)."""
+def size(message: dict[str, Any], model: str = "") -> int:
+    """The message's tokens as its JSON, in the model's encoding where it is known, else about
+    four characters a token (core/tokens.py)."""
     content = message.get("content")
-    if isinstance(content, list):
+    images = 0
+    if isinstance(content, list):  # an image counts as one at low detail, whatever its URL's length
         images = sum(1 for p in content if p.get("type") == "image_url")
-        text = [p for p in content if p.get("type") != "image_url"]
-        return size(message | {"content": text}) + IMAGE_TOKENS * images
-    return len(json.dumps(message, ensure_ascii=False)) // 4 + 5
+        message = message | {"content": [p for p in content if p.get("type") != "image_url"]}
+    return tokens(json.dumps(message, ensure_ascii=False), model) + 4 + IMAGE_TOKENS * images
 
 
-def fit(messages: list[dict[str, Any]], budget: int, truncation: str) -> list[dict[str, Any]]:
+def fit(
+    messages: list[dict[str, Any]], budget: int, truncation: str, model: str = ""
+) -> list[dict[str, Any]]:
     """The newest messages that fit `budget` tokens (`auto`), never starting with a tool result
     whose call was dropped; ContextTooLong when they do not fit and truncation is `disabled`."""
-    sizes = [size(m) for m in messages]
+    sizes = [size(m, model) for m in messages]
     if sum(sizes) <= budget:
         return messages
     if truncation != "auto":
