@@ -113,9 +113,9 @@ async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
         context = chat_messages(claimed.items, endpoint.null_content)
         fixed = instructions(r)
         # the answer's room, the instructions and the tool definitions come first
-        budget = clients.context_window(r.model) - limit - sum(size(m) for m in fixed)
+        budget = clients.context_window(r.model) - limit - sum(size(m, r.model) for m in fixed)
         budget -= len(json.dumps(tools_of(r))) // 4 if r.tools else 0
-        messages = fixed + fit(context, budget, r.truncation)
+        messages = fixed + fit(context, budget, r.truncation, r.model)
     except ContextTooLong as exc:
         log.info("response %s: %s", r.id, exc)
         await fail(ctx, r, output, "invalid_prompt", CONTEXT_TOO_LONG)
