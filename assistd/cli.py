@@ -1,4 +1,4 @@
-"""`assistd`: serve (embedded, one process), api, worker, migrate."""
+"""`assistd`: serve (embedded, one process), api, worker, migrate; runs and projects (assistd/admin.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import threading
 from importlib.metadata import version
 
+from assistd import admin
 from core import logs
 from core.config import Settings, get_settings
 from core.db import check_migrated, migrate
@@ -155,6 +156,7 @@ def parser() -> argparse.ArgumentParser:
             cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
         cmd.set_defaults(fn=fn)
+    admin.add_commands(sub)
     return p
 
 
