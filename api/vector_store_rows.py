@@ -1,6 +1,6 @@
 """Vector store rows the routers share: lookups, attaching files (rows first, queue messages
 after the commit) and detaching them. Used by the vector store routes and by threads,
-messages, assistants and files (tool_resources, attachments, deleting a file)."""
+messages and assistants (tool_resources, attachments)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from api.vector_store_schemas import BatchFile, ExpiresAfter, stored_chunking
 from core.config import Settings
 from core.ids import now, seq
 from core.models import FILES, NO_FILES, VECTOR_STORE_FILES, VectorStore, VectorStoreFile
-from retrieval.catalog import detach, expiry, lock_store, recount, touch
+from retrieval.catalog import expiry, lock_store, recount, touch
 from retrieval.embed import LOCAL_ALIASES
 from retrieval.store import store_endpoint
 
@@ -173,14 +173,6 @@ async def send(pending: Pending) -> None:
             log.warning("could not enqueue ingestion; the sweeper will re-send it", exc_info=True)
 
     await run_in_threadpool(go)
-
-
-async def detach_everywhere(session: AsyncSession, file_id: str) -> None:
-    """Remove a file from every vector store holding it (the file itself is being deleted)."""
-    conn = await session.connection()
-    stores = (await conn.execute(select(VSF.vector_store_id).where(VSF.id == file_id))).scalars().all()
-    for store_id in sorted(stores):
-        await detach(conn, store_id, [file_id])
 
 
 THREAD_STORE_EXPIRY = ExpiresAfter(anchor="last_active_at", days=7)  # OpenAI's default for thread helpers

@@ -1,4 +1,4 @@
-"""`assistd`: serve (embedded, one process), api, worker, migrate."""
+"""`assistd`: serve (embedded, one process), api, worker, migrate; runs and projects (assistd/admin.py)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import threading
 from importlib.metadata import version
 
+from assistd import admin
 from core import logs
 from core.config import Settings, get_settings
 from core.db import check_migrated, migrate
@@ -171,6 +172,7 @@ def parser() -> argparse.ArgumentParser:
                 help="API processes sharing the port (default 1; see docs/operations.md for sizing)",
             )
         cmd.set_defaults(fn=fn)
+    admin.add_commands(sub)
     return p
 
 

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     # the run ends or needs the client, waiting at most this long; 0 answers at once
     poll_wait_seconds: float = 10.0
 
+    # retention (workers/retention.py): expired files and vector stores are always deleted; threads,
+    # responses and conversations unused for this many days only when set (unset: kept for ever)
+    retention_interval_seconds: float = 300.0
+    retention_thread_days: int | None = Field(None, ge=1)
+    retention_response_days: int | None = Field(None, ge=1)
+    retention_conversation_days: int | None = Field(None, ge=1)
+
     # workers
     worker_concurrency: int = 500
     worker_threads: int = 4

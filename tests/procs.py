@@ -241,6 +241,9 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
         # `auto` container outside a chain starts a session (they end after 20 idle minutes)
         "ASSISTD_SANDBOX_MAX_PROJECT_SESSIONS": "48",
         "ASSISTD_SANDBOX_MAX_SESSIONS": "64",
+        # no retention passes: tests age rows to see them expired, and a pass could delete them
+        # between the aging and the check (tests/workers/test_retention.py turns it on)
+        "ASSISTD_RETENTION_INTERVAL_SECONDS": "0",
     }
 
 

@@ -70,29 +70,40 @@ def env_names(field: str) -> list[str]:
 SETTINGS = {name: field for field in Settings.model_fields for name in env_names(field)}
 
 
-def subcommands() -> dict[str, argparse.ArgumentParser]:
-    actions = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
+def subcommands(
+    of: argparse.ArgumentParser | None = None, words: str = ""
+) -> dict[str, argparse.ArgumentParser]:
+    """Each command by its words: `serve`, and `runs list` where a command has subcommands."""
+    actions = [a for a in (of or parser())._actions if isinstance(a, argparse._SubParsersAction)]
+    if of is not None and not actions:
+        return {words: of}
     assert len(actions) == 1
-    return dict(actions[0].choices)
+    out: dict[str, argparse.ArgumentParser] = {}
+    for name, cmd in actions[0].choices.items():
+        out |= subcommands(cmd, f"{words} {name}".strip())
+    return out
 
 
 def test_command_line_block_lists_every_subcommand_and_its_options() -> None:
     block = re.search(r"```\n(.*?)```", section(README.read_text(), "Command line"), re.S)
     assert block, "the Command line section has no code block"
+    commands = subcommands()
     documented = {}
     for line in block.group(1).splitlines():
         words = line.split()
         assert words[:1] == ["assistd"], line
-        documented[words[1]] = dict(re.findall(r"\[(--[\w-]+) ([^\]]+)\]", line))
-    commands = subcommands()
+        name = words[1] if words[1] in commands else " ".join(words[1:3])
+        documented[name] = dict(re.findall(r"\[(--[\w-]+)(?: ([^\]]+))?\]", line))
     assert list(documented) == list(commands)
     for name, cmd in commands.items():
+        # a default shows as itself; an option without one (None, or a flag) shows a placeholder
         options = {
-            a.option_strings[-1]: str(a.default)
+            a.option_strings[-1]: "" if a.default is False else str(a.default)
             for a in cmd._actions
             if a.option_strings and not isinstance(a, argparse._HelpAction)
         }
-        assert documented[name] == options, (
+        shown = {k: options[k] if options.get(k) == "None" else v for k, v in documented[name].items()}
+        assert shown == options, (
             f"assistd {name}: the README shows {documented[name]}, argparse has {options}"
         )
 

@@ -38,6 +38,15 @@ MODEL_ERRORS = Counter(
 )
 TOKENS = Counter("assistd_tokens_total", "Tokens reported by the model endpoint", ["model", "kind"])
 TOOL_CALLS = Counter("assistd_tool_calls_total", "Tool calls made by models", ["type", "outcome"])
+# the kinds workers/retention.py deletes, each a series from the start (0 until it deletes one)
+RETENTION_KINDS = ("files", "vector_stores", "threads", "responses", "conversations")
+RETENTION_DELETED = Counter(
+    "assistd_retention_deleted_total",
+    "Objects deleted by retention (expiry, or the operator's policy)",
+    ["kind"],
+)
+for _kind in RETENTION_KINDS:
+    RETENTION_DELETED.labels(_kind)
 IN_FLIGHT = Gauge(
     "assistd_worker_runs_in_flight", "Runs this worker is executing", multiprocess_mode="livesum"
 )

@@ -36,6 +36,7 @@ from workers.ingest.pipeline import sweep_ingestion
 from workers.model_client import ModelClients
 from workers.responses import housekeeping as responses
 from workers.responses import loop as response_loop
+from workers.retention import retain
 
 if TYPE_CHECKING:
     from sandbox import Sandboxes
@@ -100,6 +101,8 @@ class Runner:
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
         self._housekeeping = asyncio.create_task(self._housekeep())
+        # a task of its own: a long pass must not hold up lease renewals and cancellations
+        self._retention = asyncio.create_task(retain(self.engine, storage(settings), settings))
         self._sandboxes = asyncio.create_task(self.ctx.sandboxes.start()) if self.ctx.sandboxes else None
 
     async def start(self, run_id: str) -> None:
@@ -355,6 +358,7 @@ class Runner:
         """Hand back every run in flight, then release connections."""
         self.stopping = True
         self._housekeeping.cancel()
+        self._retention.cancel()
         tasks = list(self.tasks.values())
         log.info("handing back %d run(s)", len(tasks))
         for task in tasks:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 from openai.types.responses import ResponseIncludable
-from sqlmodel import col, delete, select, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import Project, Session
@@ -23,6 +23,7 @@ from api.response_schemas import ConversationCreate, ConversationItemsCreate, Co
 from api.responses import deleted, listing, wire
 from api.store import check_refs
 from core.models import new_row, wire_of
+from core.removal import remove_conversation
 from core.responses import ACTIVE_RESPONSE_STATUSES, CONVERSATIONS, ITEMS, Conversation, Item, shown
 from core.responses import Response as ResponseRow
 from core.store import RunStore
@@ -66,16 +67,11 @@ async def update_conversation(
 @router.delete("/{conversation_id}")
 async def delete_conversation(conversation_id: str, project: Project, session: Session) -> Response:
     """Delete a conversation and its items (the responses run on it keep theirs)."""
-    row = await owned_conversation(session, conversation_id, project)
+    await owned_conversation(session, conversation_id, project)
     active = await active_response(session, conversation_id)
     if active is not None:  # its end would add items to a conversation that is gone
         raise BadRequest(f"Can't delete {conversation_id} while a response {active} is active on it.")
-    of_it = col(Item.conversation_id) == conversation_id
-    await session.exec(
-        update(Item).where(of_it, col(Item.response_id).is_not(None)).values(conversation_id=None)
-    )
-    await session.exec(delete(Item).where(of_it))
-    await session.delete(row)
+    await remove_conversation(await session.connection(), conversation_id)
     await session.commit()
     return deleted(conversation_id, "conversation")
 

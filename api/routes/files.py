@@ -19,9 +19,9 @@ from api.pagination import ListParams, page
 from api.params import Checked
 from api.responses import wire
 from api.store import owned
-from api.vector_store_rows import detach_everywhere
 from core.ids import now
 from core.models import File as FileRow
+from retrieval.removal import remove_file
 
 router = APIRouter(prefix="/files", tags=["files"], dependencies=[Checked])
 
@@ -102,9 +102,8 @@ async def retrieve_file(file_id: str, project: Project, session: Session) -> Res
 @router.delete("/{file_id}")
 async def delete_file(request: Request, file_id: str, project: Project, session: Session) -> Response:
     """Delete a file and its bytes; vector stores holding it lose it too."""
-    row = await owned(session, FileRow, file_id, project)
-    await detach_everywhere(session, file_id)
-    await session.delete(row)
+    await owned(session, FileRow, file_id, project)
+    await remove_file(await session.connection(), file_id)
     await session.commit()
     await run_in_threadpool(request.app.state.storage.delete, file_id)
     return JSONResponse({"id": file_id, "object": "file", "deleted": True})

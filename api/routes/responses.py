@@ -15,7 +15,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from openai.types.responses import ResponseIncludable
 from sqlalchemy import ColumnElement
-from sqlmodel import col, delete, select, update
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api import response_jobs
@@ -36,6 +36,7 @@ from api.response_schemas import (
 from api.store import check_refs, dumped_one
 from core.ids import now
 from core.models import new_row
+from core.removal import remove_response
 from core.responses import ACTIVE_RESPONSE_STATUSES, CONVERSATIONS, RESPONSES, Item, wire_response
 from core.responses import Response as ResponseRow
 from core.store import RunStore
@@ -108,10 +109,7 @@ async def delete_response(request: Request, response_id: str, project: Project, 
     row = await owned_response(store, response_id, project)
     if row.status in ACTIVE_RESPONSE_STATUSES:  # its waiters and its worker stop first
         await response_jobs.cancel(store, response_id)
-    kept = col(Item.response_id) == response_id, col(Item.conversation_id).is_not(None)
-    await session.exec(update(Item).where(*kept).values(response_id=None))
-    await session.exec(delete(Item).where(col(Item.response_id) == response_id))
-    await session.exec(delete(ResponseRow).where(col(ResponseRow.id) == response_id))
+    await remove_response(await session.connection(), response_id)
     await session.commit()
     return JSONResponse({"id": response_id, "object": "response", "deleted": True})
 

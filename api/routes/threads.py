@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlmodel import col, delete
 
 from api.deps import Project, Session
 from api.errors import BadRequest
@@ -13,7 +12,8 @@ from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
 from api.store import active_run, check_refs, insert, owned, thread_rows
 from api.vector_store_rows import file_search_attachments, resolve_resources, send, thread_resources
-from core.models import Message, Run, RunStep, Thread, wire_of
+from core.models import Message, Thread, wire_of
+from core.removal import remove_thread
 
 router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[Checked])
 
@@ -67,12 +67,10 @@ async def modify_thread(
 @router.delete("/{thread_id}")
 async def delete_thread(thread_id: str, project: Project, session: Session) -> Response:
     """Delete a thread with its messages, runs and run steps."""
-    row = await owned(session, Thread, thread_id, project)
+    await owned(session, Thread, thread_id, project)
     active = await active_run(session, thread_id)
     if active:  # its worker and its stream would be left talking about a thread that is gone
         raise BadRequest(f"Can't delete {thread_id} while a run {active} is active; cancel it first.")
-    for table in (RunStep, Run, Message):
-        await session.exec(delete(table).where(col(table.thread_id) == thread_id))
-    await session.delete(row)
+    await remove_thread(await session.connection(), thread_id)
     await session.commit()
     return deleted(thread_id, "thread")

@@ -9,7 +9,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
@@ -21,9 +20,10 @@ from api.responses import deleted, wire
 from api.routes import vector_store_file_batches, vector_store_files
 from api.vector_store_rows import attach, new_store, send, store_of, usable
 from api.vector_store_schemas import BatchFile, SearchRequest, VectorStoreCreate, VectorStoreUpdate
-from core.models import FILE_BATCHES, VECTOR_STORE_FILES, VECTOR_STORES, VectorStore
-from retrieval.catalog import drop_unused_chunks, expiry, lock_store, stale, touch
+from core.models import VectorStore
+from retrieval.catalog import expiry, stale, touch
 from retrieval.filters import Predicate, parse
+from retrieval.removal import remove_vector_store
 from retrieval.store import search
 
 router = APIRouter(prefix="/vector_stores", tags=["vector_stores"], dependencies=[Checked])
@@ -84,19 +84,7 @@ async def modify_vector_store(
 async def delete_vector_store(vector_store_id: str, project: Project, session: Session) -> Response:
     """Delete a vector store with its file links and batches (the files themselves stay)."""
     await store_of(session, vector_store_id, project)
-    conn = await session.connection()
-    await lock_store(conn, vector_store_id)
-    vsf = VECTOR_STORE_FILES.c
-    gone = (
-        await conn.execute(
-            delete(VECTOR_STORE_FILES)
-            .where(vsf.vector_store_id == vector_store_id)
-            .returning(vsf.content_key)
-        )
-    ).scalars()
-    await drop_unused_chunks(conn, list(gone))
-    await conn.execute(delete(FILE_BATCHES).where(FILE_BATCHES.c.vector_store_id == vector_store_id))
-    await conn.execute(delete(VECTOR_STORES).where(VECTOR_STORES.c.id == vector_store_id))
+    await remove_vector_store(await session.connection(), vector_store_id)
     await session.commit()
     return deleted(vector_store_id, "vector_store")
 
