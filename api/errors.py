@@ -5,6 +5,7 @@
     ├── Unauthorized      401     invalid_request_error / invalid_api_key
     ├── NotFound          404     invalid_request_error
     ├── ContentTooLarge   413     invalid_request_error (a request body or an upload past its cap)
+    ├── RateLimited       429     requests / tokens, code rate_limit_exceeded (api/ratelimit.py)
     └── ServerError       500     server_error
 
 The errors of other packages that a request can cause are translated here, and only here
@@ -70,6 +71,16 @@ class ContentTooLarge(APIError):
 
     status = 413
     type = "invalid_request_error"
+
+
+class RateLimited(APIError):
+    """429 as OpenAI answers it: the type names the limit that was reached."""
+
+    status = 429
+
+    def __init__(self, message: str, kind: str) -> None:
+        super().__init__(message, code="rate_limit_exceeded")
+        self.type = kind  # "requests" or "tokens"
 
 
 class ServerError(APIError):

@@ -4,7 +4,8 @@ FastAPI reads (and spools) a request's whole body before it resolves the route's
 so a wrong key or an oversized body would otherwise be found out only after the last byte
 arrived. The Gate answers a missing or wrong key on /v1, and a body declared larger than its cap,
 from the headers alone; a body without a declared length is counted as it streams in and cut
-off as soon as it passes the cap.
+off as soon as it passes the cap. A project with rate limits is checked here too, once its key
+is known (api/ratelimit.py), so a refused request costs no body either.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.deps import PROJECT_SCOPE_KEY, authenticate
 from api.errors import APIError, Unauthorized, api_error
+from api.ratelimit import Limiter, RawHeaders
 from core.config import Settings
 from core.errors import TooLarge
 from core.uploads import PART_BYTES
@@ -68,11 +70,12 @@ def _declared(headers: Headers) -> int | None:
         return None
 
 
-async def _answer(send: Send, error: APIError, *, close: bool) -> None:
+async def _answer(send: Send, error: APIError, *, close: bool, extra: RawHeaders | None = None) -> None:
     """The error in OpenAI's envelope. `close` ends the connection: the body that is still on
     its way is then never read (keeping the connection would mean reading it all to skip it)."""
     body = json.dumps(error.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": error.status, "headers": headers})
@@ -82,10 +85,12 @@ async def _answer(send: Send, error: APIError, *, close: bool) -> None:
 class Gate:
     """Answers 401 for a missing or wrong key on /v1 and 413 for a body past its cap (the file
     limit plus FORM_BYTES for an upload, `max_request_bytes` for anything else), before the
-    route reads the body."""
+    route reads the body; 429 for a project past its rate limits (`limiter`, None: no limits)."""
 
-    def __init__(self, app: ASGIApp, settings: Settings, keys: dict[str, str]) -> None:
-        self.app, self.settings, self.keys = app, settings, keys
+    def __init__(
+        self, app: ASGIApp, settings: Settings, keys: dict[str, str], limiter: Limiter | None = None
+    ) -> None:
+        self.app, self.settings, self.keys, self.limiter = app, settings, keys, limiter
 
     def _too_large(self, scope: Scope) -> APIError:
         if _is_upload(scope):
@@ -101,9 +106,10 @@ class Gate:
         headers = Headers(scope=scope)
         declared = _declared(headers)
         unread = bool(declared) or "transfer-encoding" in headers
+        project = None
         if scope["path"] == "/v1" or scope["path"].startswith("/v1/"):
             try:
-                scope[PROJECT_SCOPE_KEY] = authenticate(headers.get("authorization", ""), self.keys)
+                project = scope[PROJECT_SCOPE_KEY] = authenticate(headers.get("authorization", ""), self.keys)
             except Unauthorized as exc:
                 await _answer(send, exc, close=unread)
                 return
@@ -115,9 +121,15 @@ class Gate:
         if declared is not None and declared > cap:
             await _answer(send, self._too_large(scope), close=True)
             return
-        await self._counted(scope, receive, send, cap)
+        extra: RawHeaders = []
+        if self.limiter is not None and project is not None:
+            refused, extra = await self.limiter.check(scope, project)
+            if refused is not None:
+                await _answer(send, refused, close=unread, extra=extra)
+                return
+        await self._counted(scope, receive, send, cap, extra)
 
-    async def _counted(self, scope: Scope, receive: Receive, send: Send, cap: int) -> None:
+    async def _counted(self, scope: Scope, receive: Receive, send: Send, cap: int, extra: RawHeaders) -> None:
         received, over, started = 0, False, False
 
         async def counting() -> Message:
@@ -134,7 +146,10 @@ class Gate:
             nonlocal started
             if over and not started:
                 return  # whatever the app makes of the cut-off, the 413 below answers instead
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                if extra:  # the project's x-ratelimit-* headers
+                    message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         try:

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from api import errors, limits, metrics, observe
+from api import errors, limits, metrics, observe, ratelimit
 from api.routes import (
     assistants,
     containers,
@@ -38,6 +38,7 @@ log = logging.getLogger("assistd.api")
 def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] | None = None) -> FastAPI:
     """The API app. `enqueue` hands a run id to the workers (the broker's by default)."""
     settings = settings or get_settings()
+    limiter = ratelimit.limiter(settings)  # None without rate limits: the Gate then checks none
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -50,6 +51,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         yield
         depth.cancel()
         await event_log().aclose()
+        if limiter is not None:
+            await limiter.counters.aclose()
         await app.state.store.close()
         await engine.dispose()
 
@@ -65,7 +68,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     errors.install(app)
     # outermost last: Observe names, counts and logs every answer, CatchAll catches every error,
     # the Gate runs before a body is read
-    app.add_middleware(limits.Gate, settings=settings, keys=app.state.api_keys)
+    app.add_middleware(limits.Gate, settings=settings, keys=app.state.api_keys, limiter=limiter)
     app.add_middleware(errors.CatchAll)
     app.add_middleware(observe.Observe, access_log=settings.access_log)
     app.add_route("/metrics", metrics.exposition, include_in_schema=False)

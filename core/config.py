@@ -33,6 +33,13 @@ class ModelEndpoint(BaseModel):
     vision: bool = True
 
 
+class ProjectRateLimit(BaseModel):
+    """One project's limits in ASSISTD_RATE_LIMITS; a field left out takes the global value."""
+
+    rpm: int | None = Field(None, ge=0)
+    tpm: int | None = Field(None, ge=0)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASSISTD_", extra="ignore")
 
@@ -68,6 +75,16 @@ class Settings(BaseSettings):
     # kept-alive connection just as a client reuses it, and that request fails with a read error
     keep_alive_seconds: int = 75
     max_connections: int = 2048  # open connections; past it, new requests get a 503
+
+    # rate limits per project (core/quotas.py): requests and model tokens per window; 0 is off.
+    # Requests count every authenticated /v1 request; tokens, what the workers' model calls
+    # used, and a project past them cannot create runs or responses until its window ends.
+    rate_limit_rpm: int = Field(0, ge=0)
+    rate_limit_tpm: int = Field(0, ge=0)
+    # JSON object: project -> {"rpm": N, "tpm": N}, overriding the two above for that project
+    rate_limits: dict[str, ProjectRateLimit] = {}
+    # the window both limits count in; other than 60 s only for tests and odd deployments
+    rate_limit_window_seconds: float = Field(60.0, gt=0)
 
     # models: the default endpoint is the one the openai client itself reads
     openai_base_url: str | None = Field(None, validation_alias=AliasChoices("OPENAI_BASE_URL"))
@@ -172,9 +189,9 @@ class Settings(BaseSettings):
     # the browser playground at /playground (static files; it only calls /v1 with the user's key)
     playground: bool = True
 
-    @field_validator("model_endpoints", mode="before")
+    @field_validator("model_endpoints", "rate_limits", mode="before")
     @classmethod
-    def _parse_endpoints(cls, value: Any) -> Any:
+    def _parse_json(cls, value: Any) -> Any:
         if isinstance(value, str):
             return json.loads(value) if value.strip() else {}
         return value

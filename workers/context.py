@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.events import EventLog
+from core.quotas import Counters, Quotas
 from core.storage import Storage
 from core.store import RunRow, RunStore
 from workers.model_client import ModelClients
@@ -34,6 +35,9 @@ class Context:
     events: EventLog
     storage: Storage | None = None  # file bytes, for the tools that read or write files
     sandboxes: Sandboxes | None = None  # where code_interpreter can run
+    # the projects' rate limits (None: no project has any), and where their tokens are counted
+    quotas: Quotas | None = None
+    counters: Counters | None = None
     # runs whose own task has committed their end and may still be announcing it: not to be stopped
     ended: set[str] = field(default_factory=set)
 

@@ -37,6 +37,10 @@ MODEL_ERRORS = Counter(
     "assistd_model_errors_total", "Model calls that failed after retries", ["model", "code"]
 )
 TOKENS = Counter("assistd_tokens_total", "Tokens reported by the model endpoint", ["model", "kind"])
+# projects are the operator's (ASSISTD_API_KEYS), so they may label series
+PROJECT_TOKENS = Counter(
+    "assistd_project_tokens_total", "Tokens reported by the model endpoint, by project", ["project", "kind"]
+)
 TOOL_CALLS = Counter("assistd_tool_calls_total", "Tool calls made by models", ["type", "outcome"])
 # the kinds workers/retention.py deletes, each a series from the start (0 until it deletes one)
 RETENTION_KINDS = ("files", "vector_stores", "threads", "responses", "conversations")

@@ -17,7 +17,7 @@ import openai
 from core.ids import now
 from core.models import RUNS, Run, wire_of
 from core.store import Claimed, Inserts, RunRow
-from workers import images, metrics
+from workers import images, metrics, tokens
 from workers.context import CANCELLED, Context, log, publish
 from workers.model_client import model_error, with_retries
 from workers.outcome import Outcome
@@ -198,6 +198,7 @@ async def call_model(
     if turn.usage["prompt_tokens"] is not None:
         metrics.TOKENS.labels(model, "prompt").inc(turn.usage["prompt_tokens"])
         metrics.TOKENS.labels(model, "completion").inc(turn.usage["completion_tokens"])
+    await tokens.spend(ctx, run.project, turn.usage)
     for call in turn.calls:
         metrics.TOOL_CALLS.labels(call["name"] if call["name"] in builtin else "function", "requested").inc()
     return turn

@@ -26,6 +26,7 @@ from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
 from core.models import RUNS, STEPS, Run, RunStep, wire_of
+from core.quotas import Quotas, counters
 from core.responses import RESPONSES
 from core.storage import storage
 from core.store import Claimed, ClaimedResponse, open_store
@@ -97,6 +98,9 @@ class Runner:
             storage(settings),
             sandboxes(settings, owner),
         )
+        quotas = Quotas(settings)
+        if quotas.any:
+            self.ctx.quotas, self.ctx.counters = quotas, counters(settings)
         self.slots = asyncio.Semaphore(settings.worker_concurrency)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stopping = False
@@ -368,5 +372,7 @@ class Runner:
             await self.ctx.sandboxes.close()
         await self.ctx.clients.close()
         await self.ctx.events.aclose()
+        if self.ctx.counters is not None:
+            await self.ctx.counters.aclose()
         await self.ctx.store.close()
         await self.engine.dispose()

@@ -20,7 +20,7 @@ import openai
 from core.ids import now, seq
 from core.responses import CONTEXT_TOO_LONG, wire_response
 from core.store import ClaimedResponse, ResponseRow
-from workers import metrics
+from workers import metrics, tokens
 from workers.context import Context, log
 from workers.model_client import model_error, with_retries
 from workers.responses import tools
@@ -151,6 +151,7 @@ async def execute(ctx: Context, claimed: ClaimedResponse) -> None:
             return
         metrics.MODEL_LATENCY.labels(metrics.model(r.model)).observe(now() - started)
         usage.append(answer.usage)
+        await tokens.spend(ctx, r.project, answer.usage)
         built_in = [s for s in output.calls.values() if s.item["type"] != "function_call"]
         if not built_in or answer.finish in INCOMPLETE:
             await complete(ctx, r, output, Answer(answer.finish, _sum(usage)))
