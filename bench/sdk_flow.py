@@ -3,6 +3,7 @@ and poll it (`create_and_poll`), list the messages. Distributed mode (API + N wo
 PostgreSQL, Redis), the scripted model, the official `openai` client (AsyncOpenAI).
 
     python bench/sdk_flow.py [--flows 2000] [--concurrency 200] [--workers 1] [--sequential 50]
+                             [--rate-limits]
 
 - burst: --flows flows, --concurrency of them in flight; flows/s as the client saw them (first
   request -> last answer), and by the server's timestamps (first run created -> last completed);
@@ -10,6 +11,8 @@ PostgreSQL, Redis), the scripted model, the official `openai` client (AsyncOpenA
   this client (its share of the machine too).
 - sequential: --sequential flows one after another, at a 0 ms model (create_and_poll's p50,
   target <= 15 ms) and at a 1 s model (the time a flow adds to the model's second).
+- --rate-limits: every project gets RPM and TPM limits it never reaches, so each request pays
+  the check (one Redis round trip) and each model call the token count: their cost per flow.
 The peer (Celery-based, measured the same way on this kind of machine) completes 7.5-14.6
 flows/s at 127-144 ms of server CPU each. Targets (issue #22): server CPU per flow <= 4 ms (API
 <= 2 ms), >= 150 flows/s, create_and_poll p50 <= 15 ms.
@@ -153,13 +156,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=200)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--sequential", type=int, default=50)
+    parser.add_argument("--rate-limits", action="store_true")
     args = parser.parse_args()
+    env = BENCH_ENV | (
+        {"ASSISTD_RATE_LIMIT_RPM": "1000000000", "ASSISTD_RATE_LIMIT_TPM": "1000000000"}
+        if args.rate_limits
+        else {}
+    )
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-flow-"))
     model, model_proc = start_model(tmp)
-    server = start_distributed(model, tmp, workers=args.workers, extra=BENCH_ENV)
+    server = start_distributed(model, tmp, workers=args.workers, extra=env)
     try:
         time.sleep(1)
         quick = asyncio.run(sequential(server, "echo", args.sequential))
@@ -170,7 +179,8 @@ def main() -> None:
         stop([model_proc])
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load average {load:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after; {args.workers} worker(s), PostgreSQL + Redis\n"
+        f"{os.getloadavg()[0]:.2f} after; {args.workers} worker(s), PostgreSQL + Redis"
+        f"{', rate limits on' if args.rate_limits else ''}\n"
     )
     print(f"sequential, 0 ms model ({args.sequential} flows):")
     for step in STEPS:

@@ -55,6 +55,7 @@ def test_worker_metrics(server: Server, client: OpenAI) -> None:
         "assistd_run_queue_wait_seconds",
         "assistd_model_request_duration_seconds",
         "assistd_tokens_total",
+        "assistd_project_tokens_total",
         "assistd_worker_runs_in_flight",
         "assistd_dramatiq_messages_total",
         "assistd_dramatiq_queue_backlog",

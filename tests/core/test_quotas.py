@@ -10,7 +10,8 @@ from collections.abc import Iterator
 import pytest
 
 from core.config import Settings
-from core.quotas import Counters, Limits, MemoryCounters, Quotas, RedisCounters
+from core.quotas import Counters, Limits, MemoryCounters, Quotas
+from core.redis_counters import RedisCounters
 from tests.conftest import REDIS_URL, unavailable
 from tests.procs import redis_available
 
