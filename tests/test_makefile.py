@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,13 +17,16 @@ pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is no
 
 def planned(tmp_path: Path, *args: str) -> list[str]:
     """The commands `make` would run for a fresh checkout, one per line."""
+    # run under `make test` too: the outer make's flags would make this one print directories
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL")}
     out = subprocess.run(
-        ["make", "-n", f"VENV={tmp_path}/venv", *args],
+        ["make", "-n", "--no-print-directory", f"VENV={tmp_path}/venv", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
         timeout=30,
+        env=env,
     )
     return out.stdout.splitlines()
 

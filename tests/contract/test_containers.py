@@ -47,7 +47,7 @@ def raw(server: Server, method: str, path: str, key: str = KEY_A, **kw: Any) -> 
 
 
 def test_create_with_files_retrieve_delete(client: OpenAI) -> None:
-    data = {"notes.txt": b"first notes", "table.csv": os.urandom(2 * 1024 * 1024 + 5)}
+    data = {"brief.txt": b"first notes", "table.csv": os.urandom(2 * 1024 * 1024 + 5)}
     ids = [upload(client, name, body) for name, body in data.items()]
     made = client.containers.create(
         name="analysis", file_ids=ids, expires_after={"anchor": "last_active_at", "minutes": 30}
@@ -60,7 +60,7 @@ def test_create_with_files_retrieve_delete(client: OpenAI) -> None:
     assert client.containers.retrieve(made.id).model_dump() == made.model_dump()
 
     files = client.containers.files.list(made.id, order="asc")
-    assert [f.path for f in files] == ["/mnt/data/notes.txt", "/mnt/data/table.csv"]
+    assert [f.path for f in files] == ["/mnt/data/brief.txt", "/mnt/data/table.csv"]
     assert all(f.source == "user" and f.container_id == made.id for f in files)
     assert [f.bytes for f in files] == [len(b) for b in data.values()]
     client.files.delete(ids[1])  # the container holds a copy: the File's deletion does not reach it
