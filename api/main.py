@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import text
 
-from api import errors, limits, metrics, observe, ratelimit
+from api import docs, errors, limits, metrics, observe, ratelimit
 from api.routes import (
     assistants,
     containers,
@@ -56,7 +56,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         await app.state.store.close()
         await engine.dispose()
 
-    app = FastAPI(title="Assistd", version="0.1.0", lifespan=lifespan)
+    # the docs pages are our own (api/docs.py): FastAPI's load their scripts from a CDN
+    app = FastAPI(title="Assistd", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.api_keys = settings.keys()
     app.state.storage = storage(settings)
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     for module in routers:
         v1.include_router(module.router)
     app.include_router(v1)
+    docs.mount(app)
     if settings.playground:
         playground.mount(app)
 
