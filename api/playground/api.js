@@ -159,6 +159,19 @@ export async function check() {
   }
 }
 
+/** A key for a server that accepts any (embedded mode without ASSISTD_API_KEYS): it needs none
+ * from the user. The server says so itself (asking /v1 with a made-up key would log a 401). */
+export const ANY_KEY = "sk-playground";
+
+export async function acceptsAnyKey() {
+  try {
+    const response = await fetch(new URL("/playground/server.json", location.origin));
+    return response.ok && (await response.json()).key_required === false;
+  } catch {
+    return false;
+  }
+}
+
 /** The model ids GET /v1/models lists; none when it cannot say (the pickers take any name anyway). */
 export async function modelIds() {
   try {

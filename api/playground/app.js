@@ -1,6 +1,6 @@
 // The playground's shell: the key, the hash router, "copy as code", and the ready marker.
 
-import { check } from "./api.js";
+import { ANY_KEY, acceptsAnyKey, check } from "./api.js";
 import { snippet } from "./code.js";
 import { showError } from "./dom.js";
 import { last, store } from "./state.js";
@@ -79,6 +79,7 @@ async function start() {
   setUpKey();
   setUpCode();
   addEventListener("hashchange", route);
+  if (!store.key && await acceptsAnyKey()) store.key = ANY_KEY;  // no dialog where no key is needed
   if (!store.key) askKey("");
   else await route();
   performance.mark("playground-ready");

@@ -46,5 +46,11 @@ def mount(app: FastAPI) -> None:
     async def playground() -> RedirectResponse:
         return RedirectResponse("/playground/")  # relative module imports need the trailing slash
 
+    @app.get("/playground/server.json", include_in_schema=False)
+    async def server() -> dict[str, bool]:
+        # whether the user must give a key: a server without ASSISTD_API_KEYS accepts any, and
+        # asking the API with a made-up one would answer a 401 wherever keys are needed
+        return {"key_required": bool(app.state.api_keys)}
+
     static = StaticFiles(directory=ASSETS, html=True)
     app.mount("/playground", SecurityHeaders(GZipMiddleware(static, minimum_size=500)), name="playground")

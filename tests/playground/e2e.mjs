@@ -39,6 +39,15 @@ const lastAnswer = (page) => page.evaluate(() =>
   [...document.querySelectorAll('.message[data-role=assistant] [data-testid=message-content]')].at(-1)?.textContent ?? "");
 
 const scenarios = {
+  /** A server that accepts any key: the playground opens on its views, no key dialog. */
+  async nokey(context) {
+    const page = await context.newPage();
+    await ready(page);
+    const dialog = await page.locator("#key-dialog").evaluate((d) => d.open);
+    await page.getByRole("link", { name: "Assistants" }).click();
+    await page.waitForSelector("main h1, main h2", { timeout: TIMEOUT });
+    return { dialog, key: await page.evaluate(() => localStorage.getItem("assistd.playground.key")) };
+  },
   /** Create an assistant with a function tool, chat, answer the function call, see the steps and runs. */
   async chat(context) {
     const page = await context.newPage();
@@ -49,6 +58,8 @@ const scenarios = {
     await page.waitForSelector("#key-dialog", { state: "hidden" });
     await page.getByRole("link", { name: "Assistants" }).click();
     await page.getByRole("link", { name: "+ New assistant" }).click();
+    // the picker is filled from GET /v1/models once it answers: wait for it (or time out, and the test says so)
+    await page.waitForFunction(() => document.querySelectorAll("#model-list option").length > 1).catch(() => {});
     const suggested = await page.locator("#model-list option").evaluateAll((options) => options.map((o) => o.value));
     await page.getByLabel("Name", { exact: true }).first().fill("Weather bot");
     await page.getByLabel("Model").fill("toolonce:get_weather");
@@ -295,7 +306,7 @@ const problems = [];
 browser.on("weberror", (error) => problems.push(String(error.error())));
 browser.on("console", (msg) => msg.type() === "error" && problems.push(msg.text()));
 try {
-  if (name !== "chat" && name !== "badkey") await withKey(browser, process.env.PLAYGROUND_ASSISTANT);
+  if (name !== "chat" && name !== "badkey" && name !== "nokey") await withKey(browser, process.env.PLAYGROUND_ASSISTANT);
   const result = await scenarios[name](browser);
   console.log(JSON.stringify({ ...result, problems }));
 } catch (error) {

@@ -11,11 +11,12 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import httpx
 
-from tests.conftest import KEY_A, ROOT, Server
+from tests.conftest import KEY_A, ROOT, ScriptedModel, Server, start_embedded, stop
 
 HERE = ROOT / "tests" / "playground"
 ARTIFACTS = HERE / "artifacts"
@@ -169,3 +170,15 @@ def test_playground_can_be_switched_off() -> None:
         assert TestClient(app).get("/playground/").status_code == (
             200 if on else 404
         )  # no lifespan: no database
+
+
+def test_no_key_dialog_where_any_key_is_accepted(
+    browser: str, embedded: Server, model_server: ScriptedModel, tmp_path: Path
+) -> None:
+    # the session's server has keys: it asks for one (test_function_call_round_trip types it)
+    open_server = start_embedded(model_server, tmp_path, extra={"ASSISTD_API_KEYS": ""})
+    try:
+        out = scenario(browser, open_server, "nokey")
+    finally:
+        stop(open_server.procs)
+    assert out["dialog"] is False and out["key"]
