@@ -16,7 +16,8 @@ from starlette.types import Scope
 
 from api.errors import RateLimited
 from core.config import Settings
-from core.quotas import Counters, Limits, Quotas, Usage, counters
+from core.quotas import Counters, Limits, Quotas, Usage
+from core.redis_counters import counters
 
 log = logging.getLogger("assistd.api")
 

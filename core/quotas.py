@@ -103,21 +103,3 @@ class MemoryCounters:
 
     async def aclose(self) -> None:
         pass
-
-
-_counters: Counters | None = None
-
-
-def counters(settings: Settings) -> Counters:
-    """The process's counters: Redis when redis_url is set, memory otherwise (one object, so that
-    in embedded mode the worker's spending is what the API reads)."""
-    global _counters
-    if _counters is None:
-        window = settings.rate_limit_window_seconds
-        if settings.redis_url:
-            from core.redis_counters import RedisCounters
-
-            _counters = RedisCounters(settings.redis_url, settings.redis_namespace, window)
-        else:
-            _counters = MemoryCounters(window)
-    return _counters

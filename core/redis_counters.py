@@ -1,4 +1,5 @@
-"""Rate limit counters in Redis (distributed mode; core/quotas.py says what they count).
+"""Rate limit counters in Redis (distributed mode; core/quotas.py says what they count), and
+the process's counters, Redis or memory (`counters`).
 
 A check is one Lua script: it increments, gives a new window its expiry and reads the tokens in
 one atomic step. As separate commands, a counter could expire between the increment and the
@@ -16,7 +17,8 @@ import asyncio
 import hashlib
 from typing import Any
 
-from core.quotas import Usage
+from core.config import Settings
+from core.quotas import Counters, MemoryCounters, Usage
 
 # KEYS: the requests and the tokens counter; ARGV: the window in ms, "1" to count a request,
 # "1" to read the tokens. Returns "requests ms-left tokens ms-left": one string, which the client
@@ -147,3 +149,19 @@ def _no_script(answer: Any) -> bool:
     from redis.exceptions import NoScriptError
 
     return isinstance(answer, NoScriptError)
+
+
+_counters: Counters | None = None
+
+
+def counters(settings: Settings) -> Counters:
+    """The process's counters: Redis when redis_url is set, memory otherwise (one object, so that
+    in embedded mode the worker's spending is what the API reads)."""
+    global _counters
+    if _counters is None:
+        window = settings.rate_limit_window_seconds
+        if settings.redis_url:
+            _counters = RedisCounters(settings.redis_url, settings.redis_namespace, window)
+        else:
+            _counters = MemoryCounters(window)
+    return _counters

@@ -26,7 +26,8 @@ from core.db import async_engine
 from core.events import event_log
 from core.ids import new_id, now
 from core.models import RUNS, STEPS, Run, RunStep, wire_of
-from core.quotas import Quotas, counters
+from core.quotas import Quotas
+from core.redis_counters import counters
 from core.responses import RESPONSES
 from core.storage import storage
 from core.store import Claimed, ClaimedResponse, open_store
