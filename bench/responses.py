@@ -50,7 +50,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.runs import BENCH_ENV, HEADERS, pct, rate, throughput_wrk  # noqa: E402
-from bench.scale import cpu_ticks  # noqa: E402
+from bench.scale import cpu_ticks, process_seconds  # noqa: E402
 from tests.procs import KEY_A, ROOT, ScriptedModel, Server, start_distributed, start_model, stop  # noqa: E402
 
 PEER_ADDED_MS = 68.0
@@ -68,16 +68,11 @@ Times = dict[str, tuple[float, float | None, str]]
 def cpu_now(server: Server) -> dict[str, float]:
     """CPU seconds used so far by the API, the workers, and PostgreSQL + Redis (machine-wide)."""
     hz = os.sysconf("SC_CLK_TCK")
-
-    def used(pid: int) -> int:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-
     groups, _ = cpu_ticks()
     api, *workers = server.procs
     return {
-        "api": used(api.pid) / hz,
-        "workers": sum(used(w.pid) for w in workers) / hz,
+        "api": process_seconds(api.pid),
+        "workers": sum(process_seconds(w.pid) for w in workers),
         "services": (groups["postgres"] + groups["redis"]) / hz,
     }
 

@@ -54,6 +54,12 @@ def cpu_ticks() -> tuple[dict[str, int], int]:
     return used, idle
 
 
+def process_seconds(pid: int) -> float:
+    """CPU seconds (user + system) used so far by one process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def sample(stop_event: threading.Event, out: dict[str, float]) -> None:
     (used0, idle0), t0 = cpu_ticks(), time.time()
     stop_event.wait()

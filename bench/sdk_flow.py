@@ -37,7 +37,7 @@ from openai import AsyncOpenAI
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.runs import BENCH_ENV, pct  # noqa: E402
-from bench.scale import cpu_ticks  # noqa: E402
+from bench.scale import cpu_ticks, process_seconds  # noqa: E402
 from tests.procs import KEY_A, Server, start_distributed, start_model, stop  # noqa: E402
 
 PEER_FLOWS_PER_S = (7.5, 14.6)
@@ -49,17 +49,12 @@ CPU_KEYS = ("api", "workers", "postgres", "redis", "client")
 def cpu_seconds(server: Server) -> dict[str, float]:
     """CPU seconds used so far: the API, the workers, PostgreSQL, Redis, this client."""
     hz = os.sysconf("SC_CLK_TCK")
-
-    def used(pid: int) -> int:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return int(fields[11]) + int(fields[12])
-
     groups, _ = cpu_ticks()
     api, *workers = server.procs
     me = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "api": used(api.pid) / hz,
-        "workers": sum(used(w.pid) for w in workers) / hz,
+        "api": process_seconds(api.pid),
+        "workers": sum(process_seconds(w.pid) for w in workers),
         "postgres": groups["postgres"] / hz,
         "redis": groups["redis"] / hz,
         "client": me.ru_utime + me.ru_stime,
