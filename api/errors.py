@@ -12,6 +12,7 @@ The errors of other packages that a request can cause are translated here, and o
 (`api_error`): routes let them through.
 
     core.errors.TooLarge            ContentTooLarge, its message and param
+    core.errors.BadCursor           BadRequest, its message and param (after / before)
     retrieval.errors.FilterError    BadRequest "Invalid filters: ...", its param, code invalid_value
     RequestValidationError          BadRequest in OpenAI's words (missing, unknown, invalid type...)
     anything else                   ServerError, logged
@@ -29,7 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core import logs
-from core.errors import TooLarge
+from core.errors import BadCursor, TooLarge
 from retrieval.errors import FilterError
 
 log = logging.getLogger("assistd.api")
@@ -88,7 +89,7 @@ class ServerError(APIError):
 
 
 CRASHED = "The server had an error while processing your request."
-TRANSLATED = (APIError, TooLarge, FilterError)  # what api_error answers in OpenAI's words
+TRANSLATED = (APIError, TooLarge, BadCursor, FilterError)  # what api_error answers in OpenAI's words
 
 
 def api_error(exc: Exception) -> APIError:
@@ -98,6 +99,8 @@ def api_error(exc: Exception) -> APIError:
         return exc
     if isinstance(exc, TooLarge):
         return ContentTooLarge(str(exc), param=exc.param)
+    if isinstance(exc, BadCursor):
+        return BadRequest(str(exc), param=exc.param)
     if isinstance(exc, FilterError):
         return BadRequest(f"Invalid filters: {exc}", param=exc.param, code="invalid_value")
     return ServerError(CRASHED)

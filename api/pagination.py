@@ -8,12 +8,14 @@ from typing import Annotated, Any, Literal, Protocol, TypeVar
 from fastapi import Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Table
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from api.errors import BadRequest
+from api.errors import BadRequest, NotFound
 from api.responses import WireObject, listing
+from core.errors import BadCursor
+from core.store import RunStore
 
 
 class ListParams(BaseModel):
@@ -78,3 +80,31 @@ async def page_rows(
     if backwards:
         rows.reverse()
     return rows, has_more
+
+
+async def owned_page(
+    store: RunStore,
+    kind: str,
+    parent: Table,
+    parent_id: str,
+    table: Table,
+    where: dict[str, Any],
+    params: ListParams,
+    project: str,
+) -> tuple[list[Any], bool]:
+    """One page of a parent's children (a thread's messages) through the run store, or 404 (no
+    `kind` found) if the parent is not the caller's. The children carry their project: a page with rows proves the
+    parent is the caller's, so only an empty page (or a cursor not found) reads the parent."""
+    try:
+        rows, has_more = await store.page(table, where | {"project": project}, params)
+    except BadCursor:
+        await _check_parent(store, kind, parent, parent_id, project)
+        raise
+    if not rows:
+        await _check_parent(store, kind, parent, parent_id, project)
+    return rows, has_more
+
+
+async def _check_parent(store: RunStore, kind: str, parent: Table, parent_id: str, project: str) -> None:
+    if await store.owned(parent, parent_id, project) is None:
+        raise NotFound.of(kind, parent_id)

@@ -3,6 +3,7 @@
     CoreError
     ├── Conflict      a write a unique index refused (a second active run on a thread, a second
     │                 response on a conversation): nothing of it was written
+    ├── BadCursor     a list's `after` or `before` names no object of the list; API: 400
     ├── TooLarge      a payload passes its configured cap: an upload past max_file_bytes, a
     │                 request body past max_request_bytes (`param` names the request's field); API: 413
     └── NotMigrated   the database schema is behind the code: run `assistd migrate`
@@ -19,6 +20,14 @@ class CoreError(Exception):
 
 class Conflict(CoreError):
     """A unique index refused the write; nothing of it was written."""
+
+
+class BadCursor(CoreError):
+    """A list's cursor (`param`: after or before) names no object of the list."""
+
+    def __init__(self, param: str, cursor: str) -> None:
+        super().__init__(f"Invalid '{param}': no object with id '{cursor}' in this list.")
+        self.param = param
 
 
 class TooLarge(CoreError):

@@ -4,45 +4,59 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from api.deps import Project, Session
-from api.errors import BadRequest
-from api.pagination import Listing, page
+from api.errors import BadRequest, NotFound
+from api.pagination import Listing, owned_page
 from api.params import Checked
-from api.responses import deleted, wire
+from api.responses import deleted, listing, wire
 from api.schemas import MessageCreate, MessageUpdate
 from api.store import active_run, check_refs, insert, message_row, owned
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send
-from core.models import Message, Thread, wire_of
+from core.models import MESSAGES, Message, Thread, table_of, wire_of
+from core.store import RunStore
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], dependencies=[Checked])
+THREADS = table_of(Thread)
 
 
-async def refuse_if_run_active(session: AsyncSession, thread_id: str) -> None:
+def refuse_if_run_active(thread_id: str, active: str | None) -> None:
     """OpenAI does not let messages be added while a run works on the thread."""
-    active = await active_run(session, thread_id)
     if active:
         raise BadRequest(f"Can't add messages to {thread_id} while a run {active} is active.")
 
 
 @router.post("")
-async def create_message(
-    request: Request, thread_id: str, body: MessageCreate, project: Project, session: Session
-) -> Response:
+async def create_message(request: Request, thread_id: str, body: MessageCreate, project: Project) -> Response:
     """Create a message."""
+    if file_search_attachments([body]):
+        async with request.app.state.sessions() as session:
+            return await create_attaching(request, thread_id, body, project, session)
+    # nothing to ingest: three statements through the run store, no ORM session
+    store: RunStore = request.app.state.store
+    if await store.owned(THREADS, thread_id, project) is None:
+        raise NotFound.of("thread", thread_id)
+    refuse_if_run_active(thread_id, await store.active_run(thread_id))
+    await check_refs(store, project, body)
+    row = message_row(project, thread_id, body)
+    await store.insert([(MESSAGES, [row])])
+    return wire(wire_of(Message, row))
+
+
+async def create_attaching(
+    request: Request, thread_id: str, body: MessageCreate, project: str, session: AsyncSession
+) -> Response:
+    """Create a message whose file_search attachments join the thread's vector store."""
     thread = await owned(session, Thread, thread_id, project)
-    await refuse_if_run_active(session, thread_id)
+    refuse_if_run_active(thread_id, await active_run(session, thread_id))
     await check_refs(session, project, body)
     row = message_row(project, thread_id, body)
     await insert(session, Message, [row])
-    pending: list[tuple[str, str]] = []
-    if searchable := file_search_attachments([body]):  # they go into the thread's vector store
-        thread.tool_resources, pending = await attach_to_thread(
-            session, request.app.state.settings, project, thread.tool_resources, searchable
-        )
-        session.add(thread)
+    thread.tool_resources, pending = await attach_to_thread(
+        session, request.app.state.settings, project, thread.tool_resources, file_search_attachments([body])
+    )
+    session.add(thread)
     await session.commit()
     await send(pending)
     return wire(wire_of(Message, row))
@@ -50,14 +64,13 @@ async def create_message(
 
 @router.get("")
 async def list_messages(
-    thread_id: str, params: Listing, project: Project, session: Session, run_id: str | None = None
+    request: Request, thread_id: str, params: Listing, project: Project, run_id: str | None = None
 ) -> Response:
-    """List a thread's messages."""
-    await owned(session, Thread, thread_id, project)
-    where = [col(Message.thread_id) == thread_id]
-    if run_id is not None:
-        where.append(col(Message.run_id) == run_id)
-    return await page(session, Message, params, *where)
+    """List a thread's messages (through the run store: the quickstart lists them after every run)."""
+    where = {"thread_id": thread_id} | ({"run_id": run_id} if run_id is not None else {})
+    store = request.app.state.store
+    rows, has_more = await owned_page(store, "thread", THREADS, thread_id, MESSAGES, where, params, project)
+    return listing([wire_of(Message, r._mapping) for r in rows], has_more)
 
 
 @router.get("/{message_id}")

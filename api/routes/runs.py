@@ -38,6 +38,7 @@ from api.store import (
     thread_rows,
 )
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send, thread_resources
+from core.errors import Conflict
 from core.ids import now
 from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, table_of, wire_of
 from core.store import RunStore
@@ -196,10 +197,36 @@ async def create_run(
     thread_id: str,
     body: RunCreate,
     project: Project,
-    session: Session,
     include: list[str] | None = Query(None, alias="include[]"),
 ) -> Response:
     """Create a run."""
+    if file_search_attachments(body.additional_messages or []):
+        async with request.app.state.sessions() as session:
+            response = await create_attaching(request, thread_id, body, project, session)
+        return response
+    # nothing to ingest: two reads and one write through the run store, no ORM session
+    store: RunStore = request.app.state.store
+    if await store.owned(THREADS, thread_id, project) is None:
+        raise NotFound.of("thread", thread_id)
+    assistant = await store.owned(ASSISTANTS, body.assistant_id, project)
+    if assistant is None:
+        raise NotFound.of("assistant", body.assistant_id)
+    await check_refs(store, project, body)
+    run = run_row(request, project, thread_id, assistant, body)
+    added = [message_row(project, thread_id, m) for m in body.additional_messages or []]
+    try:
+        await store.insert([(MESSAGES, added), (RUNS, [run])])
+    except Conflict:
+        raise BadRequest(
+            f"Thread {thread_id} already has an active run {await store.active_run(thread_id)}."
+        ) from None
+    return await announce(request, run)
+
+
+async def create_attaching(
+    request: Request, thread_id: str, body: RunCreate, project: str, session: AsyncSession
+) -> Response:
+    """Create a run whose additional messages' file_search attachments join the thread's vector store."""
     thread = await owned_row(session, Thread, thread_id, project)
     assistant = await owned_row(session, Assistant, body.assistant_id, project)
     await check_refs(session, project, body)
@@ -207,12 +234,11 @@ async def create_run(
     await insert(
         session, Message, [message_row(project, thread_id, m) for m in body.additional_messages or []]
     )
-    pending: list[tuple[str, str]] = []
-    if searchable := file_search_attachments(body.additional_messages or []):
-        resources, pending = await attach_to_thread(
-            session, request.app.state.settings, project, thread.tool_resources, searchable
-        )
-        await session.exec(update(Thread).where(col(Thread.id) == thread_id).values(tool_resources=resources))
+    searchable = file_search_attachments(body.additional_messages or [])
+    resources, pending = await attach_to_thread(
+        session, request.app.state.settings, project, thread.tool_resources, searchable
+    )
+    await session.exec(update(Thread).where(col(Thread.id) == thread_id).values(tool_resources=resources))
     response = await commit_and_enqueue(request, session, run)
     await send(pending)
     return response

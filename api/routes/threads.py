@@ -12,29 +12,33 @@ from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
 from api.store import active_run, check_refs, insert, owned, thread_rows
 from api.vector_store_rows import file_search_attachments, resolve_resources, send, thread_resources
-from core.models import Message, Thread, wire_of
+from core.models import MESSAGES, Message, Thread, table_of, wire_of
 from core.removal import remove_thread
 
 router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[Checked])
+THREADS = table_of(Thread)
 
 
 @router.post("")
-async def create_thread(
-    request: Request, project: Project, session: Session, body: ThreadCreate | None = None
-) -> Response:
+async def create_thread(request: Request, project: Project, body: ThreadCreate | None = None) -> Response:
     """Create a thread."""
-    if body is not None:
-        await check_refs(session, project, body)
     thread, messages = thread_rows(project, body)
-    pending: list[tuple[str, str]] = []
     if body is not None and (body.tool_resources or file_search_attachments(body.messages or [])):
-        thread["tool_resources"], pending = await thread_resources(
-            session, request.app.state.settings, project, body.tool_resources, body.messages or []
-        )
-    await insert(session, Thread, [thread])
-    await insert(session, Message, messages)
-    await session.commit()
-    await send(pending)
+        async with request.app.state.sessions() as session:
+            await check_refs(session, project, body)
+            thread["tool_resources"], pending = await thread_resources(
+                session, request.app.state.settings, project, body.tool_resources, body.messages or []
+            )
+            await insert(session, Thread, [thread])
+            await insert(session, Message, messages)
+            await session.commit()
+        await send(pending)
+        return wire(wire_of(Thread, thread))
+    # nothing to ingest: one statement through the run store, no ORM session
+    store = request.app.state.store
+    if body is not None:
+        await check_refs(store, project, body)
+    await store.insert([(THREADS, [thread]), (MESSAGES, messages)])
     return wire(wire_of(Thread, thread))
 
 

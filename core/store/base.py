@@ -159,6 +159,39 @@ class Claimed:
     steps: list[StepRow]
 
 
+class PageParams(Protocol):
+    """A list request's cursor (the API's ListParams): OpenAI's limit, order, after, before."""
+
+    @property
+    def limit(self) -> int: ...
+    @property
+    def order(self) -> str: ...
+    @property
+    def after(self) -> str | None: ...
+    @property
+    def before(self) -> str | None: ...
+
+
+def after_cursor(params: PageParams, name: str) -> bool:
+    """Whether rows past the `after` / `before` cursor have a greater `seq` than it."""
+    return (params.order == "asc") == (name == "after")
+
+
+def listed_ascending(params: PageParams) -> bool:
+    """Whether a page is read in ascending `seq` (a `before` page is read backwards, then turned)."""
+    return (params.order == "asc") != (params.before is not None)
+
+
+def turned(rows: list[Any], params: PageParams) -> tuple[list[Any], bool]:
+    """A page read with one row more than its limit: its rows in the list's order, and whether
+    more follow."""
+    has_more = len(rows) > params.limit
+    rows = rows[: params.limit]
+    if params.before is not None:
+        rows.reverse()
+    return rows, has_more
+
+
 Inserts = list[tuple[Table, dict[str, Any]]]  # rows written with a lifecycle write, in order
 Chars = Callable[[RunRow], int]  # how much of the thread's newest content a run's prompt could hold
 
@@ -172,6 +205,13 @@ class RunStore(Protocol):
 
     async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
         """Insert every group of rows: all of them or none (Conflict if a unique index refused one)."""
+
+    async def active_run(self, thread_id: str) -> str | None:
+        """The id of the thread's queued, running, waiting or cancelling run, if it has one."""
+
+    async def page(self, table: Table, where: dict[str, Any], params: PageParams) -> tuple[list[Any], bool]:
+        """One page of the rows of `table` whose columns equal `where`, in the list's order
+        (by `seq`), and whether more follow. BadCursor if `after` or `before` names no such row."""
 
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars

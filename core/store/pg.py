@@ -21,10 +21,23 @@ from sqlalchemy import ColumnDefault, Table
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Dialect, make_url
 
-from core.errors import Conflict
-from core.models import RUNS
+from core.errors import BadCursor, Conflict
+from core.models import ACTIVE_RUN_STATUSES, RUNS
 from core.responses import ITEMS, RESPONSES
-from core.store.base import Chars, Claimed, ClaimedResponse, Inserts, MessageRow, ResponseRow, RunRow, StepRow
+from core.store.base import (
+    Chars,
+    Claimed,
+    ClaimedResponse,
+    Inserts,
+    MessageRow,
+    PageParams,
+    ResponseRow,
+    RunRow,
+    StepRow,
+    after_cursor,
+    listed_ascending,
+    turned,
+)
 
 _DIALECT: Dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
 
@@ -124,6 +137,9 @@ THREAD = (
     "sum(length(content::text)) OVER (ORDER BY seq DESC) - length(content::text) AS newer "
     "FROM messages WHERE thread_id = $1) m WHERE newer <= $2 ORDER BY seq"
 )
+ACTIVE = "SELECT id FROM runs WHERE thread_id = $1 AND status IN ({}) LIMIT 1".format(
+    ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES)
+)
 ROUNDS = "SELECT type, step_details FROM run_steps WHERE run_id = $1 ORDER BY seq"
 CLAIM_RESPONSE = (
     "UPDATE responses SET status = 'in_progress', owner = $2, lease_until = $3, "
@@ -206,6 +222,27 @@ class PgStore:
             await (await self.pool()).execute(sql, *params.values)
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(str(exc)) from None
+
+    async def active_run(self, thread_id: str) -> str | None:
+        return typing_cast("str | None", await (await self.pool()).fetchval(ACTIVE, thread_id))
+
+    async def page(self, table: Table, where: dict[str, Any], params: PageParams) -> tuple[list[Any], bool]:
+        pool = await self.pool()
+        args = list(where.values())
+        matching = " AND ".join(f"{quoted(k)} = ${i}" for i, k in enumerate(where, 1))
+        for cursor, name in ((params.after, "after"), (params.before, "before")):
+            if cursor is None:
+                continue
+            sql = f"SELECT seq FROM {table.name} WHERE id = ${len(args) + 1} AND {matching}"
+            at = await pool.fetchval(sql, *args, cursor)
+            if at is None:
+                raise BadCursor(name, cursor)
+            args.append(at)
+            matching += f" AND seq {'>' if after_cursor(params, name) else '<'} ${len(args)}"
+        args.append(params.limit + 1)
+        order = "ASC" if listed_ascending(params) else "DESC"
+        sql = f"SELECT {columns(table)} FROM {table.name} WHERE {matching} ORDER BY seq {order} LIMIT ${len(args)}"
+        return turned(records(await pool.fetch(sql, *args)), params)
 
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars

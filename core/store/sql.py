@@ -13,10 +13,23 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from core.errors import Conflict
-from core.models import MESSAGES, RUNS, STEPS
+from core.errors import BadCursor, Conflict
+from core.models import ACTIVE_RUN_STATUSES, MESSAGES, RUNS, STEPS
 from core.responses import ITEMS, RESPONSES
-from core.store.base import Chars, Claimed, ClaimedResponse, Inserts, MessageRow, ResponseRow, RunRow, StepRow
+from core.store.base import (
+    Chars,
+    Claimed,
+    ClaimedResponse,
+    Inserts,
+    MessageRow,
+    PageParams,
+    ResponseRow,
+    RunRow,
+    StepRow,
+    after_cursor,
+    listed_ascending,
+    turned,
+)
 
 # Statements built once: SQLAlchemy memoizes their cache keys, which matters on the hot path.
 _c = RUNS.c
@@ -61,6 +74,7 @@ THREAD = (
     .where(_newest.c.newer <= bindparam("chars"))
     .order_by(_newest.c.seq)
 )
+ACTIVE = select(_c.id).where(_c.thread_id == bindparam("thread_id"), _c.status.in_(ACTIVE_RUN_STATUSES))
 ROUNDS = (
     select(STEPS.c.type, STEPS.c.step_details)
     .where(STEPS.c.run_id == bindparam("run_id"))
@@ -144,6 +158,26 @@ class SqlStore:
             if "unique" not in str(exc.orig).lower():  # a NOT NULL or CHECK: a bug, not a conflict
                 raise
             raise Conflict(str(exc.orig)) from None
+
+    async def active_run(self, thread_id: str) -> str | None:
+        async with self.engine.connect() as conn:
+            return cast("str | None", (await conn.execute(ACTIVE, {"thread_id": thread_id})).scalar())
+
+    async def page(self, table: Table, where: dict[str, Any], params: PageParams) -> tuple[list[Any], bool]:
+        matching = [table.c[k] == v for k, v in where.items()]
+        query = select(table).where(*matching)
+        async with self.engine.connect() as conn:
+            for cursor, name in ((params.after, "after"), (params.before, "before")):
+                if cursor is None:
+                    continue
+                at = (await conn.execute(select(table.c.seq).where(table.c.id == cursor, *matching))).scalar()
+                if at is None:
+                    raise BadCursor(name, cursor)
+                query = query.where(table.c.seq > at if after_cursor(params, name) else table.c.seq < at)
+            ascending = listed_ascending(params)
+            query = query.order_by(table.c.seq.asc() if ascending else table.c.seq.desc())
+            rows = list((await conn.execute(query.limit(params.limit + 1))).all())
+        return turned(rows, params)
 
     async def claim_run(
         self, run_id: str, owner: str, lease_until: float, t: float, chars: Chars
