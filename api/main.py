@@ -7,10 +7,10 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 from sqlalchemy import text
 
-from api import docs, errors, limits, metrics, observe, ratelimit
+from api import docs, errors, flat, limits, metrics, observe, ratelimit
 from api.routes import (
     assistants,
     containers,
@@ -74,29 +74,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.add_middleware(observe.Observe, access_log=settings.access_log)
     app.add_route("/metrics", metrics.exposition, include_in_schema=False)
 
-    v1 = APIRouter(prefix="/v1")
-    # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
-    routers = (
-        runs,
-        steps,
-        messages,
-        threads,
-        assistants,
-        files,
-        uploads,
-        vector_stores,
-        responses,
-        conversations,
-        containers,
-        models,
-    )
-    for module in routers:
-        v1.include_router(module.router)
-    app.include_router(v1)
-    docs.mount(app)
-    if settings.playground:
-        playground.mount(app)
-
+    # the probes first: they are matched before the API's routes
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -108,5 +86,27 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
             await session.exec(text("SELECT 1"))
         await event_log().ping()
         return {"status": "ready"}
+
+    # Routes are matched in order: the busiest first (a response's create, a run's polls). And
+    # /threads/runs is declared before /threads/{thread_id} so it is not taken for a thread id.
+    routers = (
+        responses,
+        runs,
+        steps,
+        messages,
+        threads,
+        assistants,
+        files,
+        uploads,
+        vector_stores,
+        conversations,
+        containers,
+        models,
+    )
+    for module in routers:
+        flat.include(app, module.router, prefix="/v1")
+    docs.mount(app)
+    if settings.playground:
+        playground.mount(app)
 
     return app
