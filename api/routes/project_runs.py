@@ -26,11 +26,16 @@ from core.run_filters import run_filters
 router = APIRouter(prefix="/assistd", tags=["assistd"], dependencies=[Checked])
 
 
+# Unix seconds; bounded so that no database is asked to compare a number it cannot hold
+# (SQLite's integers stop at 2**63; created_at is a float, exact to 2**53)
+Seconds = Annotated[int, Field(ge=0, le=2**53)]
+
+
 class ProjectRunParams(ListParams):
     status: RunStatus | None = None
     assistant_id: str | None = None
-    created_after: int | None = Field(None, ge=0)  # Unix seconds, exclusive
-    created_before: int | None = Field(None, ge=0)
+    created_after: Seconds | None = None  # exclusive, as created_before
+    created_before: Seconds | None = None
 
 
 @router.get("/runs")
