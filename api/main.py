@@ -19,6 +19,7 @@ from api.routes import (
     messages,
     models,
     playground,
+    project_runs,
     responses,
     runs,
     steps,
@@ -102,6 +103,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         conversations,
         containers,
         models,
+        project_runs,
     )
     for module in routers:
         flat.include(app, module.router, prefix="/v1")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, Literal, Protocol, TypeVar
 
 from fastapi import Query
@@ -57,16 +57,24 @@ async def page(
 
 
 async def page_rows(
-    session: AsyncSession, table: Any, params: ListParams, *where: ColumnElement[bool]
+    session: AsyncSession,
+    table: Any,
+    params: ListParams,
+    *where: ColumnElement[bool],
+    cursors: Sequence[ColumnElement[bool]] | None = None,
 ) -> tuple[list[Any], bool]:
-    """One page of `table` rows matching `where`, in the list's order (`seq`), and whether more follow."""
+    """One page of `table` rows matching `where`, in the list's order (`seq`), and whether more follow.
+
+    `after` and `before` must name a row matching `cursors` (by default, `where`): a list filtered
+    by something that changes, as a run's status, still pages on from a row that no longer matches."""
     seq = col(table.seq)
     query = select(table).where(*where)
     backwards = False
+    scope = where if cursors is None else cursors
     for cursor, name in ((params.after, "after"), (params.before, "before")):
         if cursor is None:
             continue
-        cursor_seq = (await session.exec(select(seq).where(col(table.id) == cursor, *where))).first()
+        cursor_seq = (await session.exec(select(seq).where(col(table.id) == cursor, *scope))).first()
         if cursor_seq is None:
             raise BadRequest(f"Invalid '{name}': no object with id '{cursor}' in this list.", param=name)
         ascending = (params.order == "asc") == (name == "after")

@@ -25,6 +25,7 @@ from core.errors import NotMigrated
 from core.ids import now
 from core.models import RUNS, STEPS
 from core.responses import RESPONSES
+from core.run_filters import run_filters
 
 log = logging.getLogger("assistd")
 # the run's columns `runs show` prints, in this order (JSON has them all)
@@ -90,13 +91,9 @@ def _run(conn: Connection, run_id: str) -> dict[str, Any]:
 
 def runs_list(args: argparse.Namespace) -> int:
     c = RUNS.c
-    query = select(c.id, c.project, c.status, c.model, c.thread_id, c.created_at, c.owner)
-    if args.status:
-        query = query.where(c.status == args.status)
-    if args.project:
-        query = query.where(c.project == args.project)
-    if args.older_than is not None:
-        query = query.where(c.created_at <= now() - args.older_than)
+    older = None if args.older_than is None else now() - args.older_than
+    where = run_filters(project=args.project or None, status=args.status or None, created_before=older)
+    query = select(c.id, c.project, c.status, c.model, c.thread_id, c.created_at, c.owner).where(*where)
     with database() as conn:
         found = [
             dict(r) for r in conn.execute(query.order_by(c.created_at.desc()).limit(args.limit)).mappings()

@@ -182,6 +182,7 @@ class Run(SQLModel, table=True):
     __tablename__ = "runs"
     __table_args__ = (
         Index("ix_runs_thread_seq", "thread_id", "seq"),
+        Index("ix_runs_project_seq", "project", "seq"),  # a project's runs across threads (0009)
         Index("ix_runs_status", "status"),
         # One active run per thread, enforced by the database (no check-then-insert race).
         Index(

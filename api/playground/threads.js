@@ -8,16 +8,18 @@ import { isActive, renderMessage, renderThread, RunView } from "./timeline.js";
 
 const STEP_INCLUDE = "include[]=step_details.tool_calls[*].file_search.results[*].content";
 
-export async function show(main, [threadId]) {
+/** `#/threads/{thread}/{run}` (from the runs view) opens the thread at that run. */
+export async function show(main, [threadId, runId]) {
   const assistants = await attempt(() => api.all("/assistants?order=desc")) || [];
-  const view = new ThreadView(main, assistants, threadId);
+  const view = new ThreadView(main, assistants, threadId, runId);
   await view.load();
   return () => view.leave();
 }
 
 class ThreadView {
-  constructor(main, assistants, threadId) {
+  constructor(main, assistants, threadId, runId) {
     this.threadId = threadId || null;
+    this.runId = runId || null;
     this.assistants = assistants;
     this.attachments = [];
     this.active = null; // {view: RunView, controller: AbortController}
@@ -111,7 +113,10 @@ class ThreadView {
       got.messages.length ? null : note("No messages yet: write the first one below."));
     const last = items.filter((i) => i instanceof RunView).at(-1);
     if (last && isActive(last.run)) this.follow(last);
-    this.timeline.lastElementChild?.scrollIntoView({ block: "end" });
+    const shown = this.runId && [...this.timeline.querySelectorAll(".run")].find((el) => el.dataset.id === this.runId);
+    shown?.classList.add("highlight");
+    if (shown) shown.scrollIntoView({ block: "center" });
+    else this.timeline.lastElementChild?.scrollIntoView({ block: "end" });
   }
 
   async ensureThread(title) {

@@ -100,9 +100,11 @@ const scenarios = {
     await shot(page, "chat");
     const submitCode = await codeShown(page);
 
+    // the runs view lists the whole project's (other tests' too): this thread's runs
+    const thread = await page.evaluate(() => location.hash.split("/")[2]);
     await page.getByRole("link", { name: "Runs" }).click();
-    await page.waitForSelector("table[aria-label=Runs] tbody tr", { timeout: TIMEOUT });
-    const runs = await page.locator("table[aria-label=Runs] tbody tr").evaluateAll((rows) => rows.map((r) => r.dataset.status));
+    await page.waitForSelector(`table[aria-label=Runs] tbody tr[data-thread="${thread}"]`, { timeout: TIMEOUT });
+    const runs = await page.locator(`table[aria-label=Runs] tbody tr[data-thread="${thread}"]`).evaluateAll((rows) => rows.map((r) => r.dataset.status));
     await shot(page, "runs");
     return { suggested, invalidVerdict, missingVerdict, validVerdict, listed, assistantCode, legend, status, answer, call, usage, submitCode, runs };
   },
@@ -209,6 +211,39 @@ const scenarios = {
       phoneOverflow: await page.evaluate(() => document.documentElement.scrollWidth > innerWidth) };
   },
 
+  /** The project's runs across its threads (not another project's): a waiting run refreshed until it
+   * ends, "Load more", a run that opens its thread there, the status filter. PLAYGROUND_RUNS: the
+   * oldest of ours (on the second page), the newest (waiting for a function's output). */
+  async runs(context) {
+    const [first, waiting] = process.env.PLAYGROUND_RUNS.split(",");
+    const page = await context.newPage();
+    await ready(page, "#/runs");
+    const rows = "table[aria-label=Runs] tbody tr";
+    const listed = () => page.locator(rows).evaluateAll((trs) =>
+      trs.map((r) => ({ id: r.dataset.id, thread: r.dataset.thread, status: r.dataset.status })));
+    await page.waitForSelector(`${rows}[data-id="${waiting}"][data-status=requires_action]`, { timeout: TIMEOUT });
+    // another client answers the call; the view, refreshing while a run is active, shows the end
+    await page.evaluate(answer, { id: waiting, thread: await page.locator(`${rows}[data-id="${waiting}"]`).getAttribute("data-thread") });
+    await page.waitForSelector(`${rows}[data-id="${waiting}"][data-status=completed]`, { timeout: TIMEOUT });  // no click
+    const firstPage = (await listed()).length;
+    await page.getByRole("button", { name: "Load more" }).click();
+    await page.waitForSelector(`${rows}[data-id="${first}"]`, { timeout: TIMEOUT });
+    const all = await listed();
+    const summary = await page.locator("p.meta[role=status]").textContent();
+    await shot(page, "runs-project");
+    await page.locator(`${rows}[data-id="${first}"] td`).nth(4).click();  // the model's cell: the whole row opens the thread
+    await page.waitForSelector(`.run.highlight[data-id="${first}"][data-status=completed]`, { timeout: TIMEOUT });
+    await shot(page, "runs-opened");
+    const opened = { hash: await page.evaluate(() => location.hash), title: await page.locator("#thread-title").textContent(),
+      highlighted: await page.locator(".run.highlight").evaluateAll((els) => els.map((el) => el.dataset.id)) };
+    await page.getByRole("link", { name: "Runs" }).click();
+    await page.waitForSelector(`${rows}[data-id="${waiting}"]`, { timeout: TIMEOUT });
+    await page.getByLabel("Status").selectOption("completed");
+    await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].every((r) => r.dataset.status === "completed"), rows);
+    await page.waitForSelector(`${rows}[data-id="${waiting}"]`);
+    return { firstPage, all, summary, opened, completed: await listed() };
+  },
+
   /** Upload with the file picker and by dropping a file; list, delete; the vector store section. */
   async upload(context) {
     const page = await context.newPage();
@@ -276,6 +311,17 @@ async function vectorStore(page) {
   await card.locator(".store-files li", { hasText: "guide.txt" }).locator(".badge[data-status=completed], .badge[data-status=failed]")
     .waitFor();
   return { file: await card.locator(".store-files li").first().textContent() };
+}
+
+/** In the page: answers a run's pending function calls through /v1 itself, as another client would. */
+async function answer({ id, thread }) {
+  const headers = { Authorization: `Bearer ${localStorage.getItem("assistd.playground.key")}`,
+    "OpenAI-Beta": "assistants=v2", "Content-Type": "application/json" };
+  const path = `/v1/threads/${thread}/runs/${id}`;
+  const run = await (await fetch(path, { headers })).json();
+  const tool_outputs = run.required_action.submit_tool_outputs.tool_calls.map((c) => ({ tool_call_id: c.id, output: "sunny" }));
+  const sent = await fetch(`${path}/submit_tool_outputs`, { method: "POST", headers, body: JSON.stringify({ tool_outputs }) });
+  if (!sent.ok) throw new Error(`submit_tool_outputs: ${sent.status}`);
 }
 
 /** True once n responses are in the timeline, all finished, and nothing is streaming. */

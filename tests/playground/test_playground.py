@@ -16,11 +16,12 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import KEY_A, ROOT, ScriptedModel, Server, start_embedded, stop
+from tests.conftest import KEY_A, KEY_B, ROOT, ScriptedModel, Server, start_embedded, stop
 
 HERE = ROOT / "tests" / "playground"
 ARTIFACTS = HERE / "artifacts"
 ASSETS = ROOT / "api" / "playground"
+WEATHER: Any = {"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}
 
 
 def scenario(node: str, server: Server, name: str, expected: str = "404", **env: str) -> dict[str, Any]:
@@ -115,6 +116,43 @@ def test_responses_view(browser: str, embedded: Server) -> None:
             timeout=60,
         )
         assert ran.returncode == 0 and ran.stdout.startswith(printed), ran.stderr[-2000:]
+
+
+def test_runs_of_the_project_across_threads(browser: str, embedded: Server) -> None:
+    """The runs view lists GET /v1/assistd/runs: runs of two threads and not another project's, a
+    page at a time, refreshed while one is active (here, one waiting for a function's output); a
+    click on a run opens its thread at that run."""
+    client = embedded.client()
+    assistant = client.beta.assistants.create(model="echo", name="Runs view")
+    ours = [
+        client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": text}]}
+        )
+        for text in ("first thread", "second thread")
+    ]
+    for _ in range(19):  # more than a page (20) of newer runs: ours are on the second
+        client.beta.threads.create_and_run(assistant_id=assistant.id)
+    # waits for a function's output (the scenario sends it): active until then
+    waiting = client.beta.threads.create_and_run_poll(
+        assistant_id=assistant.id, model="toolonce:get_weather", tools=[WEATHER]
+    )
+    assert waiting.status == "requires_action"
+    other = embedded.client(KEY_B).beta.assistants.create(model="echo")
+    theirs = embedded.client(KEY_B).beta.threads.create_and_run(assistant_id=other.id)
+    out = scenario(browser, embedded, "runs", PLAYGROUND_RUNS=f"{ours[0].id},{waiting.id}")
+    assert out["firstPage"] == 20
+    listed = {r["id"]: r for r in out["all"]}
+    assert {r.id: r.thread_id for r in ours} == {r.id: listed[r.id]["thread"] for r in ours}
+    assert ours[0].thread_id != ours[1].thread_id
+    assert theirs.id not in listed and out["summary"].startswith(f"{len(listed)} run")
+    assert len(listed) == len(out["all"]) > 20  # the second page appended, nothing twice
+    first = ours[0]
+    assert out["opened"] == {
+        "hash": f"#/threads/{first.thread_id}/{first.id}",
+        "title": first.thread_id,
+        "highlighted": [first.id],
+    }
+    assert {r["status"] for r in out["completed"]} == {"completed"}
 
 
 def test_upload_list_delete(browser: str, embedded: Server) -> None:
