@@ -99,42 +99,50 @@ def owner_of(client_port: int, proxy_port: int) -> str:
     return next((o for o in ("api", "worker") if f"assistd {o}".encode() in cmd), "other")
 
 
-async def messages(reader: asyncio.StreamReader) -> Any:
-    """The typed messages of one direction: (type and length, body)."""
+async def pump(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, seen: Callable[[bytes], None]
+) -> None:
+    """Forward what arrives as it arrived (the same writes reach the other side: splitting them
+    would cost PostgreSQL extra reads), and show each whole typed message to `seen`."""
+    pending = b""
     try:
-        while True:
-            head = await reader.readexactly(5)
-            yield head, await reader.readexactly(struct.unpack("!i", head[1:])[0] - 4)
-    except (asyncio.IncompleteReadError, ConnectionError):  # the connection closed
-        return
+        while chunk := await reader.read(1 << 16):
+            writer.write(chunk)
+            pending += chunk
+            at = 0
+            while len(pending) - at >= 5:
+                end = at + 1 + struct.unpack("!i", pending[at + 1 : at + 5])[0]
+                if end > len(pending):
+                    break
+                seen(pending[at : min(end, at + 6)])  # the type, the length, a status byte
+                at = end
+            pending = pending[at:]
+            await writer.drain()
+    except ConnectionError:
+        pass
 
 
-async def to_pg(
-    owner: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: WireCounts
-) -> None:
-    async for head, body in messages(reader):
-        kind = head[:1]
-        if kind in (b"E", b"Q"):
+def to_pg(owner: str, counts: WireCounts) -> Callable[[bytes], None]:
+    def seen(head: bytes) -> None:
+        if head[:1] in (b"E", b"Q"):
             counts.add(owner, "statements")
-        elif kind == b"P":
+        elif head[:1] == b"P":
             counts.add(owner, "parses")
-        counts.add(owner, "bytes_to_pg", len(head) + len(body))
-        writer.write(head + body)
-        await writer.drain()
+        counts.add(owner, "bytes_to_pg", struct.unpack("!i", head[1:5])[0] + 1)
+
+    return seen
 
 
-async def from_pg(
-    owner: str, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: WireCounts
-) -> None:
-    logged_in = False
-    async for head, body in messages(reader):
-        if head[:1] == b"Z":  # ReadyForQuery: the end of a round trip (the first ends the login)
-            if logged_in:
-                counts.add(owner, "round_trips")
-            logged_in = True
-        counts.add(owner, "bytes_from_pg", len(head) + len(body))
-        writer.write(head + body)
-        await writer.drain()
+def from_pg(owner: str, counts: WireCounts) -> Callable[[bytes], None]:
+    ready = [0]
+
+    def seen(head: bytes) -> None:
+        if head[:1] == b"Z":  # ReadyForQuery: a round trip's end (the first ends the login)
+            counts.add(owner, "round_trips", bool(ready[0]))
+            ready[0] += 1
+        counts.add(owner, "bytes_from_pg", struct.unpack("!i", head[1:5])[0] + 1)
+
+    return seen
 
 
 async def relay(
@@ -153,8 +161,8 @@ async def relay(
             break
         counts.add(owner, "connections")
         both = [
-            asyncio.ensure_future(to_pg(owner, client_r, pg_w, counts)),
-            asyncio.ensure_future(from_pg(owner, pg_r, client_w, counts)),
+            asyncio.ensure_future(pump(client_r, pg_w, to_pg(owner, counts))),
+            asyncio.ensure_future(pump(pg_r, client_w, from_pg(owner, counts))),
         ]
         _, pending = await asyncio.wait(both, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
