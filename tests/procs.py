@@ -268,12 +268,13 @@ def start_distributed(
     redis_url: str = REDIS_URL,
     api_workers: int = 1,
     pgbouncer: bool = False,
+    database_url: str | None = None,
 ) -> Server:
-    """API + `workers` workers on a fresh database, reached through PgBouncer if `pgbouncer`
-    (migrations included)."""
+    """API + `workers` workers on a fresh database (or on `database_url`, the caller's), reached
+    through PgBouncer if `pgbouncer` (migrations included)."""
     if not redis_available(redis_url):
         raise ServiceMissing("Redis")
-    database: dict[str, str] = {"ASSISTD_DATABASE_URL": fresh_pg_database()}
+    database: dict[str, str] = {"ASSISTD_DATABASE_URL": database_url or fresh_pg_database()}
     if pgbouncer:
         database = {
             "ASSISTD_DATABASE_URL": through_pgbouncer(database["ASSISTD_DATABASE_URL"]),
