@@ -312,6 +312,7 @@ class RunStep(SQLModel, table=True):
 
 # The tables themselves, for SQLAlchemy Core statements on the workers' hot path.
 RUNS, MESSAGES, STEPS = table_of(Run), table_of(Message), table_of(RunStep)
+THREADS, ASSISTANTS = table_of(Thread), table_of(Assistant)
 
 
 class File(SQLModel, table=True):

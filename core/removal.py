@@ -13,10 +13,8 @@ from typing import Any
 from sqlalchemy import delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from core.models import MESSAGES, RUNS, STEPS, Thread, table_of
+from core.models import MESSAGES, RUNS, STEPS, THREADS
 from core.responses import CONVERSATIONS, ITEMS, RESPONSES
-
-THREADS = table_of(Thread)
 
 
 async def remove_thread(conn: AsyncConnection, thread_id: str, *guards: Any) -> bool:

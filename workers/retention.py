@@ -33,8 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.ids import now
-from core.models import ACTIVE_RUN_STATUSES, FILES, MESSAGES, RUNS, VECTOR_STORES
-from core.removal import THREADS, remove_conversation, remove_response, remove_thread
+from core.models import ACTIVE_RUN_STATUSES, FILES, MESSAGES, RUNS, THREADS, VECTOR_STORES
+from core.removal import remove_conversation, remove_response, remove_thread
 from core.responses import ACTIVE_RESPONSE_STATUSES, CONVERSATIONS, ITEMS, RESPONSES
 from core.storage import Storage
 from retrieval.removal import remove_file, remove_vector_store

@@ -14,11 +14,10 @@ from api.responses import deleted, listing, wire
 from api.schemas import MessageCreate, MessageUpdate
 from api.store import active_run, check_refs, insert, message_row, owned
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send
-from core.models import MESSAGES, Message, Thread, table_of, wire_of
+from core.models import MESSAGES, THREADS, Message, Thread, wire_of
 from core.store import RunStore
 
 router = APIRouter(prefix="/threads/{thread_id}/messages", tags=["messages"], dependencies=[Checked])
-THREADS = table_of(Thread)
 
 
 def refuse_if_run_active(thread_id: str, active: str | None) -> None:
@@ -33,15 +32,25 @@ async def create_message(request: Request, thread_id: str, body: MessageCreate, 
     if file_search_attachments([body]):
         async with request.app.state.sessions() as session:
             return await create_attaching(request, thread_id, body, project, session)
-    # nothing to ingest: three statements through the run store, no ORM session
+    # nothing to ingest: one statement through the run store (the insert, guarded by the
+    # thread's checks), no ORM session; the checks are read apart only when it wrote nothing
     store: RunStore = request.app.state.store
+    refs = bool(body.references())
+    if refs:  # the thread's errors come first, then the references'
+        await thread_ready(store, thread_id, project)
+        await check_refs(store, project, body)
+    row = message_row(project, thread_id, body)
+    if not await store.insert_into_thread(thread_id, project, [(MESSAGES, [row])], idle=True):
+        await thread_ready(store, thread_id, project)
+        raise NotFound.of("thread", thread_id)  # deleted meanwhile
+    return wire(wire_of(Message, row))
+
+
+async def thread_ready(store: RunStore, thread_id: str, project: str) -> None:
+    """404 unless the thread is the caller's, 400 while a run is active on it."""
     if await store.owned(THREADS, thread_id, project) is None:
         raise NotFound.of("thread", thread_id)
     refuse_if_run_active(thread_id, await store.active_run(thread_id))
-    await check_refs(store, project, body)
-    row = message_row(project, thread_id, body)
-    await store.insert([(MESSAGES, [row])])
-    return wire(wire_of(Message, row))
 
 
 async def create_attaching(

@@ -40,11 +40,22 @@ from api.store import (
 from api.vector_store_rows import attach_to_thread, file_search_attachments, send, thread_resources
 from core.errors import Conflict
 from core.ids import now
-from core.models import MESSAGES, RUNS, Assistant, Message, Run, RunStep, Thread, new_row, table_of, wire_of
+from core.models import (
+    ASSISTANTS,
+    MESSAGES,
+    RUNS,
+    THREADS,
+    Assistant,
+    Message,
+    Run,
+    RunStep,
+    Thread,
+    new_row,
+    wire_of,
+)
 from core.store import RunStore
 
 router = APIRouter(tags=["runs"], dependencies=[Checked])
-ASSISTANTS, THREADS = table_of(Assistant), table_of(Thread)
 
 
 def run_row(
@@ -204,22 +215,28 @@ async def create_run(
         async with request.app.state.sessions() as session:
             response = await create_attaching(request, thread_id, body, project, session)
         return response
-    # nothing to ingest: two reads and one write through the run store, no ORM session
+    # nothing to ingest: the assistant's read and one write (guarded by the thread's check)
+    # through the run store, no ORM session
     store: RunStore = request.app.state.store
-    if await store.owned(THREADS, thread_id, project) is None:
-        raise NotFound.of("thread", thread_id)
     assistant = await store.owned(ASSISTANTS, body.assistant_id, project)
+    if assistant is None or body.references():  # the thread's 404 comes first
+        if await store.owned(THREADS, thread_id, project) is None:
+            raise NotFound.of("thread", thread_id)
     if assistant is None:
         raise NotFound.of("assistant", body.assistant_id)
     await check_refs(store, project, body)
     run = run_row(request, project, thread_id, assistant, body)
     added = [message_row(project, thread_id, m) for m in body.additional_messages or []]
     try:
-        await store.insert([(MESSAGES, added), (RUNS, [run])])
+        written = await store.insert_into_thread(
+            thread_id, project, [(MESSAGES, added), (RUNS, [run])], idle=False
+        )
     except Conflict:
         raise BadRequest(
             f"Thread {thread_id} already has an active run {await store.active_run(thread_id)}."
         ) from None
+    if not written:
+        raise NotFound.of("thread", thread_id)
     return await announce(request, run)
 
 

@@ -12,11 +12,10 @@ from api.responses import deleted, wire
 from api.schemas import ThreadCreate, ThreadUpdate
 from api.store import active_run, check_refs, insert, owned, thread_rows
 from api.vector_store_rows import file_search_attachments, resolve_resources, send, thread_resources
-from core.models import MESSAGES, Message, Thread, table_of, wire_of
+from core.models import MESSAGES, THREADS, Message, Thread, wire_of
 from core.removal import remove_thread
 
 router = APIRouter(prefix="/threads", tags=["threads"], dependencies=[Checked])
-THREADS = table_of(Thread)
 
 
 @router.post("")

@@ -206,6 +206,12 @@ class RunStore(Protocol):
     async def insert(self, inserts: list[tuple[Table, list[dict[str, Any]]]]) -> None:
         """Insert every group of rows: all of them or none (Conflict if a unique index refused one)."""
 
+    async def insert_into_thread(
+        self, thread_id: str, project: str, inserts: list[tuple[Table, list[dict[str, Any]]]], *, idle: bool
+    ) -> bool:
+        """`insert` only if the thread is the project's (and, if `idle`, no run is active on
+        it), in one statement; False if not, and nothing is written."""
+
     async def active_run(self, thread_id: str) -> str | None:
         """The id of the thread's queued, running, waiting or cancelling run, if it has one."""
 

@@ -122,6 +122,14 @@ def insert_rows(table: Table, rows: list[dict[str, Any]], params: Params, source
     )
 
 
+def _with(parts: list[str], guard: str | None = None) -> str:
+    """Statements as one: all but the last data-modifying CTEs, after the `guard` (`ok`) they
+    may select from."""
+    *first, last = parts
+    ctes = ([f"ok AS ({guard})"] if guard else []) + [f"i{i} AS ({p})" for i, p in enumerate(first)]
+    return ("WITH " + ", ".join(ctes) + " " if ctes else "") + last
+
+
 CLAIM = (
     "UPDATE runs SET status = 'in_progress', owner = $2, lease_until = $3, started_at = coalesce(started_at, $4), "
     f"attempts = attempts + 1 WHERE id = $1 AND status = 'queued' RETURNING {columns(RUNS)}"
@@ -212,14 +220,23 @@ class PgStore:
         """Insert every group of rows in one statement: all of them or none."""
         params = Params()
         parts = [insert_rows(table, rows, params) for table, rows in inserts if rows]
-        if not parts:
-            return
-        *first, last = parts
-        sql = (
-            "WITH " + ", ".join(f"i{i} AS ({p})" for i, p in enumerate(first)) + " " if first else ""
-        ) + last
+        if parts:
+            await self._write(_with(parts), params)
+
+    async def insert_into_thread(
+        self, thread_id: str, project: str, inserts: list[tuple[Table, list[dict[str, Any]]]], *, idle: bool
+    ) -> bool:
+        params = Params(thread_id, project)
+        guard = "SELECT 1 FROM threads WHERE id = $1 AND project = $2" + (
+            f" AND NOT EXISTS ({ACTIVE})" if idle else ""
+        )
+        parts = [insert_rows(table, rows, params, source="ok") for table, rows in inserts if rows]
+        status = await self._write(_with(parts, guard), params)
+        return not status.endswith(" 0")
+
+    async def _write(self, sql: str, params: Params) -> str:
         try:
-            await (await self.pool()).execute(sql, *params.values)
+            return str(await (await self.pool()).execute(sql, *params.values))
         except asyncpg.UniqueViolationError as exc:
             raise Conflict(str(exc)) from None
 

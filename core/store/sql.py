@@ -6,7 +6,7 @@ whose lease lapsed and whose run another worker took over writes nothing of its 
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, text, update
 from sqlalchemy import cast as sql_cast
@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import BadCursor, Conflict
-from core.models import ACTIVE_RUN_STATUSES, MESSAGES, RUNS, STEPS
+from core.models import ACTIVE_RUN_STATUSES, MESSAGES, RUNS, STEPS, THREADS
 from core.responses import ITEMS, RESPONSES
 from core.store.base import (
     Chars,
@@ -128,6 +128,12 @@ def _insert(table: Table) -> Any:
     return statement
 
 
+def _conflict(exc: IntegrityError) -> NoReturn:
+    if "unique" not in str(exc.orig).lower():  # a NOT NULL or CHECK: a bug, not a conflict
+        raise exc
+    raise Conflict(str(exc.orig)) from None
+
+
 def _held(table: Table, row_id: str, owner: str, status: str) -> Any:
     c = table.c
     return update(table).where(c.id == row_id, c.owner == owner, c.status == status)
@@ -155,9 +161,25 @@ class SqlStore:
                     if rows:
                         await conn.execute(_insert(table), rows)
         except IntegrityError as exc:
-            if "unique" not in str(exc.orig).lower():  # a NOT NULL or CHECK: a bug, not a conflict
-                raise
-            raise Conflict(str(exc.orig)) from None
+            _conflict(exc)
+
+    async def insert_into_thread(
+        self, thread_id: str, project: str, inserts: list[tuple[Table, list[dict[str, Any]]]], *, idle: bool
+    ) -> bool:
+        t = THREADS.c
+        guard = select(t.id).where(t.id == thread_id, t.project == project)
+        if idle:
+            guard = guard.where(~ACTIVE.params(thread_id=thread_id).exists())
+        try:
+            async with self.engine.begin() as conn:
+                if (await conn.execute(guard)).first() is None:
+                    return False
+                for table, rows in inserts:
+                    if rows:
+                        await conn.execute(_insert(table), rows)
+        except IntegrityError as exc:
+            _conflict(exc)
+        return True
 
     async def active_run(self, thread_id: str) -> str | None:
         async with self.engine.connect() as conn:

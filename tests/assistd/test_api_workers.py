@@ -50,7 +50,9 @@ def test_api_workers_share_the_port_and_the_metrics(model_server: ScriptedModel,
         ]
         assert sum(float(line.rsplit(" ", 1)[1]) for line in lines) == 200, lines
         files = os.listdir(shared)
-        assert {int(f.rsplit("_", 1)[1].split(".")[0]) for f in files if f.startswith("counter_")} == kids
+        # the worker was given the same directory (extra reaches every process): it may count too
+        writers = {int(f.rsplit("_", 1)[1].split(".")[0]) for f in files if f.startswith("counter_")}
+        assert writers - {server.procs[1].pid} == kids
         # a child that dies is replaced
         os.kill(next(iter(kids)), signal.SIGKILL)
         deadline = time.monotonic() + 20

@@ -19,7 +19,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.ids import new_id, now, seq
-from core.models import FILES, Assistant, Thread, table_of
+from core.models import ASSISTANTS, FILES, THREADS
 from core.storage import Storage
 from core.store import MessageRow, RunRow
 
@@ -48,7 +48,6 @@ TOOL = {
 RESET = "[The code interpreter session was reset: earlier variables and files are gone.]"
 LIMIT = "[The code was not run: no code interpreter session can be started now ({}). Answer without running code.]"
 SANDBOX_LINK = re.compile(r"sandbox:(/mnt/data/[^\s)\]\"'`>]+)")
-ASSISTANTS, THREADS = table_of(Assistant), table_of(Thread)
 
 
 class ToolUnavailable(Exception):

@@ -14,12 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
 from core.ids import now
-from core.models import VECTOR_STORE_FILES, VECTOR_STORES, Assistant, Thread, table_of
+from core.models import ASSISTANTS, THREADS, VECTOR_STORE_FILES, VECTOR_STORES
 from core.store import RunRow
 from retrieval.catalog import touch
 from retrieval.store import search
 
-THREADS, ASSISTANTS = table_of(Thread), table_of(Assistant)
 RANKER = "default_2024_08_21"
 DEFAULT_RESULTS = 20
 MAX_QUERIES = 5
