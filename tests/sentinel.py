@@ -95,7 +95,15 @@ class SentinelGroup:
             where = self.ask(port, "SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE)
             known = self.ask(port, "SENTINEL", "REPLICAS", SERVICE)
             assert isinstance(where, list) and isinstance(known, list)
-            up = [r for r in known if int(r["port"]) == replica and "s_down" not in r["flags"]]
+            # the sentinel has the replica's own INFO (its link to the primary is "ok" there): until
+            # then it is no candidate, and a failover would fail with NOGOODSLAVE
+            up = [
+                r
+                for r in known
+                if int(r["port"]) == replica
+                and "s_down" not in r["flags"]
+                and r["master-link-status"] == "ok"
+            ]
             if int(where[1]) != primary or not up:
                 return False
         return True
@@ -104,9 +112,21 @@ class SentinelGroup:
         """A graceful failover (`SENTINEL FAILOVER`): the replica becomes the primary; its port."""
         old = self.primary()
         new = next(p for p in self.ports if p != old)
-        self.ask(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+        self.start_failover()
         self.wait_settled(new)
         return new
+
+    def start_failover(self) -> None:
+        """Send `SENTINEL FAILOVER`, again while a sentinel finds no replica fit to promote yet."""
+        deadline = time.time() + 15
+        while True:
+            try:
+                self.ask(self.sentinel_ports[0], "SENTINEL", "FAILOVER", SERVICE)
+                return
+            except redis.ResponseError as exc:
+                if "NOGOODSLAVE" not in str(exc) or time.time() > deadline:
+                    raise
+                time.sleep(0.2)
 
     def kill_primary(self) -> int:
         """SIGKILL the primary, wait for the sentinels to promote the replica, then start the dead

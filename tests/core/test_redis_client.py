@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+import time
+from pathlib import Path
 
-from core.redis_client import SentinelUrl, parse_sentinel
+import pytest
+import redis
+
+from core.redis_client import SentinelUrl, async_client, parse_sentinel, sync_client
+from sandbox.registry import RedisRegistry, Session
+from tests.conftest import ServiceMissing, unavailable
+from tests.sentinel import SentinelGroup
 
 
 def test_sentinel_url() -> None:
@@ -38,3 +46,54 @@ def test_sentinel_url_defaults() -> None:
 def test_not_a_sentinel_url(url: str) -> None:
     with pytest.raises(ValueError):
         parse_sentinel(url)
+
+
+def test_clients_follow_a_failover(tmp_path: Path) -> None:
+    """Both clients reach the primary, and the new one after `SENTINEL FAILOVER`; within a second
+    or two, not once Sentinel demotes the old one (about 10 s later). The sandbox registry works
+    over the asyncio one, as the worker opens it."""
+    try:
+        group = SentinelGroup(tmp_path).start()
+    except ServiceMissing as exc:
+        unavailable(str(exc))
+        raise
+    sync = sync_client(group.url)
+
+    async def registry_round(key: str) -> str | None:
+        client = async_client(group.url)
+        registry = RedisRegistry(client, f"test-{key}", idle_seconds=60)
+        try:
+            await registry.put(key, Session("container", "engine"))
+            got = await registry.get(key)
+            return got.container if got else None
+        finally:
+            await registry.close()  # closes the sentinels' connections too: no ResourceWarning
+
+    try:
+        sync.set("k", "before")
+        assert asyncio.run(registry_round("a")) == "container"
+        new = next(p for p in group.ports if p != group.primary())
+        group.start_failover()
+        deadline = time.time() + 10
+        while group.primary() != new:  # from here on the new primary copies nothing from the old
+            assert time.time() < deadline, "no failover"
+            time.sleep(0.05)
+        deadline, n = time.time() + 5, 0
+        while not _lands_on(sync, group, new, n := n + 1):
+            assert time.time() < deadline, "the client still writes to the old primary"
+            time.sleep(0.1)
+        assert sync.get("k") == b"before"  # replicated before the switch
+        assert asyncio.run(registry_round("b")) == "container"
+        assert group.ask(new, "EXISTS", "test-b:sandbox:session:b") == 1
+    finally:
+        sync.close()
+        group.stop()
+
+
+def _lands_on(client: redis.Redis, group: SentinelGroup, port: int, n: int) -> bool:
+    """Whether the client's n-th write is on the server at `port`."""
+    try:
+        client.set("probe", n)
+        return group.ask(port, "GET", "probe") == str(n)
+    except redis.RedisError:
+        return False
