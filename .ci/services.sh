@@ -5,6 +5,7 @@
 set -euo pipefail
 
 need=()
+# redis-server is Sentinel too (`redis-server conf --sentinel`): tests/sentinel.py starts its own
 command -v redis-server >/dev/null || need+=(redis-server)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v npm >/dev/null || need+=(nodejs npm)  # the JavaScript SDK's contract test

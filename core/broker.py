@@ -28,8 +28,11 @@ def _make_broker() -> dramatiq.Broker:
     broker: dramatiq.Broker
     if settings.redis_url:
         from core.doorbell import DoorbellRedisBroker
+        from core.redis_client import sync_client
 
-        broker = DoorbellRedisBroker(url=settings.redis_url, namespace=settings.redis_namespace)
+        broker = DoorbellRedisBroker(
+            client=sync_client(settings.redis_url), namespace=settings.redis_namespace
+        )
     else:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())

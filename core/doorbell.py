@@ -55,8 +55,8 @@ class DoorbellConsumer(_RedisConsumer):
 
 
 class DoorbellRedisBroker(RedisBroker):
-    def __init__(self, *, url: str, namespace: str) -> None:
-        super().__init__(url=url, namespace=namespace)  # type: ignore[no-untyped-call]
+    def __init__(self, *, client: redis.Redis, namespace: str) -> None:
+        super().__init__(client=client, namespace=namespace)  # type: ignore[no-untyped-call]
 
     @property
     def consumer_class(self) -> type[DoorbellConsumer]:

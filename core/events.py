@@ -56,13 +56,13 @@ class RedisEventLog:
         self._clients: dict[int, Any] = {}
 
     def _client(self) -> Any:
-        import redis.asyncio as aioredis
+        from core.redis_client import async_client
 
         loop = id(asyncio.get_running_loop())
         client = self._clients.get(loop)
         if client is None:
             # No socket timeout: a blocking XREAD waits longer than redis-py's 5 s default.
-            client = self._clients[loop] = aioredis.Redis.from_url(self.url, socket_timeout=None)
+            client = self._clients[loop] = async_client(self.url, socket_timeout=None)
         return client
 
     def _key(self, run_id: str) -> str:

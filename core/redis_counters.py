@@ -66,14 +66,14 @@ class RedisCounters:
         self._loops: dict[int, _Loop] = {}
 
     def _loop(self) -> _Loop:
-        import redis.asyncio as aioredis
+        from core.redis_client import async_client
 
         key = id(asyncio.get_running_loop())
         got = self._loops.get(key)
         if got is None:
             # a short timeout: a Redis that hangs lets requests through (api/ratelimit.py lets
             # a failed check pass) rather than holding every one of them
-            client = aioredis.Redis.from_url(self.url, socket_timeout=2, socket_connect_timeout=2)
+            client = async_client(self.url, socket_timeout=2, socket_connect_timeout=2)
             got = self._loops[key] = _Loop(client)
         return got
 

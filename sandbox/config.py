@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import secrets
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
+
+from redis import asyncio as aioredis
 
 
 def default_owner() -> str:
@@ -28,5 +31,8 @@ class SandboxConfig:
     max_sessions: int = 32  # live sessions (containers) in the namespace; a new one past it is refused
     max_project_sessions: int = 8  # live sessions of one project
     redis_url: str | None = None  # session registry; None = in this process (embedded mode)
+    # opens redis_url; the worker passes core's, which also reads Sentinel URLs (the sandbox
+    # imports nothing of ours)
+    redis_client: Callable[[str], aioredis.Redis] = aioredis.Redis.from_url
     namespace: str = "assistd"  # Redis key prefix and container label: reapers only see their namespace
     owner: str = field(default_factory=default_owner)  # this process: labels, heartbeat

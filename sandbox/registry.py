@@ -137,8 +137,8 @@ async def _renew(lock: Lock) -> None:
 class RedisRegistry:
     """Shared by every worker: sessions expire with the key's TTL (idle_seconds, renewed on use)."""
 
-    def __init__(self, url: str, namespace: str, idle_seconds: float) -> None:
-        self.redis = aioredis.from_url(url)
+    def __init__(self, client: aioredis.Redis, namespace: str, idle_seconds: float) -> None:
+        self.redis = client
         self.prefix = f"{namespace}:sandbox"
         self.idle_seconds = idle_seconds
 

@@ -46,7 +46,7 @@ class Sandboxes:
         self.config = config
         self.engine = Engine(config)
         self.registry: Registry = (
-            RedisRegistry(config.redis_url, config.namespace, config.idle_seconds)
+            RedisRegistry(config.redis_client(config.redis_url), config.namespace, config.idle_seconds)
             if config.redis_url
             else MemoryRegistry(config.idle_seconds)
         )

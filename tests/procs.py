@@ -103,7 +103,9 @@ def start_model(tmp: Path, latency_ms: float = 0) -> tuple[ScriptedModel, subpro
 def redis_available(url: str = REDIS_URL) -> bool:
     import redis
 
-    client = redis.Redis.from_url(url, socket_timeout=2)
+    from core.redis_client import sync_client  # reads redis+sentinel:// URLs too
+
+    client = sync_client(url, socket_timeout=2)
     try:
         return bool(client.ping())
     except redis.RedisError:

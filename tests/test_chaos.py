@@ -104,6 +104,22 @@ def drive_responses(client: OpenAI, created: list[Any], deadline: float) -> dict
     return done
 
 
+def check_answer(client: OpenAI, run: Any) -> tuple[str, int]:
+    """A plain run answered its user text once, a tool run called once and answered once."""
+    messages = client.beta.threads.messages.list(thread_id=run.thread_id, order="asc").data
+    steps = client.beta.threads.runs.steps.list(run_id=run.id, thread_id=run.thread_id, order="asc").data
+    kinds = [s.type for s in steps]
+    user = messages[0].content[0].text.value
+    if user.startswith("tool"):
+        assert kinds == ["tool_calls", "message_creation"], (run.id, kinds)
+        assert messages[1].content[0].text.value.startswith("done: out-call_")
+    else:
+        assert kinds == ["message_creation"], (run.id, kinds)
+        assert messages[1].content[0].text.value == f"You said: {user}"
+    assert [m.role for m in messages] == ["user", "assistant"], run.id  # exactly one answer per turn
+    return run.id, len(steps)
+
+
 def stored_outputs(server: Server, response_ids: list[str]) -> dict[str, int]:
     """How many output items each response has in the database."""
     with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
@@ -181,24 +197,8 @@ def test_chaos(model_server: ScriptedModel, tmp_path: Path, pgbouncer: bool) -> 
             assert got.output_text == f"You said: background {i}", response.id
             assert outputs[response.id] == 1, response.id
 
-        def check(run: Any) -> tuple[str, int]:
-            messages = client.beta.threads.messages.list(thread_id=run.thread_id, order="asc").data
-            steps = client.beta.threads.runs.steps.list(
-                run_id=run.id, thread_id=run.thread_id, order="asc"
-            ).data
-            kinds = [s.type for s in steps]
-            user = messages[0].content[0].text.value
-            if user.startswith("tool"):
-                assert kinds == ["tool_calls", "message_creation"], (run.id, kinds)
-                assert messages[1].content[0].text.value.startswith("done: out-call_")
-            else:
-                assert kinds == ["message_creation"], (run.id, kinds)
-                assert messages[1].content[0].text.value == f"You said: {user}"
-            assert [m.role for m in messages] == ["user", "assistant"], run.id  # exactly one answer per turn
-            return run.id, len(steps)
-
         with ThreadPoolExecutor(8) as pool:
-            checked = list(pool.map(check, created))
+            checked = list(pool.map(lambda run: check_answer(client, run), created))
         print(f"chaos: {len(checked)} runs checked: one assistant message per turn, no duplicate steps")
     finally:
         chaos.stopping.set()

@@ -27,6 +27,7 @@ from core.events import event_log
 from core.ids import new_id, now
 from core.models import RUNS, STEPS, Run, RunStep, wire_of
 from core.quotas import Quotas
+from core.redis_client import async_client
 from core.redis_counters import counters
 from core.responses import RESPONSES
 from core.storage import storage
@@ -69,6 +70,7 @@ def sandboxes(settings: Settings, owner: str) -> Sandboxes | None:
         max_sessions=s.sandbox_max_sessions,
         max_project_sessions=s.sandbox_max_project_sessions,
         redis_url=s.redis_url,
+        redis_client=async_client,
         namespace=s.redis_namespace,
         owner=owner,
     )
