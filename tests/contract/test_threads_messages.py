@@ -3,6 +3,8 @@
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 
+from tests.conftest import KEY_B, Server
+
 
 def test_thread_with_initial_messages(client: OpenAI) -> None:
     # a file_search attachment must exist: it goes into the thread's vector store
@@ -69,3 +71,37 @@ def test_message_validation(client: OpenAI) -> None:
     with pytest.raises(NotFoundError):
         client.beta.threads.messages.create(thread_id="thread_nope", role="user", content="x")
     assert client.beta.threads.messages.list(thread_id=thread.id).data == []
+
+
+def test_message_list_pages_and_checks(server: Server) -> None:
+    """The list's cursors both ways, its run_id filter, an unknown cursor (400), an empty thread
+    (an empty page, not a 404) and another project's thread (404, with or without a cursor)."""
+    client = server.client()
+    thread = client.beta.threads.create()
+    empty = client.beta.threads.messages.list(thread_id=thread.id)
+    assert empty.data == [] and not empty.has_more
+    made = [
+        client.beta.threads.messages.create(thread_id=thread.id, role="user", content=f"m{i}").id
+        for i in range(5)
+    ]
+    page = client.beta.threads.messages.list(thread_id=thread.id, limit=2)
+    assert [m.id for m in page.data] == made[::-1][:2] and page.has_more
+    assert [m.id for m in client.beta.threads.messages.list(thread_id=thread.id, limit=2)] == made[::-1]
+    asc = client.beta.threads.messages.list(thread_id=thread.id, order="asc", after=made[1], limit=2)
+    assert [m.id for m in asc.data] == made[2:4] and asc.has_more
+    back = client.beta.threads.messages.list(thread_id=thread.id, order="desc", before=made[1], limit=2)
+    assert [m.id for m in back.data] == [made[3], made[2]] and back.has_more
+    last = client.beta.threads.messages.list(thread_id=thread.id, order="asc", after=made[3])
+    assert [m.id for m in last.data] == [made[4]] and not last.has_more
+    with pytest.raises(BadRequestError) as bad:
+        client.beta.threads.messages.list(thread_id=thread.id, after="msg_nope")
+    assert bad.value.body["param"] == "after"  # type: ignore[index]
+    assert client.beta.threads.messages.list(thread_id=thread.id, run_id="run_nope").data == []
+    other = server.client(KEY_B)
+    for cursor in ({}, {"after": made[0]}):
+        with pytest.raises(NotFoundError):
+            other.beta.threads.messages.list(thread_id=thread.id, **cursor)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        other.beta.threads.messages.create(thread_id=thread.id, role="user", content="x")
+    with pytest.raises(NotFoundError):
+        client.beta.threads.messages.list(thread_id="thread_nope")
