@@ -41,18 +41,22 @@ def event(kind: str, sequence: int, **fields: Any) -> tuple[str, str]:
 
 
 async def submit(request: Request, row: dict[str, Any], items: list[dict[str, Any]]) -> Response:
-    """Store a new response (queued) and its input items in one write, enqueue it, and answer."""
+    """Store a new response (queued) and its input items in one write, enqueue it, and answer.
+
+    A streamed response's first events are written before it is stored: when the event log
+    cannot take them the request fails with nothing stored, so the client's retry makes no second
+    response (those of a response then refused stay unread until they expire)."""
     store: RunStore = request.app.state.store
-    try:
-        await store.insert([(RESPONSES, [row]), (ITEMS, items)])
-    except Conflict:
-        raise BadRequest(LOCKED, param="conversation", code="conversation_locked") from None
     wire = wire_response(_columns(row))
     if row["stream"]:
         events = [event("response.created", 0, response=wire)]
         if row["background"]:
             events.append(event("response.queued", 1, response=wire))
         await event_log().publish(row["id"], events)
+    try:
+        await store.insert([(RESPONSES, [row]), (ITEMS, items)])
+    except Conflict:
+        raise BadRequest(LOCKED, param="conversation", code="conversation_locked") from None
     request.app.state.enqueue(row["id"])
     if row["stream"]:
         return relay(request, row["id"], cancel_on_hang_up=not row["background"], project=row["project"])

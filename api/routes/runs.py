@@ -141,6 +141,7 @@ async def commit_and_enqueue(
     """Store the run, then hand its id to the workers (the sweeper re-sends it if that fails).
 
     A streaming run answers with its events instead, starting with the API's own."""
+    await opening_events(run, thread)
     try:
         await insert(session, Run, [run])
         await session.commit()
@@ -148,21 +149,26 @@ async def commit_and_enqueue(
         await session.rollback()
         active = await active_run(session, run["thread_id"])
         raise BadRequest(f"Thread {run['thread_id']} already has an active run {active}.") from None
-    return await announce(request, run, thread)
+    return announce(request, run)
 
 
-async def announce(request: Request, run: dict[str, Any], thread: dict[str, Any] | None = None) -> Response:
-    """Hand a stored run's id to the workers; the response (a streaming run's starts with the
-    API's own events)."""
-    wire = wire_of(Run, run)
+async def opening_events(run: dict[str, Any], thread: dict[str, Any] | None = None) -> None:
+    """A streaming run's first events, the API's own, written before the run is stored: when the
+    event log cannot take them the request fails with nothing stored, so the client's retry
+    makes no second run. (Those of a run that is then refused stay unread until they expire.)"""
     if run["stream"]:
+        wire = wire_of(Run, run)
         events = [streams.event("thread.created", wire_of(Thread, thread))] if thread is not None else []
         events += [streams.event("thread.run.created", wire), streams.event("thread.run.queued", wire)]
         await streams.publish(run["id"], events)
-        request.app.state.enqueue(run["id"])
-        return streams.stream(run["id"])
+
+
+def announce(request: Request, run: dict[str, Any]) -> Response:
+    """Hand a stored run's id to the workers; the response (a streaming run's: its events)."""
     request.app.state.enqueue(run["id"])
-    return run_response(wire, request.app.state.settings.poll_after_ms)
+    if run["stream"]:
+        return streams.stream(run["id"])
+    return run_response(wire_of(Run, run), request.app.state.settings.poll_after_ms)
 
 
 @router.post("/threads/runs")
@@ -179,8 +185,9 @@ async def create_thread_and_run(request: Request, body: ThreadAndRunCreate, proj
         await check_refs(store, project, body)
         thread, messages = thread_rows(project, body.thread)
         run = run_row(request, project, thread["id"], assistant, body)
+        await opening_events(run, thread)
         await store.insert([(THREADS, [thread]), (MESSAGES, messages), (RUNS, [run])])
-        return await announce(request, run, thread)
+        return announce(request, run)
     async with request.app.state.sessions() as session:
         assistant = await owned_row(session, Assistant, body.assistant_id, project)
         await check_refs(session, project, body)
@@ -227,6 +234,7 @@ async def create_run(
     await check_refs(store, project, body)
     run = run_row(request, project, thread_id, assistant, body)
     added = [message_row(project, thread_id, m) for m in body.additional_messages or []]
+    await opening_events(run)
     try:
         written = await store.insert_into_thread(
             thread_id, project, [(MESSAGES, added), (RUNS, [run])], idle=False
@@ -237,7 +245,7 @@ async def create_run(
         ) from None
     if not written:
         raise NotFound.of("thread", thread_id)
-    return await announce(request, run)
+    return announce(request, run)
 
 
 async def create_attaching(
