@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Index
+from sqlalchemy import BigInteger, Index, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from core.ids import new_id, now
@@ -38,7 +39,8 @@ class Upload(SQLModel, table=True):
     mime_type: str = Field(max_length=256)
     bytes: int = Field(default=0, sa_type=BigInteger)  # declared
     received: int = Field(default=0, sa_type=BigInteger)  # in the parts stored so far
-    # pending, completed or cancelled; a pending upload past expires_at shows as expired
+    # pending, completed, cancelled or expired (by retention); a pending upload past expires_at
+    # shows as expired before retention gets to it
     status: str = Field(default="pending", max_length=16)
     file_id: str | None = Field(default=None, max_length=64)  # the File it became
     # the File's expires_after.seconds (counted from the File's creation, at completion)
@@ -57,6 +59,20 @@ class UploadPart(SQLModel, table=True):
 
 
 UPLOADS, UPLOAD_PARTS = table_of(Upload), table_of(UploadPart)
+
+
+async def expire(conn: AsyncConnection, upload_id: str, t: float) -> list[str] | None:
+    """A pending upload past its expires_at (at `t`) becomes expired and its part rows go: the
+    storage keys of its parts, to delete once the caller has committed; None if it was not due
+    (completed, cancelled, or expired by another worker first)."""
+    c = UPLOADS.c
+    due = update(UPLOADS).where(c.id == upload_id, c.status == "pending", c.expires_at <= t)
+    if not (await conn.execute(due.values(status="expired"))).rowcount:
+        return None
+    of_upload = UPLOAD_PARTS.c.upload_id == upload_id
+    keys = list((await conn.execute(select(UPLOAD_PARTS.c.id).where(of_upload))).scalars())
+    await conn.execute(delete(UPLOAD_PARTS).where(of_upload))
+    return keys
 
 
 def status_of(row: Upload, at: float | None = None) -> str:

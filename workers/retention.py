@@ -4,6 +4,8 @@
   every vector store (chunks no other store uses go too), as DELETE /v1/files/{id} does;
 - vector stores past their `expires_at`: the store, its file links, batches and unused chunks,
   as DELETE /v1/vector_stores/{id} does (the files stay: OpenAI deletes the store, not its files);
+- uploads still pending past their `expires_at` (an hour after creation): they become
+  `expired` (the object stays, as OpenAI's does) and their parts' rows and bytes go;
 - with the operator's policy (ASSISTD_RETENTION_*_DAYS, unset by default), threads, responses and
   conversations unused for that many days, with what belongs to them (core/removal.py).
 
@@ -37,6 +39,7 @@ from core.models import ACTIVE_RUN_STATUSES, FILES, MESSAGES, RUNS, THREADS, VEC
 from core.removal import remove_conversation, remove_response, remove_thread
 from core.responses import ACTIVE_RESPONSE_STATUSES, CONVERSATIONS, ITEMS, RESPONSES
 from core.storage import Storage
+from core.uploads import UPLOADS, expire
 from retrieval.removal import remove_file, remove_vector_store
 from workers import metrics
 
@@ -138,6 +141,26 @@ async def _files(engine: AsyncEngine, storage: Storage, t: float) -> int:
     return len(gone)
 
 
+async def _uploads(engine: AsyncEngine, storage: Storage, t: float) -> int:
+    c = UPLOADS.c
+    due = select(c.id).where(c.status == "pending", c.expires_at <= t).order_by(c.expires_at).limit(BATCH)
+    expired = 0
+    for upload_id in await _ids(engine, due):
+        async with engine.begin() as conn:
+            keys = await expire(conn, upload_id, t)
+        if keys is None:
+            continue
+        expired += 1
+        for key in keys:  # after the commit, as the upload's cancel does
+            try:
+                await asyncio.to_thread(storage.delete, key)
+            except Exception:
+                log.warning(
+                    "retention: the bytes of part %s of expired upload %s stay", key, upload_id, exc_info=True
+                )
+    return expired
+
+
 async def _by_policy(engine: AsyncEngine, days: int | None, kind: str, t: float) -> int:
     if days is None:
         return 0
@@ -167,6 +190,7 @@ async def retention_pass(
         "vector_stores": len(
             await _each(engine, await _ids(engine, store_ids.limit(BATCH)), remove_vector_store, store_due(t))
         ),
+        "uploads": await _uploads(engine, storage, t),
         "threads": await _by_policy(engine, settings.retention_thread_days, "threads", t),
         "responses": await _by_policy(engine, settings.retention_response_days, "responses", t),
         "conversations": await _by_policy(engine, settings.retention_conversation_days, "conversations", t),

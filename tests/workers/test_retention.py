@@ -34,6 +34,7 @@ from core.models import (
 from core.removal import THREADS
 from core.responses import CONVERSATIONS, ITEMS, RESPONSES, Conversation, Item, Response
 from core.storage import LocalStorage
+from core.uploads import UPLOAD_PARTS, UPLOADS, Upload, UploadPart
 from tests.conftest import ScriptedModel, start_embedded
 from tests.procs import KEY_A, stop
 from tests.utils import rows
@@ -98,7 +99,14 @@ def test_expired_files_go_with_bytes_links_and_chunks(tmp_path: Path) -> None:
         return removed
 
     removed = asyncio.run(go())
-    assert removed == {"files": 1, "vector_stores": 0, "threads": 0, "responses": 0, "conversations": 0}
+    assert removed == {
+        "files": 1,
+        "vector_stores": 0,
+        "uploads": 0,
+        "threads": 0,
+        "responses": 0,
+        "conversations": 0,
+    }
     assert ids(url, FILES) == {"file-live", "file-forever"}
     assert sorted(p.name for p in (tmp_path / "files").iterdir()) == ["file-forever", "file-live"]
     assert ids(url, VECTOR_STORE_FILES) == {"file-live"}
@@ -106,6 +114,50 @@ def test_expired_files_go_with_bytes_links_and_chunks(tmp_path: Path) -> None:
         assert set(conn.execute(select(FILE_CHUNKS.c.content_key)).scalars()) == {"k-live"}
         counts = conn.execute(select(VECTOR_STORES.c.file_counts)).scalar_one()
     assert counts["total"] == 1 and counts["completed"] == 1  # recounted, as DELETE /v1/files does
+
+
+def test_expired_uploads_lose_their_parts(tmp_path: Path) -> None:
+    url, settings, storage = setup(tmp_path)
+    t = now()
+    uploads = {
+        "upload_old": ("pending", t - 5),
+        "upload_live": ("pending", t + 3600),
+        "upload_done": ("completed", t - 5),
+    }
+
+    async def go() -> tuple[dict[str, int], dict[str, int]]:
+        engine = async_engine(url)
+        for upload_id, (status, expires) in uploads.items():
+            made = Upload(
+                id=upload_id,
+                project="p",
+                filename="f",
+                bytes=10,
+                purpose="assistants",
+                mime_type="text/plain",
+                status=status,
+                expires_at=expires,
+            )
+            parts = [UploadPart(id=f"{upload_id}_part{i}", upload_id=upload_id, bytes=5) for i in range(2)]
+            await rows.insert(engine, made, *parts)
+            for part in parts:
+                storage.save(part.id, io.BytesIO(b"12345"), 100)
+        before = deleted("uploads")
+        removed = await retention_pass(engine, storage, settings)
+        assert deleted("uploads") - before == 1
+        again = await retention_pass(engine, storage, settings)
+        await engine.dispose()
+        return removed, again
+
+    removed, again = asyncio.run(go())
+    assert removed["uploads"] == 1 and again["uploads"] == 0
+    with sync_engine(url).connect() as conn:
+        statuses = dict(conn.execute(select(UPLOADS.c.id, UPLOADS.c.status)).all())
+        parts = set(conn.execute(select(UPLOAD_PARTS.c.upload_id)).scalars())
+    assert statuses == {"upload_old": "expired", "upload_live": "pending", "upload_done": "completed"}
+    assert parts == {"upload_live", "upload_done"}
+    stored = {p.name for p in (tmp_path / "files").iterdir()}
+    assert stored == {f"{u}_part{i}" for u in ("upload_live", "upload_done") for i in range(2)}
 
 
 def test_expired_vector_store_goes_its_files_stay(tmp_path: Path) -> None:
