@@ -13,7 +13,8 @@ import posixpath
 import tempfile
 from typing import Any, Literal
 
-from sqlalchemy import Index
+from sqlalchemy import ColumnElement, Index, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlmodel import Field, SQLModel
 
 from core.ids import new_id, now
@@ -60,6 +61,24 @@ class ContainerFile(SQLModel, table=True):
 
 
 CONTAINERS, CONTAINER_FILES = table_of(Container), table_of(ContainerFile)
+
+
+def expired(t: float) -> ColumnElement[bool]:
+    """Containers expired at `t`: `expires_minutes` past their last activity (as status_of)."""
+    c = CONTAINERS.c
+    return c.last_active_at + c.expires_minutes * 60 < t
+
+
+async def clear_files(conn: AsyncConnection, container_id: str, t: float) -> list[str]:
+    """Delete the file rows of a container expired at `t` (an expired container's data goes, as
+    at OpenAI; the container itself stays, `expired`): their storage keys, to delete once the
+    caller has committed; none if it is not expired."""
+    f = CONTAINER_FILES.c
+    still = select(CONTAINERS.c.id).where(CONTAINERS.c.id == container_id, expired(t)).exists()
+    keys = list((await conn.execute(select(f.id).where(f.container_id == container_id, still))).scalars())
+    if keys:
+        await conn.execute(delete(CONTAINER_FILES).where(f.id.in_(keys)))
+    return keys
 
 
 def status_of(row: Any, at: float | None = None) -> str:

@@ -43,7 +43,15 @@ PROJECT_TOKENS = Counter(
 )
 TOOL_CALLS = Counter("assistd_tool_calls_total", "Tool calls made by models", ["type", "outcome"])
 # the kinds workers/retention.py deletes, each a series from the start (0 until it deletes one)
-RETENTION_KINDS = ("files", "vector_stores", "uploads", "threads", "responses", "conversations")
+RETENTION_KINDS = (
+    "files",
+    "vector_stores",
+    "uploads",
+    "container_files",
+    "threads",
+    "responses",
+    "conversations",
+)
 RETENTION_DELETED = Counter(
     "assistd_retention_deleted_total",
     "Objects deleted by retention (expiry, or the operator's policy)",

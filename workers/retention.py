@@ -6,6 +6,8 @@
   as DELETE /v1/vector_stores/{id} does (the files stay: OpenAI deletes the store, not its files);
 - uploads still pending past their `expires_at` (an hour after creation): they become
   `expired` (the object stays, as OpenAI's does) and their parts' rows and bytes go;
+- the files of expired containers (idle past their `expires_after`): rows and bytes (the
+  container stays, `expired`; its sandbox session ends on its own idle limit);
 - with the operator's policy (ASSISTD_RETENTION_*_DAYS, unset by default), threads, responses and
   conversations unused for that many days, with what belongs to them (core/removal.py).
 
@@ -34,6 +36,7 @@ from sqlalchemy import ColumnElement, Select, and_, exists, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
+from core.containers import CONTAINER_FILES, CONTAINERS, clear_files, expired
 from core.ids import now
 from core.models import ACTIVE_RUN_STATUSES, FILES, MESSAGES, RUNS, THREADS, VECTOR_STORES
 from core.removal import remove_conversation, remove_response, remove_thread
@@ -133,32 +136,42 @@ async def _each(engine: AsyncEngine, ids: list[str], remove: Remove, guard: Colu
 async def _files(engine: AsyncEngine, storage: Storage, t: float) -> int:
     due = select(FILES.c.id).where(file_due(t)).order_by(FILES.c.expires_at).limit(BATCH)
     gone = await _each(engine, await _ids(engine, due), remove_file, file_due(t))
-    for file_id in gone:  # after the commit, as the route does: never a row without its bytes
-        try:
-            await asyncio.to_thread(storage.delete, file_id)
-        except Exception:
-            log.warning("retention: the bytes of deleted file %s stay in storage", file_id, exc_info=True)
+    await _delete_bytes(storage, gone, "a deleted file")
     return len(gone)
 
 
 async def _uploads(engine: AsyncEngine, storage: Storage, t: float) -> int:
     c = UPLOADS.c
     due = select(c.id).where(c.status == "pending", c.expires_at <= t).order_by(c.expires_at).limit(BATCH)
-    expired = 0
+    done = 0
     for upload_id in await _ids(engine, due):
         async with engine.begin() as conn:
             keys = await expire(conn, upload_id, t)
-        if keys is None:
-            continue
-        expired += 1
-        for key in keys:  # after the commit, as the upload's cancel does
-            try:
-                await asyncio.to_thread(storage.delete, key)
-            except Exception:
-                log.warning(
-                    "retention: the bytes of part %s of expired upload %s stay", key, upload_id, exc_info=True
-                )
-    return expired
+        if keys is not None:
+            done += 1
+            await _delete_bytes(storage, keys, f"expired upload {upload_id}")
+    return done
+
+
+async def _container_files(engine: AsyncEngine, storage: Storage, t: float) -> int:
+    has_files = exists().where(CONTAINER_FILES.c.container_id == CONTAINERS.c.id)
+    due = select(CONTAINERS.c.id).where(expired(t), has_files).order_by(CONTAINERS.c.last_active_at)
+    cleared = 0
+    for container_id in await _ids(engine, due.limit(BATCH)):
+        async with engine.begin() as conn:
+            keys = await clear_files(conn, container_id, t)
+        cleared += len(keys)
+        await _delete_bytes(storage, keys, f"expired container {container_id}")
+    return cleared
+
+
+async def _delete_bytes(storage: Storage, keys: list[str], of: str) -> None:
+    """After the commit, as the routes do: never a row without its bytes."""
+    for key in keys:
+        try:
+            await asyncio.to_thread(storage.delete, key)
+        except Exception:
+            log.warning("retention: the bytes of %s (%s) stay in storage", key, of, exc_info=True)
 
 
 async def _by_policy(engine: AsyncEngine, days: int | None, kind: str, t: float) -> int:
@@ -191,6 +204,7 @@ async def retention_pass(
             await _each(engine, await _ids(engine, store_ids.limit(BATCH)), remove_vector_store, store_due(t))
         ),
         "uploads": await _uploads(engine, storage, t),
+        "container_files": await _container_files(engine, storage, t),
         "threads": await _by_policy(engine, settings.retention_thread_days, "threads", t),
         "responses": await _by_policy(engine, settings.retention_response_days, "responses", t),
         "conversations": await _by_policy(engine, settings.retention_conversation_days, "conversations", t),

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import func, select, update
 
 from core.config import Settings
+from core.containers import CONTAINER_FILES, CONTAINERS, Container, ContainerFile
 from core.db import async_engine, migrate, sync_engine
 from core.ids import now
 from core.models import (
@@ -24,6 +25,7 @@ from core.models import (
     MESSAGES,
     RUNS,
     STEPS,
+    THREADS,
     VECTOR_STORE_FILES,
     VECTOR_STORES,
     FileChunk,
@@ -31,7 +33,6 @@ from core.models import (
     RunStep,
     VectorStoreFileBatch,
 )
-from core.removal import THREADS
 from core.responses import CONVERSATIONS, ITEMS, RESPONSES, Conversation, Item, Response
 from core.storage import LocalStorage
 from core.uploads import UPLOAD_PARTS, UPLOADS, Upload, UploadPart
@@ -103,6 +104,7 @@ def test_expired_files_go_with_bytes_links_and_chunks(tmp_path: Path) -> None:
         "files": 1,
         "vector_stores": 0,
         "uploads": 0,
+        "container_files": 0,
         "threads": 0,
         "responses": 0,
         "conversations": 0,
@@ -158,6 +160,37 @@ def test_expired_uploads_lose_their_parts(tmp_path: Path) -> None:
     assert parts == {"upload_live", "upload_done"}
     stored = {p.name for p in (tmp_path / "files").iterdir()}
     assert stored == {f"{u}_part{i}" for u in ("upload_live", "upload_done") for i in range(2)}
+
+
+def test_expired_containers_lose_their_files(tmp_path: Path) -> None:
+    url, settings, storage = setup(tmp_path)
+    t = now()
+    idle = {"cntr_old": t - 21 * 60, "cntr_live": t - 19 * 60}  # 20 minutes: OpenAI's default
+
+    async def go() -> dict[str, int]:
+        engine = async_engine(url)
+        for container_id, last_active in idle.items():
+            files = [
+                ContainerFile(
+                    id=f"{container_id}_f{i}", container_id=container_id, project="p", path=f"/mnt/data/{i}"
+                )
+                for i in range(2)
+            ]
+            made = Container(id=container_id, project="p", name="c", last_active_at=last_active)
+            await rows.insert(engine, made, *files)
+            for f in files:
+                storage.save(f.id, io.BytesIO(b"data"), 100)
+        before = deleted("container_files")
+        removed = await retention_pass(engine, storage, settings)
+        assert deleted("container_files") - before == 2
+        assert (await retention_pass(engine, storage, settings))["container_files"] == 0
+        await engine.dispose()
+        return removed
+
+    assert asyncio.run(go())["container_files"] == 2
+    assert ids(url, CONTAINERS) == {"cntr_old", "cntr_live"}  # the containers stay, expired
+    assert ids(url, CONTAINER_FILES) == {"cntr_live_f0", "cntr_live_f1"}
+    assert {p.name for p in (tmp_path / "files").iterdir()} == {"cntr_live_f0", "cntr_live_f1"}
 
 
 def test_expired_vector_store_goes_its_files_stay(tmp_path: Path) -> None:
