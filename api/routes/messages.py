@@ -35,8 +35,7 @@ async def create_message(request: Request, thread_id: str, body: MessageCreate, 
     # nothing to ingest: one statement through the run store (the insert, guarded by the
     # thread's checks), no ORM session; the checks are read apart only when it wrote nothing
     store: RunStore = request.app.state.store
-    refs = bool(body.references())
-    if refs:  # the thread's errors come first, then the references'
+    if body.references():  # the thread's errors come first, then the references'
         await thread_ready(store, thread_id, project)
         await check_refs(store, project, body)
     row = message_row(project, thread_id, body)
