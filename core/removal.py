@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import delete, update
+from sqlalchemy import Column, Table, delete, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.models import MESSAGES, RUNS, STEPS, THREADS
@@ -19,8 +19,7 @@ from core.responses import CONVERSATIONS, ITEMS, RESPONSES
 
 async def remove_thread(conn: AsyncConnection, thread_id: str, *guards: Any) -> bool:
     """The thread with its messages, runs and run steps; False if no row matched."""
-    gone = await conn.execute(delete(THREADS).where(THREADS.c.id == thread_id, *guards))
-    if not gone.rowcount:
+    if not await _delete_row(conn, THREADS, thread_id, guards):
         return False
     for table in (STEPS, RUNS, MESSAGES):
         await conn.execute(delete(table).where(table.c.thread_id == thread_id))
@@ -29,25 +28,28 @@ async def remove_thread(conn: AsyncConnection, thread_id: str, *guards: Any) -> 
 
 async def remove_response(conn: AsyncConnection, response_id: str, *guards: Any) -> bool:
     """The response and its items; the items a conversation holds stay in it."""
-    gone = await conn.execute(delete(RESPONSES).where(RESPONSES.c.id == response_id, *guards))
-    if not gone.rowcount:
+    if not await _delete_row(conn, RESPONSES, response_id, guards):
         return False
-    of_it = ITEMS.c.response_id == response_id
-    await conn.execute(
-        update(ITEMS).where(of_it, ITEMS.c.conversation_id.is_not(None)).values(response_id=None)
-    )
-    await conn.execute(delete(ITEMS).where(of_it))
+    await _drop_items(conn, ITEMS.c.response_id, ITEMS.c.conversation_id, response_id)
     return True
 
 
 async def remove_conversation(conn: AsyncConnection, conversation_id: str, *guards: Any) -> bool:
     """The conversation and its items; the items of responses run on it stay theirs."""
-    gone = await conn.execute(delete(CONVERSATIONS).where(CONVERSATIONS.c.id == conversation_id, *guards))
-    if not gone.rowcount:
+    if not await _delete_row(conn, CONVERSATIONS, conversation_id, guards):
         return False
-    of_it = ITEMS.c.conversation_id == conversation_id
-    await conn.execute(
-        update(ITEMS).where(of_it, ITEMS.c.response_id.is_not(None)).values(conversation_id=None)
-    )
-    await conn.execute(delete(ITEMS).where(of_it))
+    await _drop_items(conn, ITEMS.c.conversation_id, ITEMS.c.response_id, conversation_id)
     return True
+
+
+async def _delete_row(conn: AsyncConnection, table: Table, object_id: str, guards: tuple[Any, ...]) -> bool:
+    gone = await conn.execute(delete(table).where(table.c.id == object_id, *guards))
+    return bool(gone.rowcount)
+
+
+async def _drop_items(conn: AsyncConnection, mine: Column[Any], other: Column[Any], object_id: str) -> None:
+    """An object's items go, but for those the other owner (a response's conversation, a
+    conversation's response) also holds: they only lose their link to this one."""
+    of_it = mine == object_id
+    await conn.execute(update(ITEMS).where(of_it, other.is_not(None)).values({mine.name: None}))
+    await conn.execute(delete(ITEMS).where(of_it))

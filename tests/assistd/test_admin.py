@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import secrets
 import subprocess
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,23 +19,16 @@ from core.db import sync_engine
 from core.ids import now
 from core.models import RUNS, STEPS, Run, RunStep
 from core.responses import Response
-from tests.conftest import REDIS_URL, ROOT, fresh_pg_database, unavailable
+from tests.conftest import REDIS_URL, fresh_pg_database, unavailable
 from tests.procs import TEST_NAMESPACE, redis_available
+from tests.utils.cli import assistd as run_assistd
 
 HOUR = 3600.0
 USAGE = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
 
 
 def assistd(url: str, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "ASSISTD_DATABASE_URL": url}
-    return subprocess.run(
-        [sys.executable, "-m", "assistd", *args],
-        env=base | (env or {}),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return run_assistd(*args, env={"ASSISTD_DATABASE_URL": url} | (env or {}))
 
 
 def run(rid: str, status: str, project: str = "alpha", age: float = 0, **values: Any) -> Run:

@@ -10,20 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL, ROOT, unavailable
+from tests.conftest import REDIS_URL, unavailable
 from tests.procs import free_port, redis_available, spawn, stop
-
-
-def assistd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    base = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
-    return subprocess.run(
-        [sys.executable, "-m", "assistd", *args],
-        env=base | (env or {}),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+from tests.utils.cli import assistd
 
 
 @pytest.mark.parametrize("command", ["serve", "api", "worker", "migrate"])
