@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         yield
         depth.cancel()
         await event_log().aclose()
+        if (close := getattr(app.state.enqueue, "aclose", None)) is not None:
+            await close()
         if limiter is not None:
             await limiter.counters.aclose()
         await app.state.store.close()
@@ -63,9 +65,9 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
     app.state.api_keys = settings.keys()
     app.state.storage = storage(settings)
     if enqueue is None:
-        from core.broker import BackgroundSender
+        from core.enqueue import sender  # the broker is made on import, from the settings
 
-        enqueue = BackgroundSender()
+        enqueue = sender(settings.redis_url)
     app.state.enqueue = enqueue
     errors.install(app)
     # outermost last: Observe names, counts and logs every answer, CatchAll catches every error,

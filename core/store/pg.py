@@ -98,14 +98,19 @@ def cast(table: Table, column: str) -> str:
     return table.c[column].type.compile(dialect=_DIALECT).split("(")[0]
 
 
+@functools.cache
+def _defaults(table: Table) -> tuple[tuple[str, ColumnDefault | None], ...]:
+    return tuple((c.name, c.default if isinstance(c.default, ColumnDefault) else None) for c in table.columns)
+
+
 def with_defaults(table: Table, row: dict[str, Any]) -> dict[str, Any]:
     """The row with the column defaults a SQLAlchemy insert would have filled in, in column order."""
     out: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name in row:
-            out[column.name] = row[column.name]
-        elif isinstance(default := column.default, ColumnDefault):
-            out[column.name] = default.arg(None) if default.is_callable else default.arg
+    for name, default in _defaults(table):
+        if name in row:
+            out[name] = row[name]
+        elif default is not None:
+            out[name] = default.arg(None) if default.is_callable else default.arg
     return out
 
 
@@ -113,11 +118,23 @@ def insert_rows(table: Table, rows: list[dict[str, Any]], params: Params, source
     """INSERT of `rows` (one shape) into `table`; `source` names a CTE the rows are written only
     if it returned a row (a guard)."""
     full = [with_defaults(table, r) for r in rows]
-    names = ", ".join(quoted(k) for k in full[0])
-    values = [", ".join(params.add(v, table, k) for k, v in r.items()) for r in full]
+    sql = _insert_sql(table, tuple(full[0]), len(params.values) + 1, len(full), source)
+    for row in full:
+        params.values.extend(row.values())
+    return sql
+
+
+@functools.lru_cache(maxsize=1024)
+def _insert_sql(table: Table, names: tuple[str, ...], first: int, count: int, source: str | None) -> str:
+    """The text of insert_rows' statement, built once per shape: it is on every create's path."""
+    casts = [cast(table, name) for name in names]
+    values = [
+        ", ".join(f"${first + n * len(names) + i}::{c}" for i, c in enumerate(casts)) for n in range(count)
+    ]
+    columns = ", ".join(quoted(name) for name in names)
     if source is None:
-        return f"INSERT INTO {table.name} ({names}) VALUES " + ", ".join(f"({v})" for v in values)
-    return f"INSERT INTO {table.name} ({names}) " + " UNION ALL ".join(
+        return f"INSERT INTO {table.name} ({columns}) VALUES " + ", ".join(f"({v})" for v in values)
+    return f"INSERT INTO {table.name} ({columns}) " + " UNION ALL ".join(
         f"SELECT {v} FROM {source}" for v in values
     )
 
@@ -149,10 +166,15 @@ ACTIVE = "SELECT id FROM runs WHERE thread_id = $1 AND status IN ({}) LIMIT 1".f
     ", ".join(f"'{s}'" for s in ACTIVE_RUN_STATUSES)
 )
 ROUNDS = "SELECT type, step_details FROM run_steps WHERE run_id = $1 ORDER BY seq"
+# the claimed row, and with it the input items of a response that has no other context (the
+# commonest: one round trip, not two)
 CLAIM_RESPONSE = (
-    "UPDATE responses SET status = 'in_progress', owner = $2, lease_until = $3, "
+    "WITH r AS (UPDATE responses SET status = 'in_progress', owner = $2, lease_until = $3, "
     "started_at = coalesce(started_at, $4), attempts = attempts + 1 WHERE id = $1 AND status = 'queued' "
-    f"RETURNING {columns(RESPONSES)}"
+    f"RETURNING {columns(RESPONSES)}) "
+    "SELECT r.*, CASE WHEN r.conversation_id IS NULL AND r.previous_response_id IS NULL THEN "
+    "(SELECT coalesce(json_agg(i.data ORDER BY i.seq), '[]'::json) FROM items i "
+    "WHERE i.response_id = r.id AND i.output = false) END AS own_items FROM r"
 )
 CANCEL_RESPONSE = (
     "UPDATE responses SET status = 'cancelled', owner = NULL, lease_until = NULL "
@@ -172,7 +194,6 @@ CHAIN_ITEMS = (
 CONVERSATION_ITEMS = (
     "SELECT data FROM items WHERE conversation_id = $1 OR (response_id = $2 AND output = false) ORDER BY seq"
 )
-OWN_ITEMS = "SELECT data FROM items WHERE response_id = $1 AND output = false ORDER BY seq"
 
 
 class PgStore:
@@ -306,15 +327,17 @@ class PgStore:
     ) -> ClaimedResponse | None:
         async with (await self.pool()).acquire() as conn:  # no transaction, as for runs
             found = await conn.fetchrow(CLAIM_RESPONSE, response_id, owner, lease_until, t)
-            row = typing_cast("ResponseRow | None", record(found))
-            if row is None:
+            if found is None:
                 return None
+            fields = dict(found)
+            own: list[Any] | None = fields.pop("own_items")
+            row = typing_cast("ResponseRow", Record(fields))
+            if own is not None:
+                return ClaimedResponse(row, own)
             if row.conversation_id is not None:
                 items = await conn.fetch(CONVERSATION_ITEMS, row.conversation_id, row.id)
-            elif row.previous_response_id is not None:
-                items = await conn.fetch(CHAIN_ITEMS, row.previous_response_id, row.project, row.id)
             else:
-                items = await conn.fetch(OWN_ITEMS, row.id)
+                items = await conn.fetch(CHAIN_ITEMS, row.previous_response_id, row.project, row.id)
         return ClaimedResponse(row, [r["data"] for r in items])
 
     async def finish_response(
