@@ -7,7 +7,7 @@ from __future__ import annotations
 import argparse
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, get_args
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
 
@@ -18,6 +18,16 @@ def duration(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 45s, 30m, 12h, 7d, 2w)")
     return float(match.group(1)) * UNITS[match.group(2) or "s"]
+
+
+def run_status(text: str) -> str:
+    """One of the run statuses the SDK declares (a typo listed no runs, as if there were none)."""
+    from openai.types.beta.threads.run_status import RunStatus  # here: only when --status is given
+
+    statuses = get_args(RunStatus)
+    if text not in statuses:
+        raise argparse.ArgumentTypeError(f"not a run status: {text!r} (one of {', '.join(statuses)})")
+    return text
 
 
 def _later(name: str) -> Callable[[argparse.Namespace], int]:
@@ -36,7 +46,7 @@ def add_commands(sub: Any) -> None:
     cmds = runs.add_subparsers(dest="action", required=True)
     listing = cmds.add_parser("list", help="runs, newest first")
     listing.add_argument(
-        "--status", metavar="S", help="only runs with this status (queued, in_progress, ...)"
+        "--status", type=run_status, metavar="S", help="only runs with this status (queued, in_progress, ...)"
     )
     listing.add_argument("--project", metavar="P", help="only this project's runs")
     listing.add_argument(

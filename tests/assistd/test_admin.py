@@ -118,6 +118,8 @@ def test_runs_list_filters_and_prints_a_table_or_json(db: str) -> None:
     assert listed("--limit", "1") == ["run_waiting"]
     bad = assistd(db, "runs", "list", "--older-than", "soon")
     assert bad.returncode == 2 and "not a duration" in bad.stderr
+    typo = assistd(db, "runs", "list", "--status", "complete")
+    assert typo.returncode == 2 and "not a run status: 'complete' (one of queued, in_progress" in typo.stderr
 
 
 def test_runs_show(db: str) -> None:
