@@ -44,6 +44,7 @@ class Registry(Protocol):
     async def drop(self, key: str) -> None: ...  # forget the session and that it existed
     async def seen(self, key: str) -> bool: ...
     async def live(self) -> list[Session]: ...  # every session not expired
+    async def keys(self, prefix: str) -> list[str]: ...  # the keys of live sessions that start so
     async def referenced(self) -> dict[str, float]: ...  # container id -> last used, live sessions
     def lock(self, key: str, seconds: float) -> AbstractAsyncContextManager[None]: ...
     async def beat(self, owner: str, ttl: float) -> None: ...  # ttl 0: this owner is gone
@@ -86,6 +87,10 @@ class MemoryRegistry:
 
     async def referenced(self) -> dict[str, float]:
         return {s.container: s.last_used for s in await self.live()}
+
+    async def keys(self, prefix: str) -> list[str]:
+        await self.live()  # (forgets the expired)
+        return [k for k in self.sessions if k.startswith(prefix)]
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:
@@ -169,6 +174,11 @@ class RedisRegistry:
 
     async def referenced(self) -> dict[str, float]:
         return {s.container: s.last_used for s in await self.live()}
+
+    async def keys(self, prefix: str) -> list[str]:
+        start = f"{self.prefix}:session:"
+        pattern = start + prefix + "*"
+        return [k.decode()[len(start) :] async for k in self.redis.scan_iter(pattern, count=500)]
 
     @asynccontextmanager
     async def lock(self, key: str, seconds: float) -> AsyncIterator[None]:

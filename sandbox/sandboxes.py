@@ -150,12 +150,21 @@ class Sandboxes:
             except Exception:
                 log.exception("sandbox heartbeat/reaper failed")
 
-    async def forget(self, session: str) -> None:
+    async def sessions(self, prefix: str) -> list[str]:
+        """The keys of the live sessions that start with `prefix` (every worker's)."""
+        if await self.unavailable() is not None:
+            return []
+        return await self.registry.keys(prefix)
+
+    async def forget(self, session: str, wait: float | None = None) -> None:
         """End a session now (its container removed), as if it had never been: the next
-        execution under this key starts afresh and is not told of a reset."""
+        execution under this key starts afresh and is not told of a reset. SandboxBusy if an
+        execution holds it past `wait` seconds (by default, as long as one can last)."""
         if await self.unavailable() is not None:
             return
-        async with self.registry.lock(session, self.config.timeout_seconds + GRACE_SECONDS + 60):
+        if wait is None:
+            wait = self.config.timeout_seconds + GRACE_SECONDS + 60
+        async with self.registry.lock(session, wait):
             found = await self.registry.get(session)
             await self.registry.drop(session)
             if found is not None and found.engine == self.engine.id:

@@ -39,6 +39,7 @@ from workers.ingest.pipeline import sweep_ingestion
 from workers.model_client import ModelClients
 from workers.responses import housekeeping as responses
 from workers.responses import loop as response_loop
+from workers.responses.containers import end_gone_sessions
 from workers.retention import retain
 
 if TYPE_CHECKING:
@@ -321,6 +322,8 @@ class Runner:
         if requeue:
             log.info("sweeper re-sent %d run(s)", len(requeue))
         await sweep_ingestion(self.engine, self.settings, orphans_now=orphans_now)
+        if ended := await end_gone_sessions(self.ctx, self.engine):
+            log.info("ended the sandbox sessions of %d deleted or expired container(s)", ended)
 
     def _queue_busy(self) -> bool:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 import uuid
 from typing import Any
@@ -221,6 +222,37 @@ def test_an_expired_container_is_a_lost_session_and_the_response_goes_on(
     told = model_server.requests(model)[-1]["body"]["messages"][-1]
     assert told["role"] == "tool" and "expired" in told["content"]
     assert response.output_text == "The session was lost."
+
+
+def running(container: str) -> bool:
+    """Whether the Docker engine still runs this container (by id or short id)."""
+    state = subprocess.run(
+        ["docker", "inspect", "-f", "{{.State.Running}}", container],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    return state.returncode == 0 and state.stdout.strip() == "true"
+
+
+def test_a_deleted_containers_sandbox_ends_within_seconds(
+    client: OpenAI, model_server: ScriptedModel
+) -> None:
+    # (it was kept until idle: 20 minutes of a sandbox nobody could use again)
+    model = scripted(
+        model_server, [code("call_h", "import socket\nprint(socket.gethostname())"), {"content": "Here."}]
+    )
+    container = client.containers.create(name="brief")
+    tool: Any = {"type": "code_interpreter", "container": container.id}
+    response = client.responses.create(model=model, input="Where am I?", tools=[tool], include=OUTPUTS)
+    assert response.status == "completed", response.error
+    sandbox = logs(response.output[0]).strip()  # Docker names a container's host by its short id
+    assert running(sandbox)
+    client.containers.delete(container.id)
+    deadline = time.monotonic() + 30
+    while running(sandbox) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not running(sandbox)
 
 
 HOSTILE = [

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.containers import (
     CONTAINER_FILES,
@@ -27,6 +27,7 @@ from core.containers import (
     MEMORY_LIMITS,
     copy_bytes,
     data_path,
+    expired,
     status_of,
 )
 from core.ids import new_id, now, seq
@@ -207,6 +208,29 @@ async def _keep(ctx: Context, row: Any, result: Execution) -> dict[str, str]:
     finally:
         result.close()
     return kept
+
+
+async def end_gone_sessions(ctx: Context, engine: AsyncEngine) -> int:
+    """End the sandbox sessions of containers deleted or expired since they last ran code (their
+    sandboxes were kept until idle, 20 minutes): how many ended. Called by the sweeper."""
+    from sandbox import SandboxBusy
+
+    if ctx.sandboxes is None:
+        return 0
+    keys = await ctx.sandboxes.sessions("cntr_")
+    if not keys:
+        return 0
+    c = CONTAINERS.c
+    async with engine.connect() as conn:
+        live = set((await conn.execute(select(c.id).where(c.id.in_(keys), ~expired(now())))).scalars())
+    ended = 0
+    for key in (key for key in keys if key not in live):
+        try:  # the sweeper must not wait on an execution: a busy one is ended at a later sweep
+            await ctx.sandboxes.forget(key, wait=0.1)
+            ended += 1
+        except SandboxBusy:
+            pass
+    return ended
 
 
 async def run_code(
