@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -10,11 +12,19 @@ from typing import IO
 class InputFile:
     """A file to appear as /mnt/data/<name>; copied once per session (remembered by file_id).
 
-    Only the name's last part is used; a name that is empty, `.` or `..` becomes the file id."""
+    Only the name's last part is used; a name that is empty, `.` or `..` becomes the file id.
+    `data` is the bytes, or a function that reads them: called (in a thread) only when the
+    session does not have the file yet, so a session's files are not read again from storage at
+    every execution."""
 
     file_id: str
     name: str
-    data: bytes
+    data: bytes | Callable[[], bytes]
+
+    async def read(self) -> bytes:
+        if isinstance(self.data, bytes):
+            return self.data
+        return await asyncio.to_thread(self.data)
 
 
 @dataclass

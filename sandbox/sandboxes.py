@@ -219,7 +219,7 @@ class Sandboxes:
             "code": code,
             "timeout": timeout,
             "output_bytes": self.config.output_bytes,
-            "files": [{"name": safe_name(f), "data": base64.b64encode(f.data).decode()} for f in new],
+            "files": [{"name": safe_name(f), "data": base64.b64encode(await f.read()).decode()} for f in new],
         }
         self.busy.add(session.container)
         try:

@@ -61,6 +61,22 @@ def test_input_file_is_readable_and_copied_once(run: Loop, sandboxes: Sandboxes)
     assert again.logs == "a,b\n1,2\n3,4\n\n"  # not copied a second time: the session's edit is kept
 
 
+def test_input_file_is_read_from_storage_only_when_the_session_lacks_it(
+    run: Loop, sandboxes: Sandboxes
+) -> None:
+    reads: list[str] = []
+
+    def read() -> bytes:
+        reads.append("data.csv")
+        return b"n\n5\n"
+
+    lazy = InputFile("file-lazy", "data.csv", read)
+    for _ in range(3):
+        result = run(sandboxes.execute("lazy", "print(open('/mnt/data/data.csv').read().split()[1])", [lazy]))
+        assert (result.status, result.logs) == ("ok", "5\n")
+    assert reads == ["data.csv"]  # once, for the session's first execution
+
+
 def test_output_files_are_returned(run: Loop, sandboxes: Sandboxes) -> None:
     code = "import os\nos.makedirs('sub', exist_ok=True)\nopen('/mnt/data/sub/out.txt', 'w').write('hello')"
     result = run(sandboxes.execute("output", code))

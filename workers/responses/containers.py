@@ -32,10 +32,9 @@ from core.containers import (
 )
 from core.ids import new_id, now, seq
 from core.models import FILES
-from core.storage import Storage
 from core.store import ResponseRow
 from workers.context import Context
-from workers.tools.code_interpreter import LIMIT, RESET, ToolUnavailable, code_of
+from workers.tools.code_interpreter import LIMIT, RESET, ToolUnavailable, code_of, reader
 
 if TYPE_CHECKING:
     from sandbox import Execution, InputFile
@@ -67,10 +66,6 @@ def last_container(items: list[dict[str, Any]]) -> str | None:
         if item.get("type") == "code_interpreter_call" and item.get("container_id"):
             return str(item["container_id"])
     return None
-
-
-def _read(storage: Storage, key: str) -> bytes:
-    return b"".join(storage.open(key))
 
 
 async def _row(conn: AsyncConnection, container_id: str, project: str) -> Any:
@@ -169,11 +164,7 @@ async def _inputs(ctx: Context, container_id: str) -> list[InputFile]:
             )
         ).all()
     assert ctx.storage is not None
-    storage = ctx.storage
-    return [
-        InputFile(row.id, posixpath.basename(row.path), await asyncio.to_thread(_read, storage, row.id))
-        for row in rows
-    ]
+    return [InputFile(row.id, posixpath.basename(row.path), reader(ctx.storage, row.id)) for row in rows]
 
 
 async def _keep(ctx: Context, row: Any, result: Execution) -> dict[str, str]:

@@ -9,10 +9,12 @@ the run, so the final message can show the images and link `sandbox:/mnt/data/..
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import json
 import logging
 import re
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
@@ -99,13 +101,17 @@ async def input_files(
     out = []
     for file_id in dict.fromkeys(wanted):  # in order, once each
         if file_id in names:
-            data = await asyncio.to_thread(_read, storage, file_id)
-            out.append(InputFile(file_id=file_id, name=names[file_id], data=data))
+            out.append(InputFile(file_id=file_id, name=names[file_id], data=reader(storage, file_id)))
     return out
 
 
-def _read(storage: Storage, file_id: str) -> bytes:
-    return b"".join(storage.open(file_id))
+def reader(storage: Storage, key: str) -> Callable[[], bytes]:
+    """What reads a stored file's bytes (when the sandbox session does not have it yet)."""
+    return functools.partial(_read, storage, key)
+
+
+def _read(storage: Storage, key: str) -> bytes:
+    return b"".join(storage.open(key))
 
 
 async def _store(
