@@ -9,6 +9,7 @@ this module's `server`."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import pytest
 from openai import OpenAI
 
 from tests.conftest import ScriptedModel, Server, ServiceMissing, start_distributed, stop, unavailable
+from tests.contract.test_code_interpreter import IMAGE
 from tests.contract.test_quickstart import test_quickstart  # noqa: F401
+from tests.contract.test_response_tools import (
+    test_state_is_kept_across_responses_that_share_a_container as state_kept_across_responses,
+)
 from tests.contract.test_responses import (  # noqa: F401
     test_background_response_polled_and_replayed,
     test_plain_response,
@@ -65,3 +70,14 @@ def test_the_queue_is_on_the_primary(server: Server, client: OpenAI, sentinels: 
     for port in sentinels.ports:  # the primary, and the replica that copies it
         with redis.Redis(host="127.0.0.1", port=port) as r:
             assert r.exists(f"{namespace}:events:{run.id}"), port
+
+
+def test_a_containers_session_is_found_through_the_sentinels(
+    client: OpenAI, model_server: ScriptedModel
+) -> None:
+    """The sandbox registry is on the primary too: a container's state is kept across responses,
+    whichever of the two workers runs each."""
+    inspect = subprocess.run(["docker", "image", "inspect", IMAGE], capture_output=True, timeout=30)
+    if inspect.returncode != 0:
+        unavailable(f"a Docker engine with the image {IMAGE}")
+    state_kept_across_responses(client, model_server)
