@@ -68,10 +68,11 @@ log = logging.getLogger("assistd.broker")
 
 
 class BackgroundSender:
-    """Enqueues run ids from a thread of its own, so a request never waits on the broker.
+    """Enqueues run ids from a thread of its own, so the caller never waits on the broker: the
+    workers' sweeper re-sends with it (the API sends from its event loop: core/enqueue.py).
 
     The run is already committed when its id is handed over: if the broker is unreachable
-    the id is dropped with a warning and the workers' sweeper re-sends it later.
+    the id is dropped with a warning and the sweeper re-sends it later.
     """
 
     def __init__(self) -> None:
