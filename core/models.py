@@ -117,6 +117,7 @@ class Assistant(SQLModel, table=True):
 
 class Thread(SQLModel, table=True):
     __tablename__ = "threads"
+    __table_args__ = (Index("ix_threads_project_seq", "project", "seq"),)  # a project's threads (0010)
 
     id: str = Field(default_factory=lambda: new_id("thread"), primary_key=True, max_length=64)
     project: str = Field(max_length=128)

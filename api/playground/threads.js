@@ -12,7 +12,7 @@ const STEP_INCLUDE = "include[]=step_details.tool_calls[*].file_search.results[*
 export async function show(main, [threadId, runId]) {
   const assistants = await attempt(() => api.all("/assistants?order=desc")) || [];
   const view = new ThreadView(main, assistants, threadId, runId);
-  await view.load();
+  await Promise.all([view.load(), view.loadList()]);
   return () => view.leave();
 }
 
@@ -22,6 +22,7 @@ class ThreadView {
     this.runId = runId || null;
     this.assistants = assistants;
     this.attachments = [];
+    this.projectThreads = []; // GET /v1/assistd/threads: every client's, not only this browser's
     this.active = null; // {view: RunView, controller: AbortController}
     this.generation = 0;
     this.list = h("ul.thread-list");
@@ -45,15 +46,27 @@ class ThreadView {
       this.assistants.length ? field("Assistant", select)
         : h("p.note", {}, "No assistant yet. ", h("a", { href: "#/assistants/new" }, "Create one"), " to run threads."),
       h("button.primary", { type: "button", onclick: () => { location.hash = "#/threads"; } }, "New thread"),
-      h("h2", {}, "Your threads"), this.list);
+      h("h2", {}, "Threads"), this.list);
+  }
+
+  /** The project's newest threads, whoever created them (the titles are this browser's own). */
+  async loadList() {
+    try {
+      this.projectThreads = (await api.get("/assistd/threads?limit=50")).data;
+    } catch {
+      return; // a convenience: the threads started here are still listed
+    }
+    this.renderList();
   }
 
   renderList() {
-    const threads = store.threads;
+    const byId = new Map(this.projectThreads.map((t) => [t.id, { id: t.id, title: t.metadata?.title, created_at: t.created_at }]));
+    for (const t of store.threads) byId.set(t.id, { ...t, title: t.title || byId.get(t.id)?.title });
+    const threads = [...byId.values()].sort((a, b) => (b.created_at || 0) - (a.created_at || 0));
     clear(this.list, threads.length ? threads.map((t) => h("li", {},
       h("a", { href: `#/threads/${t.id}`, "aria-current": t.id === this.threadId ? "page" : null },
         t.title || t.id, h("small", {}, t.id))))
-      : h("li.note", {}, "Threads you start here are listed here."));
+      : h("li.note", {}, "No threads yet: write a message to start one."));
   }
 
   composer() {

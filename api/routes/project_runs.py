@@ -1,5 +1,6 @@
-"""Runs of the caller's project across all its threads: GET /v1/assistd/runs, an endpoint beyond
-OpenAI's API (which lists runs per thread only) for the playground's runs view and for operators.
+"""Runs of the caller's project across all its threads, and its threads: GET /v1/assistd/runs and
+GET /v1/assistd/threads, endpoints beyond OpenAI's API (which lists runs per thread only, and
+threads not at all) for the playground's runs view and thread list, and for operators.
 
 Under /v1 it has what every route has: the Gate's key check and rate limits, the project of the
 key, parameter checks, errors in OpenAI's envelope. The `assistd` segment keeps it out of OpenAI's
@@ -15,12 +16,13 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from openai.types.beta.threads.run_status import RunStatus
 from pydantic import Field
+from sqlmodel import col
 
 from api.deps import Project, Session
-from api.pagination import ListParams, page_rows
+from api.pagination import Listing, ListParams, page_rows
 from api.params import Checked
 from api.responses import listing
-from core.models import Run
+from core.models import Run, Thread
 from core.run_filters import run_filters
 
 router = APIRouter(prefix="/assistd", tags=["assistd"], dependencies=[Checked])
@@ -52,4 +54,11 @@ async def list_project_runs(
     )
     # a cursor may name a run that has left the filter since (a status moves on): any of the project's
     rows, has_more = await page_rows(session, Run, params, *where, cursors=run_filters(project=project))
+    return listing([row.to_openai() for row in rows], has_more)
+
+
+@router.get("/threads")
+async def list_project_threads(params: Listing, project: Project, session: Session) -> Response:
+    """List the project's threads (Assistd's own endpoint), newest first by default."""
+    rows, has_more = await page_rows(session, Thread, params, col(Thread.project) == project)
     return listing([row.to_openai() for row in rows], has_more)

@@ -234,14 +234,16 @@ const scenarios = {
     await page.locator(`${rows}[data-id="${first}"] td`).nth(4).click();  // the model's cell: the whole row opens the thread
     await page.waitForSelector(`.run.highlight[data-id="${first}"][data-status=completed]`, { timeout: TIMEOUT });
     await shot(page, "runs-opened");
+    await page.waitForSelector("ul.thread-list a[aria-current=page]", { timeout: TIMEOUT });  // the project's threads, listed
     const opened = { hash: await page.evaluate(() => location.hash), title: await page.locator("#thread-title").textContent(),
       highlighted: await page.locator(".run.highlight").evaluateAll((els) => els.map((el) => el.dataset.id)) };
+    const sidebar = await page.locator("ul.thread-list a").evaluateAll((links) => links.map((a) => a.getAttribute("href").split("/").pop()));
     await page.getByRole("link", { name: "Runs" }).click();
     await page.waitForSelector(`${rows}[data-id="${waiting}"]`, { timeout: TIMEOUT });
     await page.getByLabel("Status").selectOption("completed");
     await page.waitForFunction((sel) => [...document.querySelectorAll(sel)].every((r) => r.dataset.status === "completed"), rows);
     await page.waitForSelector(`${rows}[data-id="${waiting}"]`);
-    return { firstPage, all, summary, opened, completed: await listed() };
+    return { firstPage, all, summary, opened, sidebar, completed: await listed() };
   },
 
   /** Upload with the file picker and by dropping a file; list, delete; the vector store section. */

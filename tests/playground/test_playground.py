@@ -130,8 +130,8 @@ def test_runs_of_the_project_across_threads(browser: str, embedded: Server) -> N
         )
         for text in ("first thread", "second thread")
     ]
-    for _ in range(19):  # more than a page (20) of newer runs: ours are on the second
-        client.beta.threads.create_and_run(assistant_id=assistant.id)
+    # more than a page (20) of newer runs: ours are on the second
+    newer = [client.beta.threads.create_and_run(assistant_id=assistant.id) for _ in range(19)]
     # waits for a function's output (the scenario sends it): active until then
     waiting = client.beta.threads.create_and_run_poll(
         assistant_id=assistant.id, model="toolonce:get_weather", tools=[WEATHER]
@@ -153,6 +153,11 @@ def test_runs_of_the_project_across_threads(browser: str, embedded: Server) -> N
         "highlighted": [first.id],
     }
     assert {r["status"] for r in out["completed"]} == {"completed"}
+    # the thread list is the project's (GET /v1/assistd/threads), though no thread was started in
+    # this browser: newest first, not another project's
+    made = [r.thread_id for r in (*ours, *newer, waiting)]
+    assert out["sidebar"][: len(made)] == made[::-1]
+    assert theirs.thread_id not in out["sidebar"] and len(out["sidebar"]) == len(set(out["sidebar"]))
 
 
 def test_upload_list_delete(browser: str, embedded: Server) -> None:

@@ -1,6 +1,7 @@
-"""GET /v1/assistd/runs (api/routes/project_runs.py) in process, on SQLite and PostgreSQL: a
-project's runs across its threads, never another project's; OpenAI's list shape and cursors; the
-status, assistant and time filters; bad parameters as 400s in OpenAI's envelope."""
+"""GET /v1/assistd/runs and /v1/assistd/threads (api/routes/project_runs.py) in process, on SQLite
+and PostgreSQL: a project's runs across its threads, and its threads, never another project's;
+OpenAI's list shape and cursors; the status, assistant and time filters; bad parameters as 400s in
+OpenAI's envelope."""
 
 from __future__ import annotations
 
@@ -10,13 +11,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from openai.types.beta import Thread as WireThread
 from openai.types.beta.threads import Run as WireRun
 from sqlmodel import Session
 
 from api.main import create_app
 from core.config import Settings
 from core.db import migrate, sync_engine
-from core.models import Run
+from core.models import Run, Thread
 from tests.conftest import fresh_pg_database
 
 KEY_A, KEY_B = "sk-runs-a", "sk-runs-b"
@@ -30,6 +32,8 @@ RUNS = [
     ("run_a4", "proj_a", "thread_3", "asst_1", "in_progress", T0 + 4),
     ("run_a5", "proj_a", "thread_2", "asst_2", "queued", T0 + 5),
 ]
+# (id, project), oldest first
+THREADS = [("thread_1", "proj_a"), ("thread_9", "proj_b"), ("thread_2", "proj_a"), ("thread_3", "proj_a")]
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -39,6 +43,9 @@ def client(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     migrate(url)
     engine = sync_engine(url)
     with Session(engine) as session:
+        for n, (tid, project) in enumerate(THREADS):
+            session.add(Thread(id=tid, project=project, created_at=T0 - 10 + n, meta={"title": tid}))
+            session.commit()
         for rid, project, thread, assistant, status, created in RUNS:
             session.add(
                 Run(
@@ -140,4 +147,39 @@ def test_bad_parameters_are_400s_in_openais_envelope(
 def test_the_runs_view_route_is_in_the_openapi_document(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path}/a.db", files_dir=str(tmp_path))
     app = create_app(settings, enqueue=lambda _: None)
-    assert "/v1/assistd/runs" in TestClient(app).get("/openapi.json").json()["paths"]
+    paths = TestClient(app).get("/openapi.json").json()["paths"]
+    assert "/v1/assistd/runs" in paths and "/v1/assistd/threads" in paths
+
+
+def test_a_projects_threads_and_no_others(client: TestClient) -> None:
+    headers = {"Authorization": f"Bearer {KEY_A}"}
+
+    def threads(key: str = KEY_A, **params: Any) -> dict[str, Any]:
+        answer = client.get("/v1/assistd/threads", params=params, headers={"Authorization": f"Bearer {key}"})
+        assert answer.status_code == 200, answer.text
+        body: dict[str, Any] = answer.json()
+        return body
+
+    page = threads()
+    assert ids(page) == ["thread_3", "thread_2", "thread_1"]
+    assert (page["object"], page["first_id"], page["last_id"], page["has_more"]) == (
+        "list", "thread_3", "thread_1", False,
+    )  # fmt: skip
+    made = WireThread.model_validate(page["data"][0])
+    assert (
+        made.object == "thread" and made.created_at == T0 - 10 + 3 and made.metadata == {"title": "thread_3"}
+    )
+    assert ids(threads(KEY_B)) == ["thread_9"]
+    first = threads(limit=2)
+    assert ids(first) == ["thread_3", "thread_2"] and first["has_more"] is True
+    assert ids(threads(limit=2, after=first["last_id"])) == ["thread_1"]
+    assert ids(threads(order="asc", before="thread_3")) == ["thread_1", "thread_2"]
+    # another project's thread is no cursor here; bad parameters are OpenAI's 400s
+    for params, param in (
+        ({"after": "thread_9"}, "after"),
+        ({"limit": 0}, "limit"),
+        ({"order": "new"}, "order"),
+    ):
+        answer = client.get("/v1/assistd/threads", params=params, headers=headers)
+        assert answer.status_code == 400 and answer.json()["error"]["param"] == param, answer.text
+    assert client.get("/v1/assistd/threads").status_code == 401
