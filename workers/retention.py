@@ -7,7 +7,7 @@
 - uploads still pending past their `expires_at` (an hour after creation): they become
   `expired` (the object stays, as OpenAI's does) and their parts' rows and bytes go;
 - the files of expired containers (idle past their `expires_after`): rows and bytes (the
-  container stays, `expired`; its sandbox session ends on its own idle limit);
+  container stays, `expired`; the sweeper ends its sandbox session: workers/responses/containers.py);
 - with the operator's policy (ASSISTD_RETENTION_*_DAYS, unset by default), threads, responses and
   conversations unused for that many days, with what belongs to them (core/removal.py).
 

@@ -72,6 +72,16 @@ def count(url: str, table: Any, *where: Any) -> int:
         return int(conn.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
 
+async def with_bytes(
+    engine: Any, storage: LocalStorage, parent: Any, children: list[Any], data: bytes
+) -> None:
+    """`parent` and its `children` as rows, and each child's bytes in storage (upload parts,
+    container files)."""
+    await rows.insert(engine, parent, *children)
+    for child in children:
+        storage.save(child.id, io.BytesIO(data), 100)
+
+
 def test_expired_files_go_with_bytes_links_and_chunks(tmp_path: Path) -> None:
     url, settings, storage = setup(tmp_path)
     t = now()
@@ -141,9 +151,7 @@ def test_expired_uploads_lose_their_parts(tmp_path: Path) -> None:
                 expires_at=expires,
             )
             parts = [UploadPart(id=f"{upload_id}_part{i}", upload_id=upload_id, bytes=5) for i in range(2)]
-            await rows.insert(engine, made, *parts)
-            for part in parts:
-                storage.save(part.id, io.BytesIO(b"12345"), 100)
+            await with_bytes(engine, storage, made, parts, b"12345")
         before = deleted("uploads")
         removed = await retention_pass(engine, storage, settings)
         assert deleted("uploads") - before == 1
@@ -177,9 +185,7 @@ def test_expired_containers_lose_their_files(tmp_path: Path) -> None:
                 for i in range(2)
             ]
             made = Container(id=container_id, project="p", name="c", last_active_at=last_active)
-            await rows.insert(engine, made, *files)
-            for f in files:
-                storage.save(f.id, io.BytesIO(b"data"), 100)
+            await with_bytes(engine, storage, made, files, b"data")
         before = deleted("container_files")
         removed = await retention_pass(engine, storage, settings)
         assert deleted("container_files") - before == 2
