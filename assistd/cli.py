@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import threading
 from importlib.metadata import version
+from typing import Any
 
 from assistd import admin
 from core import logs
@@ -66,12 +70,22 @@ def _listen(sock: socket.socket, args: argparse.Namespace, settings: Settings, m
 
 
 def _serve(args: argparse.Namespace) -> int:
-    """Embedded mode: migrate, then API and worker in this one process."""
+    """Embedded mode: migrate, then API and worker in this one process; with `--workers N`, the
+    worker here and N API processes that reach its queue and event log through core/hub.py."""
+    if args.from_fd is not None:
+        return _serve_api(args)
     sock = _bind(args)
     settings = get_settings()
     migrate(settings.database_url)
     if not settings.keys():
         log.warning("ASSISTD_API_KEYS is not set: accepting any API key as project 'default'")
+    made = None
+    if args.workers > 1:
+        from assistd import processes
+
+        made = processes.shared_metrics_dir()  # the worker's metrics are summed with the API's
+        get_settings.cache_clear()
+        settings = get_settings()
     from dramatiq.asyncio import get_event_loop_thread
 
     from workers.main import start_worker
@@ -82,14 +96,53 @@ def _serve(args: argparse.Namespace) -> int:
     loop = get_event_loop_thread()
     assert loop is not None  # started by the broker's AsyncIO middleware when the worker booted
     loop.run_coroutine(runner().sweep(orphans_now=True))
-    # uvicorn re-raises the stop signal once it has shut down, under the handler it found: with
-    # the default one, SIGTERM killed the process there, before the worker below could hand its
-    # runs back and remove its sandbox containers.
-    signal.signal(signal.SIGTERM, lambda *_: None)
     try:
+        if args.workers > 1:
+            return _serve_processes(args, sock, settings, loop)
+        # uvicorn re-raises the stop signal once it has shut down, under the handler it found:
+        # with the default one, SIGTERM killed the process there, before the worker below could
+        # hand its runs back and remove its sandbox containers.
+        signal.signal(signal.SIGTERM, lambda *_: None)
         _listen(sock, args, settings, "embedded")
     finally:
         worker.stop()
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+    return 0
+
+
+def _serve_processes(args: argparse.Namespace, sock: socket.socket, settings: Settings, loop: Any) -> int:
+    """`serve --workers N`: N API processes on the socket, and the hub they reach this process's
+    queue, event log and rate-limit counters through (on the worker's event loop)."""
+    from assistd import processes
+    from core.broker import broker
+    from core.events import event_log
+    from assistd.hub import Hub
+    from core.redis_counters import counters
+
+    folder = tempfile.mkdtemp(prefix="assistd-hub-")
+    path = os.path.join(folder, "hub.sock")
+    server = loop.run_coroutine(Hub(broker, event_log(), counters(settings)).serve(path))
+    env = os.environ | {"ASSISTD_HUB": path}
+    command = ["serve", "--host", args.host, "--port", str(args.port)]
+    try:
+        return processes.supervise(args.workers, lambda: processes.spawn(command, sock, env))
+    finally:
+        sock.close()
+        loop.loop.call_soon_threadsafe(server.close)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _serve_api(args: argparse.Namespace) -> int:
+    """One API process of `serve --workers N`, on the socket it was handed."""
+    from assistd import processes
+
+    settings = get_settings()
+    if not settings.hub:
+        sys.exit("assistd: --from-fd is for the API processes `assistd serve --workers N` starts")
+    sock = socket.socket(fileno=args.from_fd)
+    processes.exit_with_parent()
+    _listen(sock, args, settings, "embedded")
     return 0
 
 
@@ -164,13 +217,15 @@ def parser() -> argparse.ArgumentParser:
         if listens:
             cmd.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
             cmd.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
-        if name == "api":
+        if name in ("api", "serve"):
             cmd.add_argument(
                 "--workers",
                 type=int,
                 default=1,
                 help="API processes sharing the port (default 1; see docs/operations.md for sizing)",
             )
+        if name == "serve":  # how `serve --workers N` hands its socket to its API processes
+            cmd.add_argument("--from-fd", type=int, default=None, help=argparse.SUPPRESS)
         cmd.set_defaults(fn=fn)
     admin.add_commands(sub)
     return p

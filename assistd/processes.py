@@ -1,5 +1,7 @@
-"""Several API processes on one port (`assistd api --workers N`): forked children that share the
-listening socket (the kernel hands each connection to one of them), watched by this process.
+"""Several API processes on one port (`assistd api --workers N`, `assistd serve --workers N`):
+children that share the listening socket (the kernel hands each connection to one of them),
+watched by this process. `api` forks them; `serve` starts new interpreters (`spawn`), as its
+worker's threads already run in the parent.
 
 Metrics still add up: the children write prometheus_client's multiprocess files into one
 directory (PROMETHEUS_MULTIPROC_DIR; a temporary one when unset), which any child's /metrics
@@ -14,14 +16,17 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 
 log = logging.getLogger("assistd")
 RESTART_PAUSE = 1.0  # before replacing a child that lived less than this
 STOP_GRACE = 30.0  # for the children to finish their requests before they are killed
+_spawned: dict[int, subprocess.Popen[bytes]] = {}
 
 
 def shared_metrics_dir() -> str | None:
@@ -62,6 +67,29 @@ def _fork(serve: Callable[[], None]) -> int:
 def run(count: int, sock: socket.socket, serve: Callable[[], None]) -> int:
     """Fork `count` processes running `serve()` on `sock`; watch them until a stop signal."""
     made = shared_metrics_dir()
+    try:
+        return supervise(count, lambda: _fork(serve))
+    finally:
+        sock.close()
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def spawn(args: list[str], sock: socket.socket, env: dict[str, str]) -> int:
+    """Start `python -m assistd <args> --from-fd N` on a copy of the listening socket. A new
+    interpreter, not a fork: `assistd serve` forks no child once its worker's threads run (a
+    fork copies a lock some other thread holds, held for ever)."""
+    fd = sock.fileno()
+    command = [sys.executable, "-m", "assistd", *args, "--from-fd", str(fd)]
+    child = subprocess.Popen(command, pass_fds=(fd,), env=env)
+    # held: a Popen dropped while its process runs is reaped by the subprocess module at the
+    # next Popen, and `supervise` would never see that child die
+    _spawned[child.pid] = child
+    return child.pid
+
+
+def supervise(count: int, start: Callable[[], int]) -> int:
+    """Keep `count` children that `start()` starts (it returns the pid) until a stop signal."""
     stopping = False
 
     def stop(*_: object) -> None:
@@ -70,7 +98,7 @@ def run(count: int, sock: socket.socket, serve: Callable[[], None]) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    children = {_fork(serve): time.monotonic() for _ in range(count)}
+    children = {start(): time.monotonic() for _ in range(count)}
     log.info("%d API processes: %s", count, " ".join(map(str, children)))
     try:
         while not stopping:
@@ -88,13 +116,24 @@ def run(count: int, sock: socket.socket, serve: Callable[[], None]) -> int:
             log.warning("API process %d exited (status %d): starting another", pid, status)
             if time.monotonic() - started < RESTART_PAUSE:
                 time.sleep(RESTART_PAUSE)
-            children[_fork(serve)] = time.monotonic()
+            children[start()] = time.monotonic()
     finally:
         _stop_all(children)
-        sock.close()
-        if made:
-            shutil.rmtree(made, ignore_errors=True)
     return 0
+
+
+def exit_with_parent() -> None:
+    """End this process (SIGTERM, so it stops as asked to) when the process that started it
+    is gone: a child of `assistd serve` cannot serve without the parent's queue and event log."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1.0)
+        log.warning("the serving process %d is gone: stopping", parent)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="assistd-parent", daemon=True).start()
 
 
 def _stop_all(children: dict[int, float]) -> None:
@@ -120,10 +159,13 @@ def _stop_all(children: dict[int, float]) -> None:
             os.waitpid(pid, 0)
         except (ProcessLookupError, ChildProcessError):
             pass
+        _dead(pid)
 
 
 def _dead(pid: int) -> None:
     """Drop a dead child's live gauges from the shared metrics (its counters stay summed)."""
+    if (child := _spawned.pop(pid, None)) is not None:
+        child.returncode = 0  # reaped by waitpid already: the subprocess module must not wait
     if "prometheus_client" in sys.modules:
         from prometheus_client import multiprocess
 

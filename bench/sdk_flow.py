@@ -25,6 +25,7 @@ import asyncio
 import os
 import platform
 import resource
+import sqlite3
 import sys
 import tempfile
 import time
@@ -38,7 +39,7 @@ from openai import AsyncOpenAI
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.runs import BENCH_ENV, pct  # noqa: E402
 from bench.scale import cpu_ticks, process_seconds  # noqa: E402
-from tests.procs import KEY_A, Server, start_distributed, start_model, stop  # noqa: E402
+from tests.procs import KEY_A, Server, start_distributed, start_embedded, start_model, stop  # noqa: E402
 
 PEER_FLOWS_PER_S = (7.5, 14.6)
 PEER_CPU_MS = (127.0, 144.0)
@@ -47,18 +48,35 @@ CPU_KEYS = ("api", "workers", "postgres", "redis", "client")
 
 
 def cpu_seconds(server: Server) -> dict[str, float]:
-    """CPU seconds used so far: the API, the workers, PostgreSQL, Redis, this client."""
+    """CPU seconds used so far: the API, the workers, PostgreSQL, Redis, this client. Embedded:
+    `serve`'s API processes (the process itself when it has none) and its worker (the parent)."""
     hz = os.sysconf("SC_CLK_TCK")
     groups, _ = cpu_ticks()
-    api, *workers = server.procs
     me = resource.getrusage(resource.RUSAGE_SELF)
+    client = me.ru_utime + me.ru_stime
+    if server.mode == "embedded":
+        parent = server.procs[0].pid
+        if kids := api_processes(parent):
+            api, worker = sum(process_seconds(k) for k in kids), process_seconds(parent)
+        else:
+            api, worker = process_seconds(parent), 0.0
+        return {"api": api, "workers": worker, "postgres": 0.0, "redis": 0.0, "client": client}
+    api_proc, *workers = server.procs
     return {
-        "api": process_seconds(api.pid),
+        "api": process_seconds(api_proc.pid),
         "workers": sum(process_seconds(w.pid) for w in workers),
         "postgres": groups["postgres"] / hz,
         "redis": groups["redis"] / hz,
-        "client": me.ru_utime + me.ru_stime,
+        "client": client,
     }
+
+
+def api_processes(pid: int) -> set[int]:
+    """The children of `serve --workers N` (its API processes)."""
+    found: set[int] = set()
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found |= {int(c) for c in (task / "children").read_text().split()}
+    return found
 
 
 async def flow(client: AsyncOpenAI, model: str, times: dict[str, list[float]], n: int) -> str:
@@ -93,7 +111,15 @@ async def prepare(client: AsyncOpenAI, models: list[str]) -> None:
 
 def server_rate(server: Server, run_ids: list[str]) -> float:
     """Flows/s by the server's timestamps: first run created -> last completed."""
-    with psycopg.connect(server.env["ASSISTD_DATABASE_URL"]) as conn:
+    url = server.env["ASSISTD_DATABASE_URL"]
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+            first, last = db.execute(
+                f"SELECT min(created_at), max(completed_at) FROM runs WHERE id IN ({','.join('?' * len(run_ids))})",
+                run_ids,
+            ).fetchone() or (None, None)
+        return len(run_ids) / (last - first) if first and last and last > first else float("nan")
+    with psycopg.connect(url) as conn:
         first, last = conn.execute(
             "SELECT min(created_at), max(completed_at) FROM runs WHERE id = ANY(%s)", (run_ids,)
         ).fetchone() or (None, None)
@@ -152,6 +178,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--sequential", type=int, default=50)
     parser.add_argument("--rate-limits", action="store_true")
+    parser.add_argument(
+        "--embedded",
+        type=int,
+        default=0,
+        help="`assistd serve --workers N` on SQLite instead (N API processes)",
+    )
     args = parser.parse_args()
     env = BENCH_ENV | (
         {"ASSISTD_RATE_LIMIT_RPM": "1000000000", "ASSISTD_RATE_LIMIT_TPM": "1000000000"}
@@ -163,7 +195,14 @@ def main() -> None:
     load = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="assistd-bench-flow-"))
     model, model_proc = start_model(tmp)
-    server = start_distributed(model, tmp, workers=args.workers, extra=env)
+    if args.embedded:
+        server = start_embedded(model, tmp, extra=env, api_workers=args.embedded)
+        deadline = time.monotonic() + 30
+        while args.embedded > 1 and len(api_processes(server.procs[0].pid)) < args.embedded:
+            assert time.monotonic() < deadline, "the API processes did not start"
+            time.sleep(0.1)
+    else:
+        server = start_distributed(model, tmp, workers=args.workers, extra=env)
     try:
         time.sleep(1)
         quick = asyncio.run(sequential(server, "echo", args.sequential))
@@ -174,8 +213,14 @@ def main() -> None:
         stop([model_proc])
     print(
         f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, load average {load:.2f} before, "
-        f"{os.getloadavg()[0]:.2f} after; {args.workers} worker(s), PostgreSQL + Redis"
-        f"{', rate limits on' if args.rate_limits else ''}\n"
+        f"{os.getloadavg()[0]:.2f} after; "
+        + (
+            f"`assistd serve --workers {args.embedded}` on SQLite (api: its API processes, or the "
+            "one process with its worker; workers: the parent's worker)"
+            if args.embedded
+            else f"{args.workers} worker(s), PostgreSQL + Redis"
+        )
+        + f"{', rate limits on' if args.rate_limits else ''}\n"
     )
     print(f"sequential, 0 ms model ({args.sequential} flows):")
     for step in STEPS:

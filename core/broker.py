@@ -1,7 +1,8 @@
 """The one broker module, imported before any actor.
 
 Redis when `REDIS_URL` is set (distributed mode), dramatiq's in-memory StubBroker otherwise
-(embedded mode: API and worker share one process). The API enqueues by actor name, so it
+(embedded mode: API and worker share one process; with `serve --workers N` the API processes
+hand messages to the serving process's, core/hub.py). The API enqueues by actor name, so it
 never imports worker code.
 """
 
@@ -33,6 +34,10 @@ def _make_broker() -> dramatiq.Broker:
         broker = DoorbellRedisBroker(
             client=sync_client(settings.redis_url), namespace=settings.redis_namespace
         )
+    elif settings.hub:  # an API process of `assistd serve --workers N`: the parent's queue
+        from core.hub import HubBroker, client
+
+        broker = HubBroker(client(settings.hub))
     else:
         broker = StubBroker()
     broker.add_middleware(AsyncIO())

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(10, ge=1)
     redis_url: str | None = Field(None, validation_alias=AliasChoices("ASSISTD_REDIS_URL", "REDIS_URL"))
     redis_namespace: str = "assistd"
+    # set by `assistd serve --workers N` for its API processes: the Unix socket of the serving
+    # process's queue, event log and rate-limit counters (core/hub.py); never set by hand
+    hub: str | None = Field(None, validation_alias=AliasChoices("ASSISTD_HUB"))
     files_dir: str = "./data/files"
     max_file_bytes: int = 512 * 1024 * 1024  # OpenAI's limit
     # S3-compatible object storage for file bytes (distributed mode); unset bucket = files_dir

@@ -4,7 +4,7 @@ Workers and the API append server-sent events (name + JSON data) to a run's log;
 relays a log to a streaming client from any position, so a client that starts reading late
 still gets every event from the first one, in order. Distributed mode keeps the logs in
 Redis Streams (bounded with MAXLEN, expiring an hour after the run stops); embedded mode
-keeps them in this process's memory.
+keeps them in the serving process's memory (core/hub.py when it has several API processes).
 """
 
 from __future__ import annotations
@@ -167,15 +167,19 @@ _log: EventLog | None = None
 
 
 def event_log() -> EventLog:
-    """The process's event log: Redis when REDIS_URL is set, memory otherwise."""
+    """The process's event log: Redis when REDIS_URL is set; otherwise memory, or the serving
+    process's memory in an API process of `assistd serve --workers N`."""
     global _log
     if _log is None:
         from core.config import get_settings
 
         settings = get_settings()
-        _log = (
-            RedisEventLog(settings.redis_url, settings.redis_namespace)
-            if settings.redis_url
-            else MemoryEventLog()
-        )
+        if settings.redis_url:
+            _log = RedisEventLog(settings.redis_url, settings.redis_namespace)
+        elif settings.hub:
+            from core.hub import HubEventLog, client
+
+            _log = HubEventLog(client(settings.hub))
+        else:
+            _log = MemoryEventLog()
     return _log

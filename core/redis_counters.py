@@ -162,6 +162,10 @@ def counters(settings: Settings) -> Counters:
         window = settings.rate_limit_window_seconds
         if settings.redis_url:
             _counters = RedisCounters(settings.redis_url, settings.redis_namespace, window)
+        elif settings.hub:  # an API process of `assistd serve --workers N`: the parent's memory
+            from core.hub import HubCounters, client
+
+            _counters = HubCounters(client(settings.hub))
         else:
             _counters = MemoryCounters(window)
     return _counters

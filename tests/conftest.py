@@ -90,8 +90,25 @@ def distributed(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFa
     stop(server.procs + [s3])
 
 
+@pytest.fixture(scope="session")
+def embedded_workers(
+    model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """`assistd serve --workers 2`: two API processes, the worker in the parent (core/hub.py)."""
+    server = start_embedded(model_server, tmp_path_factory.mktemp("embedded-workers"), api_workers=2)
+    yield server
+    stop(server.procs)
+
+
 @pytest.fixture(scope="session", params=["embedded", "distributed"])
 def server(request: pytest.FixtureRequest) -> Server:
+    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session", params=["embedded", "distributed", "embedded_workers"])
+def server_all(request: pytest.FixtureRequest) -> Server:
+    """Both modes and `serve --workers 2`: a module whose paths cross the hub takes this as its
+    `server`."""
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
 
 

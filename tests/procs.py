@@ -268,7 +268,9 @@ def base_env(model: ScriptedModel) -> dict[str, str]:
     }
 
 
-def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None = None) -> Server:
+def start_embedded(
+    model: ScriptedModel, tmp: Path, extra: dict[str, str] | None = None, api_workers: int = 1
+) -> Server:
     port = free_port()
     env = base_env(model) | {
         "ASSISTD_DATABASE_URL": f"sqlite:///{tmp}/assistd.db",
@@ -276,7 +278,8 @@ def start_embedded(model: ScriptedModel, tmp: Path, extra: dict[str, str] | None
         "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
     }
     env |= extra or {}
-    proc = spawn([sys.executable, "-m", "assistd", "serve", "--port", str(port)], env, tmp / "serve.log")
+    command = [sys.executable, "-m", "assistd", "serve", "--port", str(port), "--workers", str(api_workers)]
+    proc = spawn(command, env, tmp / "serve.log")
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return Server("embedded", f"http://127.0.0.1:{port}", env, [proc])
 

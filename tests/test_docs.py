@@ -100,7 +100,7 @@ def test_command_line_block_lists_every_subcommand_and_its_options() -> None:
         options = {
             a.option_strings[-1]: "" if a.default is False else str(a.default)
             for a in cmd._actions
-            if a.option_strings and not isinstance(a, argparse._HelpAction)
+            if a.option_strings and not isinstance(a, argparse._HelpAction) and a.help != argparse.SUPPRESS
         }
         shown = {k: options[k] if options.get(k) == "None" else v for k, v in documented[name].items()}
         assert shown == options, (

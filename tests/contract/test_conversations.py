@@ -11,6 +11,13 @@ from openai import BadRequestError, NotFoundError, OpenAI
 
 from tests.conftest import KEY_B, Server
 
+
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
+    return server_all
+
+
 MIXED: list[Any] = [
     {"role": "system", "content": "be brief"},
     {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "hi"}]},

@@ -1,8 +1,15 @@
 """OpenAI's Assistants quickstart, unchanged but for base_url, in both modes."""
 
+import pytest
 from openai import OpenAI
 
 from tests.conftest import KEY_A, Server
+
+
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
+    return server_all
 
 
 def test_quickstart(server: Server) -> None:

@@ -15,6 +15,13 @@ from openai import APITimeoutError, AsyncOpenAI, BadRequestError, NotFoundError,
 
 from tests.conftest import ScriptedModel, Server
 
+
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
+    return server_all
+
+
 WEATHER = {
     "type": "function",
     "name": "get_weather",

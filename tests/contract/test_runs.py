@@ -11,6 +11,12 @@ from openai.types.shared import ReasoningEffort
 from tests.conftest import KEY_B, ScriptedModel, Server
 
 
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
+    return server_all
+
+
 def _thread(client: OpenAI, text: str) -> Any:
     return client.beta.threads.create(messages=[{"role": "user", "content": text}])
 

@@ -9,10 +9,18 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from openai import AssistantEventHandler, OpenAI
 from typing_extensions import override
 
 from tests.conftest import KEY_A, ScriptedModel, Server
+
+
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
+    return server_all
+
 
 WEATHER = {
     "type": "function",
