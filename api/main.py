@@ -47,7 +47,7 @@ def create_app(settings: Settings | None = None, enqueue: Callable[[str], None] 
         engine = async_engine(settings.database_url, pool_size=size, pooler=pooler)
         app.state.sessions = sessionmaker(engine)
         # a run's creation, without an ORM session (on PostgreSQL, without SQLAlchemy: core/store/pg.py)
-        app.state.store = open_store(settings.database_url, engine, size=size, pooler=pooler)
+        app.state.store = open_store(settings.database_url, size=size, pooler=pooler)
         depth = asyncio.create_task(metrics.refresh_queue_depth(app.state.sessions))
         yield
         depth.cancel()

@@ -90,7 +90,7 @@ class Runner:
         # core/store/pg.py); SQLAlchemy's engine serves the rest: tools, housekeeping.
         size, pooler = settings.database_pool_size, settings.database_pooler
         self.engine = async_engine(settings.database_url, pool_size=size, pooler=pooler)
-        store = open_store(settings.database_url, self.engine, size=size, pooler=pooler)
+        store = open_store(settings.database_url, size=size, pooler=pooler)
         owner = f"{socket.gethostname()}:{os.getpid()}:{new_id('w')[-8:]}"
         self.ctx = Context(
             settings,

@@ -1,7 +1,7 @@
 """The run store: the writes and reads of a run's life, behind one interface with two backends.
 
     RunStore (store/base.py: the interface; this module: `open_store`, which picks a backend)
-    ├── SqlStore (store/sql.py): SQLAlchemy Core; SQLite, and any database
+    ├── SqlStore (store/sql.py): SQLAlchemy Core on SQLite, on the loop's thread (store/inline.py)
     └── PgStore (store/pg.py): asyncpg; PostgreSQL, where these statements are every run's hot path
 
 The API creates runs through it, the run loop claims, reloads and ends them through it, and
@@ -22,8 +22,6 @@ SQLAlchemy for both databases: those paths are not hot enough to be written twic
 """
 
 from __future__ import annotations
-
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.db import is_sqlite
 from core.store.base import (
@@ -52,13 +50,14 @@ __all__ = [
 ]
 
 
-def open_store(url: str, engine: AsyncEngine, size: int, pooler: str = "none") -> RunStore:
-    """PgStore (its own pool of `size` connections) on PostgreSQL, else SqlStore on `engine`;
-    `pooler` is database_pooler."""
+def open_store(url: str, size: int, pooler: str = "none") -> RunStore:
+    """PgStore (its own pool of `size` connections) on PostgreSQL, else SqlStore (SQLite, on
+    the event loop's thread); `pooler` is database_pooler."""
     if is_sqlite(url):
+        from core.store.inline import InlineEngine
         from core.store.sql import SqlStore
 
-        return SqlStore(engine)
+        return SqlStore(InlineEngine.open(url))
     from core.store.pg import PgStore
 
     return PgStore(url, size, pooler)

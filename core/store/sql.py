@@ -1,4 +1,5 @@
-"""The run store on SQLAlchemy Core (no ORM unit of work): SQLite, or any database.
+"""The run store on SQLAlchemy Core (no ORM unit of work) for SQLite, its statements run on the
+event loop's thread (store/inline.py).
 
 Every lifecycle write is one transaction guarded by `owner = me AND status = ...`: a worker
 whose lease lapsed and whose run another worker took over writes nothing of its attempt.
@@ -11,7 +12,6 @@ from typing import Any, NoReturn, cast
 from sqlalchemy import Table, Text, bindparam, delete, func, insert, select, text, update
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from core.errors import BadCursor, Conflict
 from core.models import ACTIVE_RUN_STATUSES, MESSAGES, RUNS, STEPS, THREADS
@@ -30,6 +30,7 @@ from core.store.base import (
     listed_ascending,
     turned,
 )
+from core.store.inline import InlineConnection, InlineEngine
 
 # Statements built once: SQLAlchemy memoizes their cache keys, which matters on the hot path.
 _c = RUNS.c
@@ -140,7 +141,7 @@ def _held(table: Table, row_id: str, owner: str, status: str) -> Any:
 
 
 class SqlStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: InlineEngine) -> None:
         self.engine = engine
 
     async def owned(self, table: Table, object_id: str, project: str) -> Any | None:
@@ -293,7 +294,7 @@ class SqlStore:
             await conn.execute(delete(RESPONSES).where(RESPONSES.c.id == response_id))
 
     async def close(self) -> None:
-        """The engine is its owner's to dispose of."""
+        await self.engine.dispose()
 
 
 def context_query(row: ResponseRow) -> tuple[Any, dict[str, Any]]:
@@ -305,7 +306,7 @@ def context_query(row: ResponseRow) -> tuple[Any, dict[str, Any]]:
     return OWN_ITEMS, {"me": row.id}
 
 
-async def _reads(conn: AsyncConnection, run: RunRow, chars: Chars, steps: bool) -> Claimed:
+async def _reads(conn: InlineConnection, run: RunRow, chars: Chars, steps: bool) -> Claimed:
     thread = (await conn.execute(THREAD, {"thread_id": run.thread_id, "chars": chars(run)})).all()
     rounds = (await conn.execute(ROUNDS, {"run_id": run.id})).all() if steps else []
     return Claimed(run, cast("list[MessageRow]", thread), cast("list[StepRow]", rounds))

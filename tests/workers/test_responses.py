@@ -41,7 +41,7 @@ def context(url: str, model_server: ScriptedModel, owner: str = "w1") -> Context
     )
     engine = async_engine(url)
     return Context(
-        settings, engine, open_store(url, engine, size=4), ModelClients(settings), owner, MemoryEventLog()
+        settings, engine, open_store(url, size=4), ModelClients(settings), owner, MemoryEventLog()
     )
 
 

@@ -37,7 +37,7 @@ class Connections:
 
     def __init__(self, url: str) -> None:
         self.engine = async_engine(url)
-        self.store = open_store(url, self.engine, size=4)
+        self.store = open_store(url, size=4)
 
     async def dispose(self) -> None:
         await self.store.close()
