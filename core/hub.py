@@ -71,6 +71,8 @@ class _Connection:
             self.writer.close()
 
     async def call(self, op: str, args: Iterable[Any]) -> Any:
+        if self.closed:
+            raise HubError("the serving process's hub closed the connection")
         call_id, self.next_id = self.next_id, self.next_id + 1
         future = asyncio.get_running_loop().create_future()
         self.waiting[call_id] = future
@@ -99,7 +101,12 @@ class HubClient:
                 reader, writer = await asyncio.open_unix_connection(self.path, limit=LINE_LIMIT)
             except OSError as exc:
                 raise HubError(f"cannot reach the serving process's hub at {self.path}: {exc}") from exc
-            conn = self._connections[loop] = _Connection(reader, writer)
+            opened = _Connection(reader, writer)
+            conn = self._connections.get(loop)
+            if conn is None or conn.closed:
+                conn = self._connections[loop] = opened
+            else:  # another call of this loop opened one meanwhile: use that one
+                await opened.aclose()
         return await conn.call(op, args)
 
     def send(self, op: str, *args: Any) -> None:
@@ -118,10 +125,13 @@ class HubClient:
             raise HubError(f"cannot reach the serving process's hub at {self.path}: {exc}") from exc
 
     async def aclose(self) -> None:
-        """Close this event loop's connection."""
+        """Close this event loop's connection, and this thread's socket for `send`."""
         conn = self._connections.pop(id(asyncio.get_running_loop()), None)
         if conn is not None:
             await conn.aclose()
+        if (sock := getattr(self._local, "sock", None)) is not None:
+            sock.close()
+            self._local.sock = None
 
 
 class HubEventLog:

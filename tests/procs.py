@@ -278,7 +278,8 @@ def start_embedded(
         "ASSISTD_REDIS_NAMESPACE": TEST_NAMESPACE + secrets.token_hex(4),
     }
     env |= extra or {}
-    command = [sys.executable, "-m", "assistd", "serve", "--port", str(port), "--workers", str(api_workers)]
+    command = [sys.executable, "-m", "assistd", "serve", "--port", str(port)]
+    command += ["--workers", str(api_workers)] if api_workers != 1 else []
     proc = spawn(command, env, tmp / "serve.log")
     wait_http(f"http://127.0.0.1:{port}/healthz", proc)
     return Server("embedded", f"http://127.0.0.1:{port}", env, [proc])

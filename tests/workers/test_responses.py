@@ -40,9 +40,7 @@ def context(url: str, model_server: ScriptedModel, owner: str = "w1") -> Context
         database_url=url, run_lease_seconds=30, openai_base_url=f"{model_server.url}/v1", openai_api_key="k"
     )
     engine = async_engine(url)
-    return Context(
-        settings, engine, open_store(url, size=4), ModelClients(settings), owner, MemoryEventLog()
-    )
+    return Context(settings, engine, open_store(url, size=4), ModelClients(settings), owner, MemoryEventLog())
 
 
 async def close(ctx: Context) -> None:
