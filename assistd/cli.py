@@ -115,9 +115,9 @@ def _serve_processes(args: argparse.Namespace, sock: socket.socket, settings: Se
     """`serve --workers N`: N API processes on the socket, and the hub they reach this process's
     queue, event log and rate-limit counters through (on the worker's event loop)."""
     from assistd import processes
+    from assistd.hub import Hub
     from core.broker import broker
     from core.events import event_log
-    from assistd.hub import Hub
     from core.redis_counters import counters
 
     folder = tempfile.mkdtemp(prefix="assistd-hub-")

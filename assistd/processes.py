@@ -102,10 +102,7 @@ def supervise(count: int, start: Callable[[], int]) -> int:
     log.info("%d API processes: %s", count, " ".join(map(str, children)))
     try:
         while not stopping:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                break
+            pid, status = _exited(children)
             if pid == 0:
                 time.sleep(0.2)
                 continue
@@ -144,10 +141,7 @@ def _stop_all(children: dict[int, float]) -> None:
             pass
     deadline = time.monotonic() + STOP_GRACE
     while children and time.monotonic() < deadline:
-        try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
-            return
+        pid, _ = _exited(children)
         if pid:
             children.pop(pid, None)
             _dead(pid)
@@ -160,6 +154,19 @@ def _stop_all(children: dict[int, float]) -> None:
         except (ProcessLookupError, ChildProcessError):
             pass
         _dead(pid)
+
+
+def _exited(children: dict[int, float]) -> tuple[int, int]:
+    """One of `children` that has exited (its pid and exit status), or (0, 0). Only these pids
+    are waited for: `serve`'s worker may have children of its own, not ours to reap."""
+    for pid in list(children):
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped elsewhere: gone all the same
+            return pid, 0
+        if got:
+            return pid, os.waitstatus_to_exitcode(status)
+    return 0, 0
 
 
 def _dead(pid: int) -> None:
