@@ -21,6 +21,12 @@ from core.db import sync_engine
 from tests.conftest import KEY_A, KEY_B, Server
 
 
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (sandboxes in the parent, files from the children)."""
+    return server_all
+
+
 def upload(client: OpenAI, name: str, data: bytes) -> str:
     return client.files.create(file=(name, data), purpose="user_data").id
 

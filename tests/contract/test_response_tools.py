@@ -19,6 +19,13 @@ from core.db import sync_engine
 from tests.conftest import ScriptedModel, Server
 from tests.contract.test_code_interpreter import code, docker_ready  # noqa: F401  (a fixture)
 
+
+@pytest.fixture(scope="session")
+def server(server_all: Server) -> Server:
+    """In both modes and with `serve --workers 2` (sandboxes in the parent, files from the children)."""
+    return server_all
+
+
 AUTO: Any = {"type": "code_interpreter", "container": {"type": "auto"}}
 OUTPUTS: Any = ["code_interpreter_call.outputs"]
 
