@@ -257,7 +257,7 @@ def _item_tag(value: Any) -> str:
         return "assistant" if value.get("role") == "assistant" else "message"
     if kind is None:
         return "item_reference"
-    return kind if kind in TAGS else "unsupported"
+    return kind if isinstance(kind, str) and kind in TAGS else "unsupported"
 
 
 InputItem = Annotated[

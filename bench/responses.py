@@ -1,5 +1,6 @@
 """Responses: time added to the model's, first events when streamed, throughput beside runs,
-CPU per response, and a burst, in distributed mode (API + N workers, Redis, PostgreSQL).
+CPU per response, and a burst, in distributed mode (API + N workers, Redis, PostgreSQL), or with
+`--embedded --parts plain stream batch` against `assistd serve` (SQLite, one process).
 
     python bench/responses.py [--workers 1] [--sequential 100] [--seconds 10] [--burst 1500 3000]
 
@@ -51,7 +52,16 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.runs import BENCH_ENV, HEADERS, pct, rate, throughput_wrk  # noqa: E402
 from bench.scale import cpu_ticks, process_seconds  # noqa: E402
-from tests.procs import KEY_A, ROOT, ScriptedModel, Server, start_distributed, start_model, stop  # noqa: E402
+from tests.procs import (  # noqa: E402
+    KEY_A,
+    ROOT,
+    ScriptedModel,
+    Server,
+    start_distributed,
+    start_embedded,
+    start_model,
+    stop,
+)
 
 PEER_ADDED_MS = 68.0
 PEER_FIRST_DELTA_MS = 55.0
@@ -66,7 +76,8 @@ Times = dict[str, tuple[float, float | None, str]]
 
 
 def cpu_now(server: Server) -> dict[str, float]:
-    """CPU seconds used so far by the API, the workers, and PostgreSQL + Redis (machine-wide)."""
+    """CPU seconds used so far by the API, the workers, and PostgreSQL + Redis (machine-wide).
+    Embedded: `serve`'s one process counts as the API."""
     hz = os.sysconf("SC_CLK_TCK")
     groups, _ = cpu_ticks()
     api, *workers = server.procs
@@ -412,7 +423,14 @@ def main() -> None:
     parser.add_argument(
         "--parts", nargs="+", default=["plain", "stream", "background", "batch", "loads", "burst"]
     )
+    parser.add_argument(
+        "--embedded",
+        action="store_true",
+        help="`assistd serve` on SQLite instead (parts plain, stream, batch; its one process is the API)",
+    )
     args = parser.parse_args()
+    if args.embedded and set(args.parts) - {"plain", "stream", "batch"}:
+        parser.error("--embedded measures the parts plain, stream and batch only")
 
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)  # the burst's sockets, client and server
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -424,7 +442,10 @@ def main() -> None:
         for n in args.workers:
             path = tmp / f"workers{n}"
             path.mkdir()
-            server = start_distributed(model, path, workers=n, extra=BENCH_ENV)
+            if args.embedded:
+                server = start_embedded(model, path, extra=BENCH_ENV)
+            else:
+                server = start_distributed(model, path, workers=n, extra=BENCH_ENV)
             try:
                 time.sleep(1)
                 results.append((n, bench(server, model, args)))
@@ -592,7 +613,7 @@ def report(
         f"{args.connections} connections, {args.seconds} s, {args.rounds} round(s); bursts of {args.burst}"
     )
     for n, r in results:
-        print(f"\n## {n} worker(s)\n")
+        print("\n## `assistd serve` (SQLite, one process)\n" if args.embedded else f"\n## {n} worker(s)\n")
         print(
             "load average (1 min) as each part began: "
             + ", ".join(f"{k} {v:.1f}" for k, v in r["load_at"].items())

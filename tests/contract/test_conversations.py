@@ -167,6 +167,8 @@ def test_projects_are_isolated(server: Server) -> None:
         ({"items": [{"role": "user"}]}, "items[0].content"),
         ({"items": [{"type": "web_search_call", "id": "ws_1"}]}, "items[0].type"),
         ({"items": [{"type": "file_search_call", "id": "fs_1"}]}, "items[0].type"),
+        ({"items": [{"type": {"a": 1}, "id": "x"}]}, "items[0].type"),  # not a string: was a 500
+        ({"items": [{"type": ["message"], "role": "user"}]}, "items[0].type"),
         ({"items": [{"type": "function_call", "name": "f", "arguments": "{}"}]}, "items[0].call_id"),
         (
             {"items": [{"role": "user", "content": [{"type": "output_text", "text": "x"}]}]},
