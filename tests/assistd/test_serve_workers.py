@@ -33,20 +33,24 @@ def served(model_server: ScriptedModel, tmp_path_factory: pytest.TempPathFactory
         "ASSISTD_RATE_LIMIT_WINDOW_SECONDS": "600",
     }
     server = start_embedded(model_server, tmp, extra=extra, api_workers=2)
-    deadline = time.monotonic() + 30
-    while len(children(server.procs[0].pid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    api_processes(server, other_than=set())
     yield server
     stop(server.procs)
 
 
-def api_processes(server: Server) -> set[int]:
-    return children(server.procs[0].pid)
+def api_processes(server: Server, other_than: set[int]) -> set[int]:
+    """The two API processes of `server`, once both run and neither is one of `other_than`."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        kids = children(server.procs[0].pid)
+        if len(kids) == 2 and not kids & other_than:
+            return kids
+        time.sleep(0.1)
+    raise AssertionError(f"API processes: {children(server.procs[0].pid)}, not 2 new ones")
 
 
 def test_two_api_processes_and_the_parents_worker_run_every_flow(served: Server) -> None:
-    kids = api_processes(served)
-    assert len(kids) == 2
+    kids = api_processes(served, other_than=set())
     assistant = served.client().beta.assistants.create(model="echo", name="w")
 
     def flow(n: int) -> str:
@@ -140,18 +144,12 @@ def test_a_dead_api_process_is_replaced_and_one_sigterm_stops_all(
     server = start_embedded(model_server, tmp_path, extra={"TMPDIR": str(temp)}, api_workers=2)
     try:
         parent = server.procs[0]
-        deadline = time.monotonic() + 30
-        while len(children(parent.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        kids = children(parent.pid)
-        assert len(kids) == 2
+        kids = api_processes(server, other_than=set())
         assert sorted(p.name.split("-")[1] for p in temp.iterdir()) == ["hub", "metrics"]
-        os.kill(next(iter(kids)), signal.SIGKILL)
-        deadline = time.monotonic() + 30
-        while (len(children(parent.pid)) < 2 or children(parent.pid) == kids) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        now = children(parent.pid)
-        assert len(now) == 2 and now != kids
+        killed = next(iter(kids))
+        os.kill(killed, signal.SIGKILL)
+        now = api_processes(server, other_than={killed})
+        assert len(now & kids) == 1  # the other one served on
         client = server.client()
         _wait_served(server)
         assert client.responses.create(model="echo", input="again").output_text == "You said: again"
@@ -167,11 +165,7 @@ def test_api_processes_stop_when_the_parent_is_killed(model_server: ScriptedMode
     server = start_embedded(model_server, tmp_path, api_workers=2)
     try:
         parent = server.procs[0]
-        deadline = time.monotonic() + 30
-        while len(children(parent.pid)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
-        kids = children(parent.pid)
-        assert len(kids) == 2
+        kids = api_processes(server, other_than=set())
         parent.kill()
         parent.wait(timeout=10)
         deadline = time.monotonic() + 15
