@@ -21,6 +21,7 @@ from tests.contract.test_responses import background_stream
 from tests.procs import KEY_A, KEY_B, ScriptedModel, Server, start_embedded, stop
 
 LIMIT = 12  # proj_b's requests per window, counted across the API processes
+HEADERS_A = {"Authorization": f"Bearer {KEY_A}"}
 
 
 @pytest.fixture(scope="module")
@@ -67,6 +68,13 @@ def test_two_api_processes_and_the_parents_worker_run_every_flow(served: Server)
 
     with ThreadPoolExecutor(8) as pool:
         assert list(pool.map(flow, range(24))) == [f"You said: flow {n}" for n in range(24)]
+
+    def get(_: int) -> int:
+        # a new connection each time: one busy process may accept all of a few connections
+        return httpx.get(f"{served.url}/v1/models", headers=HEADERS_A, timeout=30).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        assert set(pool.map(get, range(200))) == {200}
     # both processes served requests: each wrote its own metrics file
     shared = served.env["PROMETHEUS_MULTIPROC_DIR"]
     writers = {int(f.rsplit("_", 1)[1].split(".")[0]) for f in os.listdir(shared) if f.startswith("counter_")}
