@@ -39,7 +39,7 @@ from openai import AsyncOpenAI
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.runs import BENCH_ENV, pct  # noqa: E402
 from bench.scale import cpu_ticks, process_seconds  # noqa: E402
-from tests.procs import KEY_A, Server, start_distributed, start_embedded, start_model, stop  # noqa: E402
+from tests.procs import KEY_A, Server, children, start_distributed, start_embedded, start_model, stop  # noqa: E402
 
 PEER_FLOWS_PER_S = (7.5, 14.6)
 PEER_CPU_MS = (127.0, 144.0)
@@ -56,7 +56,7 @@ def cpu_seconds(server: Server) -> dict[str, float]:
     client = me.ru_utime + me.ru_stime
     if server.mode == "embedded":
         parent = server.procs[0].pid
-        if kids := api_processes(parent):
+        if kids := children(parent):
             api, worker = sum(process_seconds(k) for k in kids), process_seconds(parent)
         else:
             api, worker = process_seconds(parent), 0.0
@@ -69,14 +69,6 @@ def cpu_seconds(server: Server) -> dict[str, float]:
         "redis": groups["redis"] / hz,
         "client": client,
     }
-
-
-def api_processes(pid: int) -> set[int]:
-    """The children of `serve --workers N` (its API processes)."""
-    found: set[int] = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        found |= {int(c) for c in (task / "children").read_text().split()}
-    return found
 
 
 async def flow(client: AsyncOpenAI, model: str, times: dict[str, list[float]], n: int) -> str:
@@ -198,7 +190,7 @@ def main() -> None:
     if args.embedded:
         server = start_embedded(model, tmp, extra=env, api_workers=args.embedded)
         deadline = time.monotonic() + 30
-        while args.embedded > 1 and len(api_processes(server.procs[0].pid)) < args.embedded:
+        while args.embedded > 1 and len(children(server.procs[0].pid)) < args.embedded:
             assert time.monotonic() < deadline, "the API processes did not start"
             time.sleep(0.1)
     else:

@@ -49,21 +49,36 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def _sqlite_pragmas(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
-    # WAL lets the API read while the worker writes; busy_timeout waits instead of failing.
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=10000")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.close()
+BUSY_TIMEOUT_MS = 10_000
+
+
+def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
+    """The connect listener of a SQLite engine. WAL lets the API read while the worker writes;
+    busy_timeout waits instead of failing (0: the caller waits itself, core/store/inline.py)."""
+
+    def on_connect(dbapi_conn: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    return on_connect
+
+
+def sqlite_engine(url: str, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **options: Any) -> Engine:
+    """A synchronous engine on a SQLite URL, with the pragmas every connection gets."""
+    engine = create_engine(_driver_url(url, sync=True), **options)
+    event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
+    return engine
 
 
 def async_engine(url: str, pool_size: int = 10, pooler: str = "none") -> AsyncEngine:
     """The service's engine: up to `pool_size` connections; `pooler` is database_pooler."""
     if is_sqlite(url):
         engine = create_async_engine(_driver_url(url, sync=False))
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas(BUSY_TIMEOUT_MS))
         return engine
     # No pre-ping: it would add a round trip to every transaction on the hot path; a connection
     # broken by a database restart is invalidated on first use and the pool reconnects.
@@ -85,9 +100,7 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 def sync_engine(url: str) -> Engine:
     """An engine for migrations and checks, never on a hot path."""
     if is_sqlite(url):
-        engine = create_engine(_driver_url(url, sync=True))
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return sqlite_engine(url)
     # psycopg prepares a statement it has run 5 times (a readiness check's SELECT 1): a named
     # statement that a pooler in transaction mode loses. These paths gain nothing from it.
     return create_engine(_driver_url(url, sync=True), connect_args={"prepare_threshold": None})

@@ -200,6 +200,6 @@ _client: HubClient | None = None
 def client(path: str) -> HubClient:
     """The process's client (one, so that the event log and the counters share connections)."""
     global _client
-    if _client is None or _client.path != path:
+    if _client is None:
         _client = HubClient(path)
     return _client

@@ -107,9 +107,19 @@ def server(request: pytest.FixtureRequest) -> Server:
 
 @pytest.fixture(scope="session", params=["embedded", "distributed", "embedded_workers"])
 def server_all(request: pytest.FixtureRequest) -> Server:
-    """Both modes and `serve --workers 2`: a module whose paths cross the hub takes this as its
-    `server`."""
+    """Both modes and `serve --workers 2`."""
     return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+
+
+def in_every_mode() -> Any:
+    """`server = in_every_mode()` in a module whose paths cross `serve --workers N`'s hub: its
+    tests' `server` is then each of both modes and `serve --workers 2`."""
+
+    @pytest.fixture(scope="session", name="server")
+    def every_mode(server_all: Server) -> Server:
+        return server_all
+
+    return every_mode
 
 
 @pytest.fixture

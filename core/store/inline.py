@@ -22,22 +22,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import OperationalError
 
-LOCK_WAIT_SECONDS = 10.0  # as long as the other connections' busy_timeout (core/db.py)
+LOCK_WAIT_SECONDS = 10.0  # as long as the other connections' busy_timeout (core/db.py's BUSY_TIMEOUT_MS)
 FIRST_PAUSE, LONGEST_PAUSE = 0.0005, 0.02
 
 
 def _locked(exc: OperationalError) -> bool:
     return "database is locked" in str(exc.orig)
-
-
-def _no_busy_wait(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA busy_timeout=0")
-    cur.close()
 
 
 async def _retry_locked(attempt: Any) -> Any:
@@ -79,18 +73,17 @@ class InlineEngine:
 
     @classmethod
     def open(cls, url: str) -> InlineEngine:
-        from core.db import _driver_url, _sqlite_pragmas
+        from core.db import sqlite_engine
 
-        engine = create_engine(
-            _driver_url(url, sync=True),
+        engine = sqlite_engine(
+            url,
+            busy_timeout_ms=0,  # the loop waits for the lock itself (`_retry_locked`)
             # the transactions are ours (BEGIN IMMEDIATE): the driver must not open its own
             isolation_level="AUTOCOMMIT",
             connect_args={"check_same_thread": False},  # the API's and the worker's loops share none
             pool_size=4,
             max_overflow=-1,  # a connection waiting out a lock is not one a loop may wait for
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
-        event.listen(engine, "connect", _no_busy_wait)  # after the pragmas, which set one
         return cls(engine)
 
     @asynccontextmanager

@@ -10,15 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.procs import KEY_A, ScriptedModel, start_distributed, stop
-
-
-def children(pid: int) -> set[int]:
-    found = set()
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        text = (task / "children").read_text().split()
-        found |= {int(c) for c in text}
-    return found
+from tests.procs import KEY_A, ScriptedModel, children, start_distributed, stop
 
 
 def test_api_workers_share_the_port_and_the_metrics(model_server: ScriptedModel, tmp_path: Path) -> None:

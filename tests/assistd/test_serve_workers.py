@@ -16,9 +16,9 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from tests.assistd.test_api_workers import children, children_left
+from tests.assistd.test_api_workers import children_left
 from tests.contract.test_responses import background_stream
-from tests.procs import KEY_A, KEY_B, ScriptedModel, Server, start_embedded, stop
+from tests.procs import KEY_A, KEY_B, ScriptedModel, Server, children, start_embedded, stop
 
 LIMIT = 12  # proj_b's requests per window, counted across the API processes
 HEADERS_A = {"Authorization": f"Bearer {KEY_A}"}

@@ -18,13 +18,9 @@ from sqlalchemy import update
 
 from core.containers import CONTAINERS
 from core.db import sync_engine
-from tests.conftest import KEY_A, KEY_B, Server
+from tests.conftest import KEY_A, KEY_B, Server, in_every_mode
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (sandboxes in the parent, files from the children)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 def upload(client: OpenAI, name: str, data: bytes) -> str:

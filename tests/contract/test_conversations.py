@@ -9,13 +9,9 @@ import httpx
 import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 
-from tests.conftest import KEY_B, Server
+from tests.conftest import KEY_B, Server, in_every_mode
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 MIXED: list[Any] = [

@@ -1,15 +1,10 @@
 """OpenAI's Assistants quickstart, unchanged but for base_url, in both modes."""
 
-import pytest
 from openai import OpenAI
 
-from tests.conftest import KEY_A, Server
+from tests.conftest import KEY_A, Server, in_every_mode
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 def test_quickstart(server: Server) -> None:

@@ -16,14 +16,10 @@ from sqlalchemy import update
 
 from core.containers import CONTAINERS
 from core.db import sync_engine
-from tests.conftest import ScriptedModel, Server
+from tests.conftest import ScriptedModel, Server, in_every_mode
 from tests.contract.test_code_interpreter import code, docker_ready  # noqa: F401  (a fixture)
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (sandboxes in the parent, files from the children)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 AUTO: Any = {"type": "code_interpreter", "container": {"type": "auto"}}

@@ -13,13 +13,9 @@ from typing import Any
 import pytest
 from openai import APITimeoutError, AsyncOpenAI, BadRequestError, NotFoundError, OpenAI
 
-from tests.conftest import ScriptedModel, Server
+from tests.conftest import ScriptedModel, Server, in_every_mode
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 WEATHER = {

@@ -8,13 +8,9 @@ import pytest
 from openai import BadRequestError, NotFoundError, OpenAI
 from openai.types.shared import ReasoningEffort
 
-from tests.conftest import KEY_B, ScriptedModel, Server
+from tests.conftest import KEY_B, ScriptedModel, Server, in_every_mode
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 def _thread(client: OpenAI, text: str) -> Any:

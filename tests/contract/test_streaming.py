@@ -9,17 +9,12 @@ import uuid
 from typing import Any
 
 import httpx
-import pytest
 from openai import AssistantEventHandler, OpenAI
 from typing_extensions import override
 
-from tests.conftest import KEY_A, ScriptedModel, Server
+from tests.conftest import KEY_A, ScriptedModel, Server, in_every_mode
 
-
-@pytest.fixture(scope="session")
-def server(server_all: Server) -> Server:
-    """In both modes and with `serve --workers 2` (streams, polls and ends cross the hub)."""
-    return server_all
+server = in_every_mode()  # and `serve --workers 2`: streams, polls and ends cross its hub
 
 
 WEATHER = {
