@@ -6,8 +6,9 @@ Services are required in CI (CI=true): a missing one fails the test. Elsewhere i
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from dramatiq.brokers.stub import StubBroker
@@ -26,6 +27,9 @@ from tests.procs import (  # noqa: F401  (re-exported for tests)
     spawn,
     stop,
 )
+
+if TYPE_CHECKING:
+    from core.doorbell import DoorbellRedisBroker
 
 CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -54,6 +58,26 @@ def start_distributed(*args: Any, **kw: Any) -> Server:
     except ServiceMissing as exc:
         unavailable(str(exc))
         raise
+
+
+@pytest.fixture
+def redis_broker() -> Iterator[DoorbellRedisBroker]:
+    """dramatiq's Redis broker (with the doorbell) on a namespace of its own, removed after."""
+    import redis  # here: core.broker reads the settings once imported
+
+    from core.broker import RUNS_QUEUE
+    from core.doorbell import DoorbellRedisBroker
+
+    if not procs.redis_available():
+        unavailable("Redis")
+    namespace = "assistd-test-" + secrets.token_hex(4)
+    made = DoorbellRedisBroker(client=redis.Redis.from_url(REDIS_URL), namespace=namespace)
+    made.declare_queue(RUNS_QUEUE)
+    yield made
+    keys = list(made.client.scan_iter(f"{namespace}:*"))
+    if keys:
+        made.client.delete(*keys)
+    made.client.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

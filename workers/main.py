@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import dramatiq
 import uvloop
+from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text
 
 from core.config import Settings
@@ -18,7 +19,7 @@ from workers import metrics
 def start_worker(settings: Settings, serve_metrics: bool = True) -> dramatiq.Worker:
     """A started worker consuming the runs queue; call `.stop()` to hand its runs back."""
     import workers.actors  # noqa: F401  (declares the actors on the broker)
-    from core.broker import broker
+    from core.broker import INGEST_QUEUE, broker
 
     # The run loop shares the GIL with dramatiq's threads; a short switch interval keeps its
     # socket I/O from queueing 5 ms behind them for the GIL after every system call.
@@ -27,8 +28,11 @@ def start_worker(settings: Settings, serve_metrics: bool = True) -> dramatiq.Wor
     # whose C transports halve the cost of each socket operation on the run path.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
+    # On Redis the runs queue is consumed on the runner's event loop (workers/consumer.py);
+    # dramatiq's threads consume the rest (ingestion).
+    queues = {INGEST_QUEUE} if isinstance(broker, RedisBroker) else None
     worker = dramatiq.Worker(
-        broker, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms
+        broker, queues=queues, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms
     )
     worker.start()
     if serve_metrics:  # `assistd serve` shows the worker's metrics on the API's /metrics instead

@@ -1,6 +1,7 @@
 """The worker's dramatiq middleware: what lives and dies with the worker process.
 
 - RunnerMiddleware: the Runner (runs in flight) is created at boot and hands its runs back at shutdown;
+  in distributed mode it also starts the runs queue's consumer on the Runner's loop (workers/consumer.py);
 - IngestMiddleware: ingestion stops at shutdown (unfinished files' leases lapse);
 - QueueMetrics: messages by outcome, time per message, and the backlog.
 """
@@ -14,15 +15,18 @@ from typing import Any
 
 import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread
+from dramatiq.brokers.redis import RedisBroker
 
 from core.broker import BackgroundSender, backlog
 from core.config import get_settings
+from workers.consumer import RunsConsumer
 from workers.ingest.pipeline import stop_ingestor
 from workers.metrics import BACKLOG, MESSAGE_SECONDS, MESSAGES
 from workers.runner import Runner
 
 log = logging.getLogger("assistd.worker")
 _runner: Runner | None = None
+_consumer: RunsConsumer | None = None  # distributed mode: the runs queue, on the runner's loop
 
 
 def runner() -> Runner:
@@ -49,10 +53,26 @@ class RunnerMiddleware(dramatiq.Middleware):
 
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         async def boot() -> None:
-            global _runner
-            _runner = Runner(get_settings(), BackgroundSender(), backlog)
+            global _runner, _consumer
+            settings = get_settings()
+            _runner = Runner(settings, BackgroundSender(), backlog)
+            if settings.redis_url and isinstance(broker, RedisBroker):
+                _consumer = RunsConsumer(
+                    broker, settings.redis_url, _runner.start, _runner.room, settings.worker_poll_ms
+                )
+                _consumer.begin()
 
         _loop_thread().run_coroutine(boot())
+
+    def before_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        """The runs queue's consumer stops with dramatiq's consumers: nothing new is claimed."""
+        global _consumer
+        if _consumer is not None:
+            try:
+                _loop_thread().run_coroutine(_consumer.stop())
+            except Exception:
+                log.warning("the runs queue's consumer did not stop cleanly", exc_info=True)
+            _consumer = None
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         global _runner

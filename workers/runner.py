@@ -113,6 +113,13 @@ class Runner:
         self._retention = asyncio.create_task(retain(self.engine, storage(settings), settings))
         self._sandboxes = asyncio.create_task(self.ctx.sandboxes.start()) if self.ctx.sandboxes else None
 
+    async def room(self) -> int:
+        """How many more jobs this runner could start now, once it can start one."""
+        if self.slots.locked():
+            async with self.slots:  # wait for a job to end; its slot is for the caller's fetch
+                pass
+        return self.slots._value
+
     async def start(self, run_id: str) -> None:
         """Claim `run_id` (a run's, or a response's: `resp_...`) and start it; returns as soon as
         it is ours (or not ours to run)."""

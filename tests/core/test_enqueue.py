@@ -6,32 +6,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
-from collections.abc import Iterator
 
 import dramatiq
 import pytest
-import redis
 
 from core.broker import EXECUTE_RESPONSE, EXECUTE_RUN, RUNS_QUEUE
 from core.doorbell import DoorbellRedisBroker, doorbell_key
 from core.enqueue import LoopSender
-from tests.conftest import REDIS_URL, unavailable
-from tests.procs import redis_available
+from tests.conftest import REDIS_URL
 
 
 @pytest.fixture
-def broker() -> Iterator[DoorbellRedisBroker]:
-    if not redis_available():
-        unavailable("Redis")
-    namespace = "assistd-test-" + secrets.token_hex(4)
-    made = DoorbellRedisBroker(client=redis.Redis.from_url(REDIS_URL), namespace=namespace)
-    made.declare_queue(RUNS_QUEUE)
-    yield made
-    keys = list(made.client.scan_iter(f"{namespace}:*"))
-    if keys:
-        made.client.delete(*keys)
-    made.client.close()
+def broker(redis_broker: DoorbellRedisBroker) -> DoorbellRedisBroker:
+    return redis_broker
 
 
 def fetched(broker: DoorbellRedisBroker) -> list[tuple[str, tuple[object, ...]]]:
