@@ -23,7 +23,8 @@ Driven by the official SDK where a user would use it, against the scripted model
 The peer (the strongest self-hosted implementation measured) adds about 68 ms to a plain create,
 takes 55 ms to the first delta, completes 11-14 responses/s at 0 ms and 6.5/s with a 1 s model,
 and spends about 24 ms of CPU per response; ratios are printed against those figures.
-Needs Redis and PostgreSQL on loopback (`make services`) and wrk.
+Needs Redis and PostgreSQL on loopback (`make services`) and wrk. `--unix` reaches PostgreSQL
+through its Unix socket and starts a Redis of its own on one (docs/operations.md: on one machine).
 """
 
 from __future__ import annotations
@@ -57,10 +58,13 @@ from tests.procs import (  # noqa: E402
     ROOT,
     ScriptedModel,
     Server,
+    fresh_pg_database,
+    over_unix_socket,
     start_distributed,
     start_embedded,
     start_model,
     stop,
+    unix_redis,
 )
 
 PEER_ADDED_MS = 68.0
@@ -428,7 +432,15 @@ def main() -> None:
         action="store_true",
         help="`assistd serve` on SQLite instead (parts plain, stream, batch; its one process is the API)",
     )
+    parser.add_argument(
+        "--unix",
+        action="store_true",
+        help="reach PostgreSQL and Redis through Unix sockets (a Redis of the bench's own), as "
+        "docs/operations.md advises when they share the machine",
+    )
     args = parser.parse_args()
+    if args.embedded and args.unix:
+        parser.error("--unix is for distributed mode (embedded mode has neither)")
     if args.embedded and set(args.parts) - {"plain", "stream", "batch"}:
         parser.error("--embedded measures the parts plain, stream and batch only")
 
@@ -442,8 +454,16 @@ def main() -> None:
         for n in args.workers:
             path = tmp / f"workers{n}"
             path.mkdir()
+            services: list[subprocess.Popen[bytes]] = []
             if args.embedded:
                 server = start_embedded(model, path, extra=BENCH_ENV)
+            elif args.unix:
+                redis_url, redis_proc = unix_redis(path)
+                services.append(redis_proc)
+                database_url = over_unix_socket(fresh_pg_database())
+                server = start_distributed(
+                    model, path, workers=n, extra=BENCH_ENV, redis_url=redis_url, database_url=database_url
+                )
             else:
                 server = start_distributed(model, path, workers=n, extra=BENCH_ENV)
             try:
@@ -451,7 +471,7 @@ def main() -> None:
                 results.append((n, bench(server, model, args)))
             finally:
                 server.close_clients()
-                stop(server.procs)
+                stop(server.procs + services)
     finally:
         stop([model_proc])
     report(results, args, load_before, os.getloadavg())
@@ -612,6 +632,8 @@ def report(
         f"sequential requests: {args.sequential}; streamed answers of {args.words} words; loads: wrk, "
         f"{args.connections} connections, {args.seconds} s, {args.rounds} round(s); bursts of {args.burst}"
     )
+    if not args.embedded:
+        print("PostgreSQL and Redis reached through " + ("Unix sockets" if args.unix else "TCP on loopback"))
     for n, r in results:
         print("\n## `assistd serve` (SQLite, one process)\n" if args.embedded else f"\n## {n} worker(s)\n")
         print(

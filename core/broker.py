@@ -1,7 +1,8 @@
 """The one broker module, imported before any actor.
 
 Redis when `REDIS_URL` is set (distributed mode), dramatiq's in-memory StubBroker otherwise
-(embedded mode: API and worker share one process; with `serve --workers N` the API processes
+(embedded mode: API and worker share one process, and the worker's consumer takes the runs
+queue's messages as they are enqueued: LocalBroker; with `serve --workers N` the API processes
 hand messages to the serving process's, core/hub.py). The API enqueues by actor name, so it
 never imports worker code.
 """
@@ -11,6 +12,8 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+from collections.abc import Callable
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -22,6 +25,43 @@ RUNS_QUEUE = "runs"
 EXECUTE_RUN = "execute_run"
 EXECUTE_RESPONSE = "execute_response"  # on the runs queue too: a response is executed like a run
 INGEST_QUEUE = "ingest"
+
+
+class LocalBroker(StubBroker):
+    """dramatiq's in-memory broker, whose messages for a queue can go to a listener instead: the
+    worker's consumer on its event loop (workers/consumer.py), once it has started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._listeners: dict[str, tuple[Callable[[dramatiq.Message[Any]], None], Callable[[], int]]] = {}
+
+    def listen(
+        self,
+        queue_name: str,
+        listener: Callable[[dramatiq.Message[Any]], None] | None,
+        waiting: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """Send `queue_name`'s messages to `listener` (called on the enqueuing thread), starting with
+        those already queued; `waiting()` says how many it holds. None: back to the queue."""
+        if listener is None:
+            self._listeners.pop(queue_name, None)
+            return
+        self._listeners[queue_name] = (listener, waiting)
+        queued = self.queues[queue_name]
+        while not queued.empty():
+            listener(dramatiq.Message.decode(queued.get_nowait()))
+            queued.task_done()
+
+    def enqueue(self, message: dramatiq.Message[Any], *, delay: int | None = None) -> dramatiq.Message[Any]:
+        listening = self._listeners.get(message.queue_name)
+        if listening is None or delay is not None:
+            return super().enqueue(message, delay=delay)
+        listening[0](message)
+        return message
+
+    def waiting(self, queue_name: str) -> int:
+        listening = self._listeners.get(queue_name)
+        return int(self.queues[queue_name].qsize()) + (listening[1]() if listening else 0)
 
 
 def _make_broker() -> dramatiq.Broker:
@@ -39,7 +79,7 @@ def _make_broker() -> dramatiq.Broker:
 
         broker = HubBroker(client(settings.hub))
     else:
-        broker = StubBroker()
+        broker = LocalBroker()
     broker.add_middleware(AsyncIO())
     broker.declare_queue(RUNS_QUEUE)
     broker.declare_queue(INGEST_QUEUE)
@@ -61,6 +101,8 @@ def enqueue_run(run_id: str) -> None:
 
 def backlog() -> int:
     """Run ids waiting in the queue that no worker has fetched yet."""
+    if isinstance(broker, LocalBroker):
+        return broker.waiting(RUNS_QUEUE)
     if isinstance(broker, StubBroker):
         return int(broker.queues[RUNS_QUEUE].qsize())
     from dramatiq.brokers.redis import RedisBroker  # loaded already: the broker is one

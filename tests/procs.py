@@ -123,6 +123,39 @@ def redis_available(url: str = REDIS_URL) -> bool:
         client.close()
 
 
+def unix_redis(tmp: Path) -> tuple[str, subprocess.Popen[bytes]]:
+    """A Redis of its own listening only on a Unix socket in `tmp` (no TCP port); its URL."""
+    import shutil
+
+    if shutil.which("redis-server") is None:
+        raise ServiceMissing("redis-server")
+    path = tmp / "redis.sock"
+    args = ["redis-server", "--port", "0", "--unixsocket", str(path), "--save", "", "--appendonly", "no"]
+    proc = spawn(args, {}, tmp / "redis-unix.log")
+    url = f"unix://{path}"
+    deadline = time.time() + 10
+    while not (path.exists() and redis_available(url)):
+        if time.time() > deadline or proc.poll() is not None:
+            stop([proc])
+            raise ServiceMissing("Redis on a Unix socket")
+        time.sleep(0.05)
+    return url, proc
+
+
+def over_unix_socket(url: str) -> str:
+    """The same PostgreSQL database reached through the server's Unix socket instead of TCP."""
+    import psycopg
+
+    with psycopg.connect(PG_URL, connect_timeout=3) as c:
+        row = c.execute("SHOW unix_socket_directories").fetchone()
+    directory = str(row[0] if row else "").split(",")[0].strip()
+    if not directory:
+        raise ServiceMissing("PostgreSQL's Unix socket")
+    head, name = url.rsplit("/", 1)
+    credentials = head.split("//", 1)[1].split("@", 1)[0]
+    return f"postgresql://{credentials}@/{name}?host={directory}"
+
+
 _created: list[str] = []  # this process's test databases, dropped when it exits
 
 

@@ -13,7 +13,18 @@ from typing import Any
 import httpx
 from openai import OpenAI
 
-from tests.conftest import KEY_A, ScriptedModel, Server, spawn, start_distributed, start_embedded, stop
+from tests import procs
+from tests.conftest import (
+    KEY_A,
+    ScriptedModel,
+    Server,
+    fresh_pg_database,
+    spawn,
+    start_distributed,
+    start_embedded,
+    stop,
+    unavailable,
+)
 
 
 def test_200_concurrent_runs_each_one_message(distributed: Server) -> None:
@@ -218,3 +229,41 @@ def test_stream_survives_a_killed_worker(model_server: ScriptedModel, tmp_path: 
         assert client.beta.threads.runs.retrieve(run_id, thread_id=thread_id).status == "completed"
     finally:
         stop(server.procs)
+
+
+def test_over_unix_sockets(model_server: ScriptedModel, tmp_path: Path) -> None:
+    """PostgreSQL and Redis reached through their Unix sockets, as docs/operations.md advises when
+    they share the machine: runs and responses (plain, streamed, background) end as over TCP."""
+    import redis
+
+    try:
+        redis_url, redis_proc = procs.unix_redis(tmp_path)
+        database_url = procs.over_unix_socket(fresh_pg_database())
+    except procs.ServiceMissing as exc:
+        unavailable(str(exc))
+        raise
+    server = start_distributed(
+        model_server, tmp_path, workers=1, redis_url=redis_url, database_url=database_url
+    )
+    try:
+        client = server.client(max_retries=0)
+        assert client.responses.create(model="echo", input="plain").output_text == "You said: plain"
+        with client.responses.stream(model="words:3", input="streamed") as stream:
+            assert stream.get_final_response().output_text == "w1 w2 w3"
+        queued = client.responses.create(model="echo", input="later", background=True)
+        deadline = time.time() + 30
+        while (done := client.responses.retrieve(queued.id)).status in ("queued", "in_progress"):
+            assert time.time() < deadline, done
+            time.sleep(0.05)
+        assert done.output_text == "You said: later"
+        assistant = client.beta.assistants.create(model="echo")
+        run = client.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id, thread={"messages": [{"role": "user", "content": "hi"}]}
+        )
+        assert run.status == "completed", run
+        # the queue and the event log were the socket's Redis (it has no TCP port)
+        stats = redis.Redis.from_url(redis_url).info("commandstats")
+        assert stats["cmdstat_evalsha"]["calls"] >= 8 and stats["cmdstat_xadd"]["calls"] >= 1
+    finally:
+        stop(server.procs)
+        stop([redis_proc])

@@ -8,7 +8,6 @@ from collections.abc import Callable
 
 import dramatiq
 import uvloop
-from dramatiq.brokers.redis import RedisBroker
 from sqlalchemy import text
 
 from core.config import Settings
@@ -28,11 +27,13 @@ def start_worker(settings: Settings, serve_metrics: bool = True) -> dramatiq.Wor
     # whose C transports halve the cost of each socket operation on the run path.
     asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
-    # On Redis the runs queue is consumed on the runner's event loop (workers/consumer.py);
-    # dramatiq's threads consume the rest (ingestion).
-    queues = {INGEST_QUEUE} if isinstance(broker, RedisBroker) else None
+    # The runs queue is consumed on the runner's event loop (workers/consumer.py); dramatiq's
+    # threads consume the rest (ingestion).
     worker = dramatiq.Worker(
-        broker, queues=queues, worker_threads=settings.worker_threads, worker_timeout=settings.worker_poll_ms
+        broker,
+        queues={INGEST_QUEUE},
+        worker_threads=settings.worker_threads,
+        worker_timeout=settings.worker_poll_ms,
     )
     worker.start()
     if serve_metrics:  # `assistd serve` shows the worker's metrics on the API's /metrics instead

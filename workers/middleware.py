@@ -1,32 +1,31 @@
 """The worker's dramatiq middleware: what lives and dies with the worker process.
 
 - RunnerMiddleware: the Runner (runs in flight) is created at boot and hands its runs back at shutdown;
-  in distributed mode it also starts the runs queue's consumer on the Runner's loop (workers/consumer.py);
+  it also starts the runs queue's consumer on the Runner's loop (workers/consumer.py);
 - IngestMiddleware: ingestion stops at shutdown (unfinished files' leases lapse);
-- QueueMetrics: messages by outcome, time per message, and the backlog.
+- QueueMetrics: ingestion's messages by outcome, and time per message.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import dramatiq
 from dramatiq.asyncio import EventLoopThread, get_event_loop_thread
 from dramatiq.brokers.redis import RedisBroker
 
-from core.broker import BackgroundSender, backlog
+from core.broker import BackgroundSender, LocalBroker, backlog
 from core.config import get_settings
-from workers.consumer import RunsConsumer
+from workers.consumer import Consumer, LocalConsumer, RunsConsumer
 from workers.ingest.pipeline import stop_ingestor
-from workers.metrics import BACKLOG, MESSAGE_SECONDS, MESSAGES
+from workers.metrics import MESSAGE_SECONDS, MESSAGES
 from workers.runner import Runner
 
 log = logging.getLogger("assistd.worker")
 _runner: Runner | None = None
-_consumer: RunsConsumer | None = None  # distributed mode: the runs queue, on the runner's loop
+_consumer: Consumer | None = None  # the runs queue, on the runner's loop
 
 
 def runner() -> Runner:
@@ -56,10 +55,13 @@ class RunnerMiddleware(dramatiq.Middleware):
             global _runner, _consumer
             settings = get_settings()
             _runner = Runner(settings, BackgroundSender(), backlog)
-            if settings.redis_url and isinstance(broker, RedisBroker):
+            if isinstance(broker, RedisBroker) and settings.redis_url:
                 _consumer = RunsConsumer(
                     broker, settings.redis_url, _runner.start, _runner.room, settings.worker_poll_ms
                 )
+            elif isinstance(broker, LocalBroker):
+                _consumer = LocalConsumer(broker, _runner.start, _runner.room)
+            if _consumer is not None:
                 _consumer.begin()
 
         _loop_thread().run_coroutine(boot())
@@ -97,22 +99,14 @@ class IngestMiddleware(dramatiq.Middleware):
 
 
 class QueueMetrics(dramatiq.Middleware):
-    """dramatiq's own queue metrics: messages by outcome, time per message, and the backlog."""
+    """dramatiq's own queue metrics (ingestion's queue): messages by outcome, time per message.
+    The runs queue's consumer counts its own, and keeps the backlog gauge (workers/consumer.py)."""
 
-    def __init__(self, backlog: Callable[[], int], queue: str) -> None:
-        self.backlog, self.queue = backlog, queue
+    def __init__(self) -> None:
         self._started: dict[str, float] = {}
-        self._measured = 0.0
 
     def before_process_message(self, broker: dramatiq.Broker, message: dramatiq.MessageProxy) -> None:
-        now = time.perf_counter()
-        self._started[message.message_id] = now
-        if now - self._measured > 1.0:  # one look at the queue a second is plenty for a gauge
-            self._measured = now
-            try:
-                BACKLOG.labels(self.queue).set(self.backlog())
-            except Exception:  # the broker is unreachable: the message itself will say so
-                pass
+        self._started[message.message_id] = time.perf_counter()
 
     def after_process_message(
         self,

@@ -1,25 +1,27 @@
-"""The runs queue's consumer on the runner's event loop (workers/consumer.py), against a real
-Redis, fed by the API's own enqueue (core/enqueue.py): every message started once and acknowledged,
-no more fetched than the runner has room for, a failed start tried again, what was not started
+"""The runs queue's consumers on the runner's event loop (workers/consumer.py). On a real Redis,
+fed by the API's own enqueue (core/enqueue.py): every message started once and acknowledged, no
+more fetched than the runner has room for, a failed start tried again, what was not started
 handed back at stop, a dead consumer's messages taken over by another's maintenance, an idle
-consumer woken by the doorbell, a flushed script loaded again."""
+consumer woken by the doorbell, a flushed script loaded again. In memory (embedded mode):
+messages from any thread, those queued before the worker booted, the backlog, the hand-back."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import dramatiq
 import pytest
 from dramatiq.brokers.redis import MAINTENANCE_SCALE
 
-from core.broker import RUNS_QUEUE
+from core.broker import EXECUTE_RUN, RUNS_QUEUE, LocalBroker
 from core.doorbell import DoorbellRedisBroker
 from core.enqueue import LoopSender
 from tests.conftest import REDIS_URL
 from workers import consumer as consumer_module
-from workers.consumer import RunsConsumer
+from workers.consumer import LocalConsumer, RunsConsumer
 
 Start = Callable[[str], Awaitable[None]]
 
@@ -196,7 +198,7 @@ def test_a_dead_consumers_messages_are_taken_over(redis_broker: DoorbellRedisBro
         await send(redis_broker, "run_orphan")
         await until(lambda: left(redis_broker)["unacked"] == 1)
         assert dead._task is not None
-        tasks = [dead._task, *dead._starting.values()]
+        tasks = [dead._task, *(task for _, task in dead._starting.values())]
         for task in tasks:  # gone without a word: no ack, no requeue, no more heartbeats
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -233,3 +235,62 @@ def test_a_flushed_script_is_loaded_again(redis_broker: DoorbellRedisBroker) -> 
         await consumer.stop()
 
     asyncio.run(go())
+
+
+# --- embedded mode: the in-memory queue (core/broker.py's LocalBroker) ---------------------------
+
+
+def local_broker() -> LocalBroker:
+    broker = LocalBroker()
+    broker.declare_queue(RUNS_QUEUE)
+    return broker
+
+
+def message(job_id: str) -> dramatiq.Message[Any]:
+    return dramatiq.Message(
+        queue_name=RUNS_QUEUE, actor_name=EXECUTE_RUN, args=(job_id,), kwargs={}, options={}
+    )
+
+
+def test_local_messages_from_any_thread_are_started_once() -> None:
+    broker, started = local_broker(), []
+    broker.enqueue(message("run_early"))  # before the worker booted: waits in the queue
+
+    async def go() -> None:
+        consumer = LocalConsumer(broker, recorder(started), room(8))
+        consumer.begin()
+        broker.enqueue(message("run_loop"))  # from the loop itself (the hub of `serve --workers`)
+        await asyncio.to_thread(lambda: [broker.enqueue(message(f"run_{i}")) for i in range(20)])
+        await until(lambda: len(started) == 22)
+        await consumer.stop()
+
+    asyncio.run(go())
+    assert sorted(started) == sorted(["run_early", "run_loop", *(f"run_{i}" for i in range(20))])
+    assert broker.queues[RUNS_QUEUE].qsize() == 0
+
+
+def test_local_backlog_and_stop_hand_back_what_was_not_started() -> None:
+    broker, started = local_broker(), []
+    release = asyncio.Event()
+
+    async def slow(job_id: str) -> None:
+        started.append(job_id)
+        if job_id == "run_0":
+            await release.wait()
+
+    async def go() -> None:
+        consumer = LocalConsumer(broker, slow, room(1))
+        consumer.begin()
+        for i in range(5):
+            broker.enqueue(message(f"run_{i}"))
+        await until(lambda: started == ["run_0"])
+        await asyncio.sleep(0.1)
+        assert broker.waiting(RUNS_QUEUE) == 4  # what a worker's backlog gauge and sweeper see
+        await consumer.stop()  # run_0's claim never ends: given up on, with the 4 never taken
+
+    asyncio.run(go())
+    assert started == ["run_0"]
+    back = [dramatiq.Message.decode(broker.queues[RUNS_QUEUE].get_nowait()).args[0] for _ in range(5)]
+    assert sorted(back) == [f"run_{i}" for i in range(5)]
+    broker.enqueue(message("run_after"))  # nobody listens any more: into the queue
+    assert broker.waiting(RUNS_QUEUE) == 1
