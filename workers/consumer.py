@@ -58,6 +58,7 @@ class Consumer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._measured = 0.0
+        self._measuring: asyncio.Task[None] | None = None  # kept: a task nobody holds may vanish
 
     def begin(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._consume(), name="runs-consumer")
@@ -66,7 +67,8 @@ class Consumer:
         raise NotImplementedError
 
     async def _free(self) -> int:
-        """Jobs the runner could start now, less those being started (not holding a slot yet)."""
+        """Jobs the runner could start now, less those being started (a start takes its slot
+        only once it runs)."""
         while (free := await self.room() - len(self._starting)) <= 0:
             await asyncio.sleep(0.002)
         return free
@@ -88,7 +90,7 @@ class Consumer:
         now = time.perf_counter()
         if now - self._measured > 1.0:  # one look at the queue a second is plenty for a gauge
             self._measured = now
-            asyncio.create_task(self._measure())
+            self._measuring = asyncio.create_task(self._measure())
 
     async def _measure(self) -> None:
         try:
