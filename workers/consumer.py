@@ -67,11 +67,9 @@ class Consumer:
         raise NotImplementedError
 
     async def _free(self) -> int:
-        """Jobs the runner could start now, less those being started (a start takes its slot
-        only once it runs)."""
-        while (free := await self.room() - len(self._starting)) <= 0:
-            await asyncio.sleep(0.002)
-        return free
+        """Jobs the runner could start now, once it could start one."""
+        await asyncio.sleep(0)  # the starts just spawned take their slots first (their first step)
+        return await self.room()
 
     async def _ack(self, message: Message) -> None:
         """The message is done with (its run claimed, or given up on)."""
@@ -134,7 +132,9 @@ class Consumer:
         self._stopping = True
         if self._task is not None:
             self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # redis-py can hold a cancelled blocking read (the doorbell's) until it returns: not
+            # waited for, since the loop takes nothing once stopping (its connection closes below)
+            await asyncio.wait([self._task], timeout=0.2)
         waiting = dict(self._starting)
         if waiting:  # a claim takes milliseconds; a start waiting out a backoff is given up
             await asyncio.wait([task for _, task in waiting.values()], timeout=2)
@@ -178,6 +178,8 @@ class RunsConsumer(Consumer):
                     # Wait for an enqueue's ring (every message rings once, after it is queued,
                     # so none is missed); the timeout keeps the heartbeat going when idle.
                     await self._bell.brpop([key], timeout=self.idle)
+                    if self._stopping:
+                        return
                 asked = min(free, PREFETCH)
                 fetched = await self._dispatch("fetch", asked)
             except RedisError:

@@ -27,10 +27,25 @@ Start = Callable[[str], Awaitable[None]]
 
 
 def room(n: int) -> Callable[[], Awaitable[int]]:
+    """Room for `n` at once, however many were started: for starts that end at once."""
+
     async def free() -> int:
         return n
 
     return free
+
+
+def slots(n: int) -> tuple[asyncio.Semaphore, Callable[[], Awaitable[int]]]:
+    """`n` slots that starts take and keep, and the room they leave, as workers/runner.py has."""
+    taken = asyncio.Semaphore(n)
+
+    async def free() -> int:
+        if taken.locked():
+            async with taken:
+                pass
+        return taken._value
+
+    return taken, free
 
 
 def recorder(started: list[str]) -> Start:
@@ -109,12 +124,16 @@ def test_no_more_is_fetched_than_the_runner_has_room_for(redis_broker: DoorbellR
     started: list[str] = []
     release = asyncio.Event()
 
-    async def slow(job_id: str) -> None:  # a claim that takes until released
-        started.append(job_id)
-        await release.wait()
-
     async def go() -> None:
-        consumer = RunsConsumer(redis_broker, REDIS_URL, slow, room(3), idle_ms=200)
+        taken, free = slots(3)
+
+        async def slow(job_id: str) -> None:  # a run that keeps its slot until released
+            await taken.acquire()
+            started.append(job_id)
+            await release.wait()
+            taken.release()
+
+        consumer = RunsConsumer(redis_broker, REDIS_URL, slow, free, idle_ms=200)
         await send(redis_broker, *(f"run_{i}" for i in range(10)))
         consumer.begin()
         await until(lambda: len(started) == 3)
@@ -273,13 +292,16 @@ def test_local_backlog_and_stop_hand_back_what_was_not_started() -> None:
     broker, started = local_broker(), []
     release = asyncio.Event()
 
-    async def slow(job_id: str) -> None:
-        started.append(job_id)
-        if job_id == "run_0":
-            await release.wait()
-
     async def go() -> None:
-        consumer = LocalConsumer(broker, slow, room(1))
+        taken, free = slots(1)
+
+        async def slow(job_id: str) -> None:
+            await taken.acquire()
+            started.append(job_id)
+            if job_id == "run_0":  # its claim never ends
+                await release.wait()
+
+        consumer = LocalConsumer(broker, slow, free)
         consumer.begin()
         for i in range(5):
             broker.enqueue(message(f"run_{i}"))
