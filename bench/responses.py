@@ -24,7 +24,8 @@ The peer (the strongest self-hosted implementation measured) adds about 68 ms to
 takes 55 ms to the first delta, completes 11-14 responses/s at 0 ms and 6.5/s with a 1 s model,
 and spends about 24 ms of CPU per response; ratios are printed against those figures.
 Needs Redis and PostgreSQL on loopback (`make services`) and wrk. `--unix` reaches PostgreSQL
-through its Unix socket and starts a Redis of its own on one (docs/operations.md: on one machine).
+through its Unix socket and starts a Redis of its own on one (on a 2-core machine it gained
+nothing measurable: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -435,8 +436,8 @@ def main() -> None:
     parser.add_argument(
         "--unix",
         action="store_true",
-        help="reach PostgreSQL and Redis through Unix sockets (a Redis of the bench's own), as "
-        "docs/operations.md advises when they share the machine",
+        help="reach PostgreSQL and Redis through Unix sockets (a Redis of the bench's own) instead of "
+        "TCP on loopback",
     )
     args = parser.parse_args()
     if args.embedded and args.unix:

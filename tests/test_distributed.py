@@ -232,8 +232,8 @@ def test_stream_survives_a_killed_worker(model_server: ScriptedModel, tmp_path: 
 
 
 def test_over_unix_sockets(model_server: ScriptedModel, tmp_path: Path) -> None:
-    """PostgreSQL and Redis reached through their Unix sockets, as docs/operations.md advises when
-    they share the machine: runs and responses (plain, streamed, background) end as over TCP."""
+    """PostgreSQL and Redis reached through their Unix sockets (URLs the README shows): runs and
+    responses (plain, streamed, background) end as they do over TCP."""
     import redis
 
     try:

@@ -217,12 +217,15 @@ def test_a_dead_consumers_messages_are_taken_over(redis_broker: DoorbellRedisBro
         await send(redis_broker, "run_orphan")
         await until(lambda: left(redis_broker)["unacked"] == 1)
         assert dead._task is not None
+        # gone without a word: no ack, no requeue, no more heartbeats (its loop told to end too:
+        # redis-py may hold a cancelled blocking read until it returns)
+        dead._stopping = True
         tasks = [dead._task, *(task for _, task in dead._starting.values())]
-        for task in tasks:  # gone without a word: no ack, no requeue, no more heartbeats
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         await dead._client.aclose()
         await dead._bell.aclose()
+        await asyncio.wait(tasks, timeout=5)
         # another process (another broker id), whose every fetch does maintenance
         other_broker = DoorbellRedisBroker(
             client=redis.Redis.from_url(REDIS_URL), namespace=redis_broker.namespace
