@@ -63,8 +63,9 @@ def start_distributed(*args: Any, **kw: Any) -> Server:
 @pytest.fixture
 def redis_broker() -> Iterator[DoorbellRedisBroker]:
     """dramatiq's Redis broker (with the doorbell) on a namespace of its own, removed after."""
-    import redis  # here: core.broker reads the settings once imported
+    import redis
 
+    # imported here, not at the top: core.broker reads the settings when first imported
     from core.broker import RUNS_QUEUE
     from core.doorbell import DoorbellRedisBroker
 
