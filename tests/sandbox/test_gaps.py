@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 
 import docker
@@ -215,10 +216,15 @@ def test_embedded_close_removes_its_sessions(run: Loop, namespace: str) -> None:
 def test_closing_while_the_pool_starts_containers_leaves_none(run: Loop, namespace: str) -> None:
     """A stop just after start: the containers being created when the pool is cancelled are removed too."""
     sbx = Sandboxes(config(namespace, pool_size=2, owner="closing-early"))
-    run(sbx.start())
-    run(asyncio.sleep(0.3))  # the engine is creating and starting them now
-    assert sbx.pool.starting == 2 and not sbx.pool.ready
-    run(sbx.close())
+    try:
+        run(sbx.start())
+        deadline = time.monotonic() + 10  # a loaded machine's engine may take a while to begin
+        while sbx.pool.starting == 0 and not sbx.pool.ready:
+            assert time.monotonic() < deadline, "the pool never began starting containers"
+            run(asyncio.sleep(0.01))
+        assert sbx.pool.starting > 0 and not sbx.pool.ready  # the engine is creating them now
+    finally:
+        run(sbx.close())  # also when the check fails: its Redis connection must not leak
     run(asyncio.sleep(3))  # what a creation thread still running would start
     client = docker.from_env()
     mine = {"label": "assistd.owner=closing-early"}
