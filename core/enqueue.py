@@ -43,6 +43,22 @@ def message(run_id: str) -> tuple[str, bytes]:
     return redis_id, sent.encode()
 
 
+def dispatch_args(broker: RedisBroker, command: str, unpack: int, *args: Any) -> list[Any]:
+    """The arguments of dramatiq's dispatch script for `command` on the runs queue, as
+    `RedisBroker._dispatch` gives them (its heartbeat is `broker`'s, as are its acks)."""
+    return [
+        command,
+        int(time.time() * 1000),
+        RUNS_QUEUE,
+        broker.broker_id,
+        broker.heartbeat_timeout,
+        broker.dead_message_ttl,
+        broker._should_do_maintenance(command),
+        unpack,
+        *args,
+    ]
+
+
 class LoopSender:
     """`sender(run_id)` from the event loop: sent on the loop's next turn, never awaited by the
     caller. The run is already stored: if Redis refuses, the ids are dropped with a warning and the
@@ -81,23 +97,13 @@ class LoopSender:
 
     async def _send(self, ids: list[str]) -> None:
         broker = self.broker
-        if self._unpack is None:  # dramatiq asks Redis once per process (a blocking call)
-            self._unpack = await asyncio.to_thread(broker._max_unpack_size)
+        unpack = self._unpack
+        if unpack is None:  # dramatiq asks Redis once per process (a blocking call)
+            unpack = self._unpack = int(await asyncio.to_thread(broker._max_unpack_size))
         pipe = self._client().pipeline(transaction=False)
         for run_id in ids:
             redis_id, encoded = message(run_id)
-            args = [
-                "enqueue",
-                int(time.time() * 1000),
-                RUNS_QUEUE,
-                broker.broker_id,
-                broker.heartbeat_timeout,
-                broker.dead_message_ttl,
-                broker._should_do_maintenance("enqueue"),
-                self._unpack,
-                redis_id,
-                encoded,
-            ]
+            args = dispatch_args(broker, "enqueue", unpack, redis_id, encoded)
             pipe.evalsha(self._script.sha, 1, broker.namespace, *args)
         key = doorbell_key(broker.namespace, RUNS_QUEUE)
         pipe.lpush(key, *([1] * len(ids)))

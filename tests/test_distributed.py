@@ -262,7 +262,8 @@ def test_over_unix_sockets(model_server: ScriptedModel, tmp_path: Path) -> None:
         )
         assert run.status == "completed", run
         # the queue and the event log were the socket's Redis (it has no TCP port)
-        stats = redis.Redis.from_url(redis_url).info("commandstats")
+        with redis.Redis.from_url(redis_url) as r:
+            stats = r.info("commandstats")
         assert stats["cmdstat_evalsha"]["calls"] >= 8 and stats["cmdstat_xadd"]["calls"] >= 1
     finally:
         stop(server.procs)

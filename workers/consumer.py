@@ -34,6 +34,7 @@ from redis.exceptions import NoScriptError, RedisError
 
 from core.broker import RUNS_QUEUE, LocalBroker
 from core.doorbell import doorbell_key
+from core.enqueue import dispatch_args
 from workers.metrics import BACKLOG, MESSAGE_SECONDS, MESSAGES
 
 log = logging.getLogger("assistd.worker")
@@ -214,19 +215,10 @@ class RunsConsumer(Consumer):
 
     async def _dispatch(self, command: str, *args: Any) -> Any:
         broker = self.broker
-        if self._unpack is None:  # dramatiq asks Redis once per process (a blocking call)
-            self._unpack = await asyncio.to_thread(broker._max_unpack_size)
-        argv = [
-            command,
-            int(time.time() * 1000),
-            RUNS_QUEUE,
-            broker.broker_id,  # the heartbeat and the acks set are this process's
-            broker.heartbeat_timeout,
-            broker.dead_message_ttl,
-            broker._should_do_maintenance(command),
-            self._unpack,
-            *args,
-        ]
+        unpack = self._unpack
+        if unpack is None:  # dramatiq asks Redis once per process (a blocking call)
+            unpack = self._unpack = int(await asyncio.to_thread(broker._max_unpack_size))
+        argv = dispatch_args(broker, command, unpack, *args)
         try:
             return await self._client.evalsha(self._script.sha, 1, broker.namespace, *argv)
         except NoScriptError:  # Redis was restarted or flushed its scripts: load it again
