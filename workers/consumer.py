@@ -143,7 +143,14 @@ class Consumer:
         for _, task in waiting.values():
             task.cancel()
         await self._hand_back(back)
+        if self._measuring is not None:  # its connection must not open after the close below
+            await asyncio.wait([self._measuring], timeout=1)
         await self._close()
+        if self._task is not None and not self._task.done():
+            # a held blocking read ends with its connection, closed above; if redis-py opened
+            # another meanwhile (its retry), closing again closes that one too
+            await asyncio.wait([self._task], timeout=1)
+            await self._close()
 
 
 class RunsConsumer(Consumer):

@@ -223,9 +223,9 @@ def test_a_dead_consumers_messages_are_taken_over(redis_broker: DoorbellRedisBro
         tasks = [dead._task, *(task for _, task in dead._starting.values())]
         for task in tasks:
             task.cancel()
-        await dead._client.aclose()
-        await dead._bell.aclose()
+        await dead._close()
         await asyncio.wait(tasks, timeout=5)
+        await dead._close()  # what its loop may have opened again meanwhile (as stop() does)
         # another process (another broker id), whose every fetch does maintenance
         other_broker = DoorbellRedisBroker(
             client=redis.Redis.from_url(REDIS_URL), namespace=redis_broker.namespace
@@ -319,3 +319,47 @@ def test_local_backlog_and_stop_hand_back_what_was_not_started() -> None:
     assert sorted(back) == [f"run_{i}" for i in range(5)]
     broker.enqueue(message("run_after"))  # nobody listens any more: into the queue
     assert broker.waiting(RUNS_QUEUE) == 1
+
+
+def test_stop_leaves_no_task_and_no_connection(redis_broker: DoorbellRedisBroker) -> None:
+    started: list[str] = []
+
+    async def go() -> None:
+        for rounds in range(20):
+            # a 10 s idle wait: stopped while waiting on the doorbell, or just after a fetch
+            consumer = RunsConsumer(redis_broker, REDIS_URL, recorder(started), room(8), idle_ms=10_000)
+            consumer.begin()
+            await send(redis_broker, f"run_{rounds}")
+            await until(lambda: len(started) == rounds + 1)
+            await asyncio.sleep(0.3 if rounds % 2 else 0)
+            stopped = time.monotonic()
+            await consumer.stop()
+            assert time.monotonic() - stopped < 3
+            assert asyncio.all_tasks() == {asyncio.current_task()}
+            for client in (consumer._client, consumer._bell):
+                pool = client.connection_pool
+                # redis-py's pool: no connection left open, in use or not
+                held = [*pool._available_connections, *pool._in_use_connections]
+                assert not [c for c in held if c.is_connected]
+
+    asyncio.run(go())
+
+
+def test_a_blocking_read_ends_with_its_connection(redis_broker: DoorbellRedisBroker) -> None:
+    """redis-py may hold a cancelled blocking read until it returns: stop() then closes its
+    connection, which must end the read, not open another connection and read on."""
+
+    async def go() -> None:
+        consumer = RunsConsumer(redis_broker, REDIS_URL, recorder([]), room(8), idle_ms=10_000)
+        consumer.begin()
+        await asyncio.sleep(0.3)  # waiting on the doorbell, for up to 10 s
+        assert consumer._task is not None
+        consumer._stopping = True  # stop(), but with the read not cancelled
+        await consumer._close()
+        await asyncio.wait([consumer._task], timeout=3)
+        assert consumer._task.done()
+        held = [*consumer._bell.connection_pool._available_connections]
+        held += consumer._bell.connection_pool._in_use_connections
+        assert not [c for c in held if c.is_connected]
+
+    asyncio.run(go())
