@@ -181,15 +181,17 @@ class RunsConsumer(Consumer):
         # checked as well as cancelled: redis-py may turn a cancelled read into a RedisError
         while not self._stopping:
             free = await self._free()
+            asked = min(free, PREFETCH)
             try:
                 if drained:
                     # Wait for an enqueue's ring (every message rings once, after it is queued,
                     # so none is missed); the timeout keeps the heartbeat going when idle.
-                    await self._bell.brpop([key], timeout=self.idle)
-                    if self._stopping:
+                    fetched = await self._wait_and_fetch(key, asked)
+                    if self._stopping:  # a held read (see stop): these go back, if stop() still can
+                        self._back += [dramatiq.Message.decode(d) for d in fetched if d is not None]
                         return
-                asked = min(free, PREFETCH)
-                fetched = await self._dispatch("fetch", asked)
+                else:
+                    fetched = await self._dispatch("fetch", asked)
             except RedisError:
                 if self._stopping:
                     return
@@ -220,12 +222,31 @@ class RunsConsumer(Consumer):
         await self._client.aclose()
         await self._bell.aclose()
 
-    async def _dispatch(self, command: str, *args: Any) -> Any:
-        broker = self.broker
+    async def _wait_and_fetch(self, key: str, asked: int) -> Any:
+        """The doorbell's wait, then a fetch, in one round trip: Redis runs the fetch as soon as
+        a ring (or the timeout) ends the wait. Its time is taken before: the heartbeat it writes
+        may be `idle` old (dramatiq's heartbeat timeout is a minute)."""
+        argv = await self._argv("fetch", asked)
+        pipe = self._bell.pipeline(transaction=False)
+        pipe.brpop([key], timeout=self.idle)
+        pipe.evalsha(self._script.sha, 1, self.broker.namespace, *argv)
+        rung, fetched = await pipe.execute(raise_on_error=False)
+        if isinstance(fetched, NoScriptError):  # loaded again by a fetch of its own
+            return await self._dispatch("fetch", asked)
+        for result in (rung, fetched):
+            if isinstance(result, Exception):
+                raise result
+        return fetched
+
+    async def _argv(self, command: str, *args: Any) -> list[Any]:
         unpack = self._unpack
         if unpack is None:  # dramatiq asks Redis once per process (a blocking call)
-            unpack = self._unpack = int(await asyncio.to_thread(broker._max_unpack_size))
-        argv = dispatch_args(broker, command, unpack, *args)
+            unpack = self._unpack = int(await asyncio.to_thread(self.broker._max_unpack_size))
+        return dispatch_args(self.broker, command, unpack, *args)
+
+    async def _dispatch(self, command: str, *args: Any) -> Any:
+        broker = self.broker
+        argv = await self._argv(command, *args)
         try:
             return await self._client.evalsha(self._script.sha, 1, broker.namespace, *argv)
         except NoScriptError:  # Redis was restarted or flushed its scripts: load it again
