@@ -336,6 +336,7 @@ def test_stop_leaves_no_task_and_no_connection(redis_broker: DoorbellRedisBroker
             await consumer.stop()
             assert time.monotonic() - stopped < 3
             assert asyncio.all_tasks() == {asyncio.current_task()}
+            assert left(redis_broker)["unacked"] == 0
             for client in (consumer._client, consumer._bell):
                 pool = client.connection_pool
                 # redis-py's pool: no connection left open, in use or not
