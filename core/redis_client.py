@@ -35,6 +35,11 @@ SCHEME = "redis+sentinel://"
 # Asking a sentinel is one short round trip: a dead one must not hold a reconnect for long.
 SENTINEL_TIMEOUT = 1.0
 RECHECK_SECONDS = 1.0  # how often a client asks the sentinels where the primary is
+# An asyncio client's connections: every blocking read (a plain create's wait, a long poll, a
+# stream) holds one, and the API holds up to 2,048 requests. redis-py 8 caps a pool at 100 by
+# default and refuses the 101st command (MaxConnectionsError: a 500); this is Redis's own
+# default `maxclients`.
+MAX_CONNECTIONS = 10_000
 
 
 @dataclass(frozen=True)
@@ -136,6 +141,7 @@ class _AsyncPrimary(aioredis.Redis):
 
 def async_client(url: str, **options: Any) -> aioredis.Redis:
     """An asyncio client, bound to the event loop that first uses it (the event log, counters)."""
+    options.setdefault("max_connections", MAX_CONNECTIONS)
     if not is_sentinel(url):
         return aioredis.Redis.from_url(url, **options)
     where = parse_sentinel(url)

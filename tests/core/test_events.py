@@ -60,3 +60,19 @@ def test_a_reader_waits_then_times_out(log: EventLog) -> None:
         await log.aclose()
 
     asyncio.run(go())
+
+
+def test_many_readers_wait_at_once(log: EventLog) -> None:
+    """Every plain create, long poll and stream waits in a blocking read of its own: 300 at once
+    (redis-py's pool refuses a 101st connection by default, which answered 500 under load)."""
+
+    async def go() -> None:
+        readers = [asyncio.create_task(log.read(f"run_{i}", "0", 5000)) for i in range(300)]
+        await asyncio.sleep(0.3)  # all of them waiting
+        for i in range(300):
+            await log.publish(f"run_{i}", [("thread.run.completed", "{}")])
+        got = await asyncio.gather(*readers)
+        assert [[name for _, name, _ in batch] for batch in got] == [["thread.run.completed"]] * 300
+        await log.aclose()
+
+    asyncio.run(go())
