@@ -147,8 +147,8 @@ class Consumer:
             await asyncio.wait([self._measuring], timeout=1)
         await self._close()
         if self._task is not None and not self._task.done():
-            # a held blocking read ends with its connection, closed above; if redis-py opened
-            # another meanwhile (its retry), closing again closes that one too
+            # a held blocking read ends with its connection, closed above; whatever the loop
+            # opened again before it saw `_stopping`, closing again closes
             await asyncio.wait([self._task], timeout=1)
             await self._close()
 
