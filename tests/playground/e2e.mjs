@@ -121,9 +121,12 @@ const scenarios = {
     const statuses = new Set();
     const deadline = Date.now() + TIMEOUT;
     while (Date.now() < deadline) {
+      // looked at before the sample: the last sample is then of the ended answer (sampled first,
+      // the answer could end between the two and never be seen whole)
+      const ended = await page.locator(".timeline[aria-busy=false] .run[data-status=completed]").count();
       seen.add(await lastAnswer(page));
       statuses.add(await page.locator(".run-status").textContent());
-      if (await page.locator(".timeline[aria-busy=false] .run[data-status=completed]").count()) break;
+      if (ended) break;
       await page.waitForTimeout(40);
     }
     const answer = await lastAnswer(page);
